@@ -1,0 +1,15 @@
+//! Unix helpers with no mail vocabulary, like Postfix's `src/util`.
+//!
+//! - [`msg`]: logging to syslog or a file in Postfix's line shape;
+//! - [`privs`]: looking up users and dropping privileges (with chroot);
+//! - [`spawn`]: placing inherited descriptors at fixed numbers in a child;
+//! - [`lock`]: exclusive pid-file locks.
+//!
+//! Every `unsafe` block of Postern lives in [`spawn`] and carries a
+//! `SAFETY:` note.
+#![deny(missing_docs)]
+
+pub mod lock;
+pub mod msg;
+pub mod privs;
+pub mod spawn;

@@ -1,0 +1,355 @@
+//! Logging in Postfix's line shape (Postfix `msg.c`, `msg_syslog.c`, `logwriter.c`).
+//!
+//! Every line is `ident[pid]: text`, where the ident is `syslog_name/program`
+//! (`postern/smtpd[1234]: 4Ab1Cd2Ef: client=localhost[127.0.0.1]`), so that
+//! log tools written for Postfix (pflogsumm) read it. Warnings, errors,
+//! fatal errors and panics carry Postfix's `warning: `, `error: `, `fatal: `
+//! and `panic: ` prefixes.
+//!
+//! Lines go to one sink, chosen at [`init`]:
+//! - syslog over the `/dev/log` datagram socket (RFC 3164 framing, the
+//!   daemon adds the host name); the socket is connected at `init`, so a
+//!   process that chroots afterwards keeps logging;
+//! - a file (`maillog_file`), where each line carries its own time stamp
+//!   and host name like a syslog file: `Nov 24 16:43:46 host postern/master[12]: ...`.
+//!   `/dev/stderr` and `/dev/stdout` write to the inherited descriptors.
+//!
+//! When syslog cannot be reached the line goes to standard error instead, so
+//! nothing is lost silently.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Longest text of one log line; longer text is cut (Postfix caps lines too).
+const MAX_LINE: usize = 4096;
+
+/// Where log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sink {
+    /// Syslog over `/dev/log` with the given facility name (`mail`, `local0`, ...).
+    Syslog(String),
+    /// A plain file, appended to; `/dev/stderr` and `/dev/stdout` are the
+    /// standard descriptors.
+    File(PathBuf),
+    /// Standard error, without syslog framing (tools before configuration).
+    Stderr,
+}
+
+/// How serious a line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Normal operation.
+    Info,
+    /// Something is wrong but the program continues.
+    Warning,
+    /// A failed operation that is reported and survived.
+    Error,
+    /// The program exits.
+    Fatal,
+    /// A broken invariant: a bug.
+    Panic,
+}
+
+impl Level {
+    fn prefix(self) -> &'static str {
+        match self {
+            Level::Info => "",
+            Level::Warning => "warning: ",
+            Level::Error => "error: ",
+            Level::Fatal => "fatal: ",
+            Level::Panic => "panic: ",
+        }
+    }
+
+    /// syslog(3) severity.
+    fn severity(self) -> u8 {
+        match self {
+            Level::Info => 6,
+            Level::Warning => 4,
+            Level::Error => 3,
+            Level::Fatal | Level::Panic => 2,
+        }
+    }
+}
+
+enum Out {
+    Syslog { sock: Option<UnixDatagram>, facility: u8 },
+    File(File),
+    Fd(i32),
+}
+
+struct Logger {
+    ident: String,
+    host: String,
+    out: Out,
+    verbose: bool,
+}
+
+static LOGGER: Mutex<Option<Logger>> = Mutex::new(None);
+
+const SYSLOG_SOCKET: &str = "/dev/log";
+
+/// Facility number of a syslog facility name, or `None` if unknown.
+pub fn facility_code(name: &str) -> Option<u8> {
+    let code = match name.to_ascii_lowercase().as_str() {
+        "kern" => 0,
+        "user" => 1,
+        "mail" => 2,
+        "daemon" => 3,
+        "auth" => 4,
+        "syslog" => 5,
+        "lpr" => 6,
+        "news" => 7,
+        "uucp" => 8,
+        "cron" => 9,
+        "authpriv" => 10,
+        "ftp" => 11,
+        "local0" => 16,
+        "local1" => 17,
+        "local2" => 18,
+        "local3" => 19,
+        "local4" => 20,
+        "local5" => 21,
+        "local6" => 22,
+        "local7" => 23,
+        _ => return None,
+    };
+    Some(code)
+}
+
+/// Sets up logging for this process as `syslog_name/program`.
+///
+/// Call again after reading the configuration to switch sinks; lines
+/// logged before the first call go to standard error.
+pub fn init(syslog_name: &str, program: &str, sink: &Sink) -> io::Result<()> {
+    let out = match sink {
+        Sink::Syslog(facility) => {
+            let facility = facility_code(facility).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("unknown syslog facility: {facility}"),
+                )
+            })?;
+            Out::Syslog {
+                sock: connect_syslog(),
+                facility,
+            }
+        }
+        Sink::File(path) => open_file(path)?,
+        Sink::Stderr => Out::Fd(2),
+    };
+    let ident = if syslog_name.is_empty() {
+        program.to_string()
+    } else {
+        format!("{syslog_name}/{program}")
+    };
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .map(|h| h.split('.').next().unwrap_or("localhost").to_string())
+        .unwrap_or_else(|| "localhost".to_string());
+    let mut guard = LOGGER.lock().unwrap_or_else(|e| e.into_inner());
+    let verbose = guard.as_ref().is_some_and(|l| l.verbose);
+    *guard = Some(Logger {
+        ident,
+        host,
+        out,
+        verbose,
+    });
+    Ok(())
+}
+
+/// Turns debug (`-v`) logging on or off.
+pub fn set_verbose(on: bool) {
+    let mut guard = LOGGER.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(l) = guard.as_mut() {
+        l.verbose = on;
+    }
+}
+
+/// Whether verbose logging is on.
+pub fn verbose() -> bool {
+    let guard = LOGGER.lock().unwrap_or_else(|e| e.into_inner());
+    guard.as_ref().is_some_and(|l| l.verbose)
+}
+
+fn open_file(path: &Path) -> io::Result<Out> {
+    match path.to_str() {
+        Some("/dev/stderr") => return Ok(Out::Fd(2)),
+        Some("/dev/stdout") => return Ok(Out::Fd(1)),
+        _ => {}
+    }
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("open {}: {e}", path.display())))?;
+    Ok(Out::File(file))
+}
+
+fn connect_syslog() -> Option<UnixDatagram> {
+    let sock = UnixDatagram::unbound().ok()?;
+    sock.connect(SYSLOG_SOCKET).ok()?;
+    Some(sock)
+}
+
+/// Cleans text for one log line: control characters become `?` like
+/// Postfix's `printable()`, and the length is capped on a char boundary.
+fn sanitize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_LINE));
+    for c in text.chars() {
+        if out.len() + c.len_utf8() > MAX_LINE {
+            break;
+        }
+        out.push(if c.is_control() { '?' } else { c });
+    }
+    out
+}
+
+/// Logs one line at `level`. Lines are whole: one `write` each.
+pub fn log(level: Level, args: fmt::Arguments<'_>) {
+    let text = sanitize(&format!("{}{}", level.prefix(), args));
+    let pid = std::process::id();
+    let mut guard = LOGGER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(logger) = guard.as_mut() else {
+        let _ = write_fd(2, format!("postern[{pid}]: {text}\n").as_bytes());
+        return;
+    };
+    let stamp = jiff::ZonedDateTime::now().strftime("%b %e %H:%M:%S").to_string();
+    match &mut logger.out {
+        Out::Syslog { sock, facility } => {
+            let pri = *facility as u16 * 8 + level.severity() as u16;
+            let line = format!("<{pri}>{stamp} {}[{pid}]: {text}", logger.ident);
+            if !send_syslog(sock, line.as_bytes()) {
+                let line = format!("{stamp} {} {}[{pid}]: {text}\n", logger.host, logger.ident);
+                let _ = write_fd(2, line.as_bytes());
+            }
+        }
+        Out::File(file) => {
+            let line = format!("{stamp} {} {}[{pid}]: {text}\n", logger.host, logger.ident);
+            if file.write_all(line.as_bytes()).is_err() {
+                let _ = write_fd(2, line.as_bytes());
+            }
+        }
+        Out::Fd(fd) => {
+            let line = format!("{stamp} {} {}[{pid}]: {text}\n", logger.host, logger.ident);
+            let _ = write_fd(*fd, line.as_bytes());
+        }
+    }
+}
+
+/// Sends to syslog, reconnecting once if the daemon restarted.
+fn send_syslog(sock: &mut Option<UnixDatagram>, line: &[u8]) -> bool {
+    if let Some(s) = sock.as_ref()
+        && s.send(line).is_ok()
+    {
+        return true;
+    }
+    *sock = connect_syslog();
+    sock.as_ref().is_some_and(|s| s.send(line).is_ok())
+}
+
+fn write_fd(fd: i32, bytes: &[u8]) -> io::Result<()> {
+    // std's handles write whole buffers (retrying short writes), so a line
+    // is not interleaved with another process's line in practice.
+    if fd == 1 {
+        let mut out = io::stdout().lock();
+        out.write_all(bytes)?;
+        out.flush()
+    } else {
+        io::stderr().lock().write_all(bytes)
+    }
+}
+
+/// Logs an informational line: `info!("{id}: from=<{sender}>")`.
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)*) => { $crate::msg::log($crate::msg::Level::Info, format_args!($($arg)*)) };
+}
+
+/// Logs a line only when verbose logging (`-v`) is on.
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)*) => {
+        if $crate::msg::verbose() {
+            $crate::msg::log($crate::msg::Level::Info, format_args!($($arg)*))
+        }
+    };
+}
+
+/// Logs a `warning: ` line.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => { $crate::msg::log($crate::msg::Level::Warning, format_args!($($arg)*)) };
+}
+
+/// Logs an `error: ` line.
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)*) => { $crate::msg::log($crate::msg::Level::Error, format_args!($($arg)*)) };
+}
+
+/// Logs a `fatal: ` line and exits with status 1 (master restarts daemons
+/// that die this way, with backoff).
+#[macro_export]
+macro_rules! fatal {
+    ($($arg:tt)*) => {{
+        $crate::msg::log($crate::msg::Level::Fatal, format_args!($($arg)*));
+        ::std::process::exit(1)
+    }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_replaces_controls_and_caps() {
+        assert_eq!(sanitize("a\nb\tc\u{7f}"), "a?b?c?");
+        let long = "é".repeat(MAX_LINE);
+        let s = sanitize(&long);
+        assert!(s.len() <= MAX_LINE);
+        assert!(s.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn facilities() {
+        assert_eq!(facility_code("mail"), Some(2));
+        assert_eq!(facility_code("LOCAL7"), Some(23));
+        assert_eq!(facility_code("nope"), None);
+    }
+
+    #[test]
+    fn file_sink_writes_postfix_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("maillog");
+        init("postern", "smtpd", &Sink::File(path.clone())).unwrap();
+        info!("4Ab1Cd2Ef: client=localhost[127.0.0.1]");
+        warn!("disk {}", "full");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let pid = std::process::id();
+        let mut lines = text.lines();
+        let first = lines.next().unwrap();
+        assert!(
+            first.ends_with(&format!(
+                " postern/smtpd[{pid}]: 4Ab1Cd2Ef: client=localhost[127.0.0.1]"
+            )),
+            "{first}"
+        );
+        // "Nov 24 16:43:46 host ..." : month, day, time, host.
+        let fields: Vec<&str> = first.split_whitespace().collect();
+        assert_eq!(fields[2].len(), 8, "{first}");
+        assert!(
+            lines
+                .next()
+                .unwrap()
+                .ends_with(&format!("postern/smtpd[{pid}]: warning: disk full"))
+        );
+    }
+}
