@@ -1,0 +1,899 @@
+//! The parameter table: every `main.toml` parameter, its type, default and
+//! documentation, in one place.
+//!
+//! Postfix counterpart: `global/mail_params.h` (the `VAR_*`/`DEF_*` pairs),
+//! the `CONFIG_*_TABLE`s in `mail_params.c` and in each daemon's `main()`,
+//! and `proto/postconf.proto` for the text. Names, meanings and defaults are
+//! Postfix's unless the row's `doc` says otherwise, so that an
+//! administrator's Postfix knowledge carries over. `postconf -d` and the
+//! `main.toml(5)` man page are generated from this table, so they cannot
+//! drift from the code.
+//!
+//! Defaults are strings in Postfix syntax and may refer to other parameters
+//! (`$myhostname`). Two defaults are computed at run time (see
+//! [`Param::is_computed`]): `myhostname` and `mydomain`; for those the table
+//! holds the fallback and [`crate::Config::defaults`]`.raw(name)` gives the
+//! value in effect.
+
+use std::time::Duration;
+
+use crate::value::{self, ValueError};
+
+/// Largest value of a [`Kind::Int`] parameter (Postfix's `int`).
+const INT_MAX: i64 = i32::MAX as i64;
+
+/// The type of a parameter's value, after `$name` expansion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `yes`/`no` (also `true`/`false`).
+    Bool,
+    /// A decimal integer within `min..=max`.
+    Int {
+        /// Smallest allowed value.
+        min: i64,
+        /// Largest allowed value.
+        max: i64,
+    },
+    /// A time: a number with an optional unit `s`, `m`, `h`, `d` or `w`. A
+    /// bare number is in the unit of the parameter's default value (as in
+    /// Postfix), which is seconds unless the row's doc says otherwise.
+    Time {
+        /// Smallest allowed value, in seconds.
+        min_secs: u64,
+    },
+    /// A size in bytes (a plain decimal number).
+    Size,
+    /// Free text.
+    Str,
+    /// A list of words separated by commas and/or whitespace.
+    List,
+    /// A file or directory name.
+    Path,
+    /// A list of networks: `a.b.c.d/n`, `a.b.c.d`, `[v6]/n`, `[v6]`, `v6/n`.
+    NetList,
+    /// Free text that is *not* `$name`-expanded at load time, because its
+    /// `$` macros belong to the program that uses it (Postfix's
+    /// `CONFIG_RAW_TABLE`, e.g. `mailbox_command` with `$user`).
+    Raw,
+}
+
+impl Kind {
+    /// What a valid value looks like, for error messages ("expected ...").
+    pub fn expected(&self) -> String {
+        match *self {
+            Kind::Bool => "yes or no".into(),
+            Kind::Int { min, max } if max == i64::MAX => format!("an integer of at least {min}"),
+            Kind::Int { min, max } => format!("an integer from {min} to {max}"),
+            Kind::Time { .. } => value::TIME_EXPECTED.into(),
+            Kind::Size => "a size in bytes".into(),
+            Kind::Str | Kind::Raw => "a string".into(),
+            Kind::List => "a list of words separated by commas or spaces".into(),
+            Kind::Path => "a path name".into(),
+            Kind::NetList => "a list of networks (a.b.c.d/n or [ipv6]/n)".into(),
+        }
+    }
+}
+
+/// One row of the parameter table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Param {
+    /// The parameter name, as in Postfix when the meaning matches.
+    pub name: &'static str,
+    /// The type of its value.
+    pub kind: Kind,
+    /// The default value, unexpanded, in Postfix syntax.
+    pub default: &'static str,
+    /// One-line documentation (for `postconf` and the man page).
+    pub doc: &'static str,
+}
+
+/// Parameters whose default is computed at run time rather than taken from
+/// [`Param::default`].
+const COMPUTED: &[&str] = &["mydomain", "myhostname"];
+
+/// Paths that must be absolute.
+const ABSOLUTE_PATHS: &[&str] = &[
+    "command_directory",
+    "daemon_directory",
+    "data_directory",
+    "queue_directory",
+];
+
+impl Param {
+    /// Whether the default is computed at run time (`myhostname` from the
+    /// system hostname, `mydomain` from `myhostname`); [`Param::default`] is
+    /// then only the fallback.
+    pub fn is_computed(&self) -> bool {
+        COMPUTED.contains(&self.name)
+    }
+
+    /// The unit of a bare number for a [`Kind::Time`] parameter: the unit
+    /// letter of its default value (`'d'` for `5d`), else `'s'`.
+    pub fn time_unit(&self) -> char {
+        self.default
+            .chars()
+            .last()
+            .filter(|c| matches!(c, 's' | 'm' | 'h' | 'd' | 'w'))
+            .unwrap_or('s')
+    }
+
+    /// Parse a time value for this parameter (see [`Param::time_unit`]).
+    pub fn parse_time(&self, text: &str) -> Result<Duration, ValueError> {
+        value::parse_time_unit(text, self.time_unit())
+    }
+
+    /// Checks beyond the kind, on the expanded value: fixed keyword sets and
+    /// absolute paths. Returns a complete "expected ..." error.
+    pub(crate) fn check_extra(&self, expanded: &str) -> Result<(), ValueError> {
+        let words = |allowed: &[&str], what: &str| {
+            for word in value::split_list(expanded) {
+                if !allowed.iter().any(|a| a.eq_ignore_ascii_case(&word)) {
+                    return Err(ValueError::new(what, &word));
+                }
+            }
+            Ok(())
+        };
+        match self.name {
+            "inet_protocols" => words(&["all", "ipv4", "ipv6"], "all, ipv4 or ipv6"),
+            "smtpd_forbid_bare_newline" => words(
+                &["normalize", "yes", "reject", "no"],
+                "normalize, yes, reject or no",
+            ),
+            "inet_interfaces" => {
+                for word in value::split_list(expanded) {
+                    if !word.eq_ignore_ascii_case("all")
+                        && !word.eq_ignore_ascii_case("loopback-only")
+                        && parse_interface_addr(&word).is_none()
+                    {
+                        return Err(ValueError::new("all, loopback-only or IP addresses", &word));
+                    }
+                }
+                Ok(())
+            }
+            name if ABSOLUTE_PATHS.contains(&name) && !expanded.starts_with('/') => {
+                Err(ValueError::new("an absolute path name", expanded))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An IP address in `inet_interfaces`: plain or in brackets.
+pub(crate) fn parse_interface_addr(word: &str) -> Option<std::net::IpAddr> {
+    let inner = word
+        .strip_prefix('[')
+        .and_then(|w| w.strip_suffix(']'))
+        .unwrap_or(word);
+    inner.parse().ok()
+}
+
+/// Find a parameter by name.
+pub fn lookup(name: &str) -> Option<&'static Param> {
+    index(name).and_then(|i| PARAMS.get(i))
+}
+
+/// Position of `name` in [`PARAMS`].
+pub(crate) fn index(name: &str) -> Option<usize> {
+    PARAMS.binary_search_by(|p| p.name.cmp(name)).ok()
+}
+
+/// Every parameter, sorted by name.
+pub static PARAMS: &[Param] = &[
+    Param {
+        name: "alias_database",
+        kind: Kind::List,
+        default: "hash:/etc/aliases",
+        doc: "The alias databases that newaliases(1) rebuilds. Postfix's default is system dependent; Postern uses hash:/etc/aliases.",
+    },
+    Param {
+        name: "alias_maps",
+        kind: Kind::List,
+        default: "hash:/etc/aliases",
+        doc: "Lookup tables with the aliases that local(8) expands. Postfix's default is system dependent; Postern uses hash:/etc/aliases.",
+    },
+    Param {
+        name: "allow_percent_hack",
+        kind: Kind::Bool,
+        default: "yes",
+        doc: "Let trivial-rewrite(8) rewrite \"user%domain\" into \"user@domain\".",
+    },
+    Param {
+        name: "append_dot_mydomain",
+        kind: Kind::Bool,
+        default: "no",
+        doc: "Let trivial-rewrite(8) append \".$mydomain\" to domains without a dot (Postfix 3.0 and later default no).",
+    },
+    Param {
+        name: "body_checks",
+        kind: Kind::List,
+        default: "",
+        doc: "Lookup tables with patterns that cleanup(8) matches against each line of the message body.",
+    },
+    Param {
+        name: "bounce_queue_lifetime",
+        kind: Kind::Time { min_secs: 0 },
+        default: "5d",
+        doc: "How long a bounce message may stay queued before it is considered undeliverable. A bare number means days; 0 means one delivery attempt.",
+    },
+    Param {
+        name: "bounce_size_limit",
+        kind: Kind::Int {
+            min: 1,
+            max: INT_MAX,
+        },
+        default: "50000",
+        doc: "The maximal amount of original message text, in bytes, sent in a non-delivery notification.",
+    },
+    Param {
+        name: "canonical_maps",
+        kind: Kind::List,
+        default: "",
+        doc: "Lookup tables that cleanup(8) uses to rewrite sender and recipient addresses in the envelope and headers.",
+    },
+    Param {
+        name: "command_directory",
+        kind: Kind::Path,
+        default: "/usr/sbin",
+        doc: "The directory with the administrative commands (postconf, postqueue, postsuper, ...).",
+    },
+    Param {
+        name: "daemon_directory",
+        kind: Kind::Path,
+        default: "/usr/libexec/postern",
+        doc: "The directory with the daemon programs that master(8) runs; master.toml commands without a '/' are looked up here.",
+    },
+    Param {
+        name: "daemon_timeout",
+        kind: Kind::Time { min_secs: 1 },
+        default: "18000s",
+        doc: "How long a daemon may take to handle one request before it terminates itself (watchdog).",
+    },
+    Param {
+        name: "data_directory",
+        kind: Kind::Path,
+        default: "/var/lib/postern",
+        doc: "The directory with writable data files that are not queue files (caches, random seed).",
+    },
+    Param {
+        name: "default_destination_concurrency_limit",
+        kind: Kind::Int {
+            min: 0,
+            max: INT_MAX,
+        },
+        default: "20",
+        doc: "The default maximal number of parallel deliveries to one destination; 0 means no limit.",
+    },
+    Param {
+        name: "default_destination_recipient_limit",
+        kind: Kind::Int {
+            min: 0,
+            max: INT_MAX,
+        },
+        default: "50",
+        doc: "The default maximal number of recipients per delivery request; 0 means no limit.",
+    },
+    Param {
+        name: "default_privs",
+        kind: Kind::Str,
+        default: "nobody",
+        doc: "The user that local(8) runs as when delivering to a command or file on behalf of an alias or a root-owned .forward.",
+    },
+    Param {
+        name: "default_process_limit",
+        kind: Kind::Int {
+            min: 1,
+            max: INT_MAX,
+        },
+        default: "100",
+        doc: "The default maximal number of processes of one master.toml service (its maxproc).",
+    },
+    Param {
+        name: "default_transport",
+        kind: Kind::Str,
+        default: "smtp",
+        doc: "The transport for destinations that are not local, virtual or relay domains, when transport_maps has no entry.",
+    },
+    Param {
+        name: "delay_warning_time",
+        kind: Kind::Time { min_secs: 0 },
+        default: "0h",
+        doc: "How long a message must be queued before the sender gets a \"delayed mail\" notice. A bare number means hours; 0 disables the notice.",
+    },
+    Param {
+        name: "development_mode",
+        kind: Kind::Bool,
+        default: "no",
+        doc: "Run every service as the user who started master and accept that user, even root, as the owner of the spool; for make run and tests only. (Postern only.)",
+    },
+    Param {
+        name: "disable_vrfy_command",
+        kind: Kind::Bool,
+        default: "no",
+        doc: "Refuse the SMTP VRFY command in smtpd(8).",
+    },
+    Param {
+        name: "header_checks",
+        kind: Kind::List,
+        default: "",
+        doc: "Lookup tables with patterns that cleanup(8) matches against each message header.",
+    },
+    Param {
+        name: "header_size_limit",
+        kind: Kind::Int {
+            min: 1,
+            max: INT_MAX,
+        },
+        default: "102400",
+        doc: "The maximal amount of memory, in bytes, that cleanup(8) uses for one message header.",
+    },
+    Param {
+        name: "home_mailbox",
+        kind: Kind::Str,
+        default: "",
+        doc: "The mailbox file (or Maildir when it ends in '/') relative to the user's home directory; empty means mail_spool_directory.",
+    },
+    Param {
+        name: "hop_count_limit",
+        kind: Kind::Int {
+            min: 1,
+            max: INT_MAX,
+        },
+        default: "50",
+        doc: "The maximal number of Received: headers before a message is returned as looping.",
+    },
+    Param {
+        name: "inet_interfaces",
+        kind: Kind::List,
+        default: "all",
+        doc: "The network addresses that inet services listen on when master.toml gives only a port: \"all\", \"loopback-only\", or IP addresses.",
+    },
+    Param {
+        name: "inet_protocols",
+        kind: Kind::List,
+        default: "all",
+        doc: "The IP protocols to use: \"all\", \"ipv4\", \"ipv6\", or \"ipv4, ipv6\".",
+    },
+    Param {
+        name: "ipc_timeout",
+        kind: Kind::Time { min_secs: 1 },
+        default: "3600s",
+        doc: "The time limit for sending or receiving information over an internal communication channel.",
+    },
+    Param {
+        name: "line_length_limit",
+        kind: Kind::Int {
+            min: 1,
+            max: INT_MAX,
+        },
+        default: "2048",
+        doc: "Longer lines in a message are broken into pieces of this many bytes by smtpd(8), cleanup(8) and sendmail.",
+    },
+    Param {
+        name: "local_recipient_maps",
+        kind: Kind::List,
+        default: "proxy:unix:passwd.byname $alias_maps",
+        doc: "Lookup tables with all names and addresses of local recipients; smtpd(8) rejects other local recipients. Empty disables the check.",
+    },
+    Param {
+        name: "local_transport",
+        kind: Kind::Str,
+        default: "local:$myhostname",
+        doc: "The transport (and optional next-hop) for domains in mydestination.",
+    },
+    Param {
+        name: "luser_relay",
+        kind: Kind::Raw,
+        default: "",
+        doc: "Where local(8) sends mail for unknown local recipients; empty bounces it. Its $user, $domain, ... macros are expanded by local(8), not at load time.",
+    },
+    Param {
+        name: "mail_name",
+        kind: Kind::Str,
+        default: "Postern",
+        doc: "The mail system name shown in the SMTP greeting and in notifications.",
+    },
+    Param {
+        name: "mail_owner",
+        kind: Kind::Str,
+        default: "postern",
+        doc: "The user that owns the queue and runs most daemons.",
+    },
+    Param {
+        name: "mail_spool_directory",
+        kind: Kind::Path,
+        default: "/var/mail",
+        doc: "The directory with UNIX-style mailboxes for local(8).",
+    },
+    Param {
+        name: "mailbox_command",
+        kind: Kind::Raw,
+        default: "",
+        doc: "A command that local(8) runs to deliver to a local mailbox instead of writing it itself. Its $user, $extension, ... macros are expanded by local(8), not at load time.",
+    },
+    Param {
+        name: "mailbox_size_limit",
+        kind: Kind::Size,
+        default: "51200000",
+        doc: "The maximal size in bytes of a mailbox or Maildir file that local(8) writes; 0 means no limit.",
+    },
+    Param {
+        name: "maillog_file",
+        kind: Kind::Path,
+        default: "",
+        doc: "A file to log to instead of syslog; empty means syslog.",
+    },
+    Param {
+        name: "max_idle",
+        kind: Kind::Time { min_secs: 1 },
+        default: "100s",
+        doc: "How long a daemon waits for its next request before it exits.",
+    },
+    Param {
+        name: "max_use",
+        kind: Kind::Int {
+            min: 1,
+            max: INT_MAX,
+        },
+        default: "100",
+        doc: "How many requests a daemon handles before it exits.",
+    },
+    Param {
+        name: "maximal_backoff_time",
+        kind: Kind::Time { min_secs: 1 },
+        default: "4000s",
+        doc: "The longest time between delivery attempts of a deferred message.",
+    },
+    Param {
+        name: "maximal_queue_lifetime",
+        kind: Kind::Time { min_secs: 0 },
+        default: "5d",
+        doc: "How long a message may stay queued before it is returned as undeliverable. A bare number means days; 0 means one delivery attempt.",
+    },
+    Param {
+        name: "message_size_limit",
+        kind: Kind::Size,
+        default: "10240000",
+        doc: "The maximal size in bytes of a message, including envelope information; 0 means no limit.",
+    },
+    Param {
+        name: "minimal_backoff_time",
+        kind: Kind::Time { min_secs: 1 },
+        default: "300s",
+        doc: "The shortest time between delivery attempts of a deferred message.",
+    },
+    Param {
+        name: "mydestination",
+        kind: Kind::List,
+        default: "$myhostname, localhost.$mydomain, localhost",
+        doc: "The domains that this machine delivers locally with local_transport.",
+    },
+    Param {
+        name: "mydomain",
+        kind: Kind::Str,
+        default: "localdomain",
+        doc: "The internet domain of this mail system. Default: $myhostname minus its first label if what remains still has a dot, else \"localdomain\" (the table value is the fallback).",
+    },
+    Param {
+        name: "myhostname",
+        kind: Kind::Str,
+        default: "localhost.localdomain",
+        doc: "The fully-qualified hostname of this mail system. Default: the system hostname, with \".$mydomain\" (or \".localdomain\" when mydomain is not set) appended if it has no dot (the table value is the fallback).",
+    },
+    Param {
+        name: "mynetworks",
+        kind: Kind::NetList,
+        default: "127.0.0.0/8 [::ffff:127.0.0.0]/104 [::1]/128",
+        doc: "The trusted networks whose clients may relay (permit_mynetworks). The default is what Postfix's mynetworks_style = host gives for loopback.",
+    },
+    Param {
+        name: "myorigin",
+        kind: Kind::Str,
+        default: "$myhostname",
+        doc: "The domain appended to unqualified sender addresses of locally posted mail.",
+    },
+    Param {
+        name: "notify_classes",
+        kind: Kind::List,
+        default: "resource, software",
+        doc: "Which kinds of problems are reported to the postmaster (bounce, 2bounce, data, delay, policy, protocol, resource, software).",
+    },
+    Param {
+        name: "process_id_directory",
+        kind: Kind::Path,
+        default: "pid",
+        doc: "The directory, relative to queue_directory, with the master's lock and pid files.",
+    },
+    Param {
+        name: "qmgr_message_active_limit",
+        kind: Kind::Int {
+            min: 1,
+            max: INT_MAX,
+        },
+        default: "20000",
+        doc: "The maximal number of messages in the active queue.",
+    },
+    Param {
+        name: "queue_directory",
+        kind: Kind::Path,
+        default: "/var/spool/postern",
+        doc: "The root of the mail queue.",
+    },
+    Param {
+        name: "queue_run_delay",
+        kind: Kind::Time { min_secs: 1 },
+        default: "300s",
+        doc: "How often qmgr(8) scans the deferred queue.",
+    },
+    Param {
+        name: "recipient_canonical_maps",
+        kind: Kind::List,
+        default: "",
+        doc: "Like canonical_maps, for recipient addresses only.",
+    },
+    Param {
+        name: "recipient_delimiter",
+        kind: Kind::Str,
+        default: "",
+        doc: "The characters that separate a user name from an address extension (user+foo); empty disables extensions.",
+    },
+    Param {
+        name: "relay_domains",
+        kind: Kind::List,
+        default: "",
+        doc: "Domains (not local, not virtual) that smtpd(8) accepts mail for and relays (Postfix 3.0 compatibility default: empty).",
+    },
+    Param {
+        name: "relay_transport",
+        kind: Kind::Str,
+        default: "relay",
+        doc: "The transport for relay_domains, when transport_maps has no entry.",
+    },
+    Param {
+        name: "relayhost",
+        kind: Kind::Str,
+        default: "",
+        doc: "The next-hop for non-local mail; empty means direct delivery via DNS MX.",
+    },
+    Param {
+        name: "sender_canonical_maps",
+        kind: Kind::List,
+        default: "",
+        doc: "Like canonical_maps, for sender addresses only.",
+    },
+    Param {
+        name: "service_throttle_time",
+        kind: Kind::Time { min_secs: 1 },
+        default: "60s",
+        doc: "How long master(8) waits before starting a service again after it failed to start.",
+    },
+    Param {
+        name: "setgid_group",
+        kind: Kind::Str,
+        default: "postdrop",
+        doc: "The group that owns the maildrop queue and that postdrop and postqueue run with.",
+    },
+    Param {
+        name: "smtp_connect_timeout",
+        kind: Kind::Time { min_secs: 0 },
+        default: "30s",
+        doc: "The smtp(8) client's time limit for completing a TCP connection; 0 means the system limit.",
+    },
+    Param {
+        name: "smtp_data_done_timeout",
+        kind: Kind::Time { min_secs: 1 },
+        default: "600s",
+        doc: "The smtp(8) client's time limit for the server's reply to the final \".\" of DATA.",
+    },
+    Param {
+        name: "smtp_data_init_timeout",
+        kind: Kind::Time { min_secs: 1 },
+        default: "120s",
+        doc: "The smtp(8) client's time limit for the server's reply to DATA.",
+    },
+    Param {
+        name: "smtp_data_xfer_timeout",
+        kind: Kind::Time { min_secs: 1 },
+        default: "180s",
+        doc: "The smtp(8) client's time limit for sending the message content.",
+    },
+    Param {
+        name: "smtp_helo_name",
+        kind: Kind::Str,
+        default: "$myhostname",
+        doc: "The hostname that the smtp(8) client sends in HELO or EHLO.",
+    },
+    Param {
+        name: "smtp_helo_timeout",
+        kind: Kind::Time { min_secs: 1 },
+        default: "300s",
+        doc: "The smtp(8) client's time limit for the greeting and the reply to HELO or EHLO.",
+    },
+    Param {
+        name: "smtp_mail_timeout",
+        kind: Kind::Time { min_secs: 1 },
+        default: "300s",
+        doc: "The smtp(8) client's time limit for the reply to MAIL FROM.",
+    },
+    Param {
+        name: "smtp_quit_timeout",
+        kind: Kind::Time { min_secs: 1 },
+        default: "300s",
+        doc: "The smtp(8) client's time limit for the reply to QUIT.",
+    },
+    Param {
+        name: "smtp_rcpt_timeout",
+        kind: Kind::Time { min_secs: 1 },
+        default: "300s",
+        doc: "The smtp(8) client's time limit for the reply to RCPT TO.",
+    },
+    Param {
+        name: "smtpd_banner",
+        kind: Kind::Str,
+        default: "$myhostname ESMTP $mail_name",
+        doc: "The text after the 220 code in the SMTP greeting; it must start with $myhostname.",
+    },
+    Param {
+        name: "smtpd_client_connection_count_limit",
+        kind: Kind::Int {
+            min: 0,
+            max: INT_MAX,
+        },
+        default: "50",
+        doc: "How many connections one client may have open to an smtpd(8) service at once; 0 means no limit.",
+    },
+    Param {
+        name: "smtpd_client_restrictions",
+        kind: Kind::List,
+        default: "",
+        doc: "Access restrictions that smtpd(8) applies when a client connects.",
+    },
+    Param {
+        name: "smtpd_data_restrictions",
+        kind: Kind::List,
+        default: "",
+        doc: "Access restrictions that smtpd(8) applies to the DATA command.",
+    },
+    Param {
+        name: "smtpd_delay_reject",
+        kind: Kind::Bool,
+        default: "yes",
+        doc: "Wait until RCPT TO before applying the client, HELO and sender restrictions.",
+    },
+    Param {
+        name: "smtpd_error_sleep_time",
+        kind: Kind::Time { min_secs: 0 },
+        default: "1s",
+        doc: "How long smtpd(8) pauses before each error reply once a client has made more than smtpd_soft_error_limit errors.",
+    },
+    Param {
+        name: "smtpd_forbid_bare_newline",
+        kind: Kind::Str,
+        default: "normalize",
+        doc: "What smtpd(8) does with a line that ends in a bare newline: \"normalize\" (accept only CRLF.CRLF as end of data; \"yes\" is an alias), \"reject\", or \"no\" (Postfix 3.9 and later default normalize).",
+    },
+    Param {
+        name: "smtpd_hard_error_limit",
+        kind: Kind::Int {
+            min: 1,
+            max: INT_MAX,
+        },
+        default: "20",
+        doc: "How many errors a client may make before smtpd(8) disconnects.",
+    },
+    Param {
+        name: "smtpd_helo_required",
+        kind: Kind::Bool,
+        default: "no",
+        doc: "Require HELO or EHLO before MAIL FROM.",
+    },
+    Param {
+        name: "smtpd_helo_restrictions",
+        kind: Kind::List,
+        default: "",
+        doc: "Access restrictions that smtpd(8) applies to HELO and EHLO.",
+    },
+    Param {
+        name: "smtpd_recipient_limit",
+        kind: Kind::Int {
+            min: 1,
+            max: INT_MAX,
+        },
+        default: "1000",
+        doc: "How many recipients smtpd(8) accepts for one message.",
+    },
+    Param {
+        name: "smtpd_recipient_restrictions",
+        kind: Kind::List,
+        default: "",
+        doc: "Access restrictions that smtpd(8) applies to RCPT TO, after smtpd_relay_restrictions.",
+    },
+    Param {
+        name: "smtpd_relay_restrictions",
+        kind: Kind::List,
+        default: "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination",
+        doc: "Relay-control restrictions that smtpd(8) applies to RCPT TO.",
+    },
+    Param {
+        name: "smtpd_sender_restrictions",
+        kind: Kind::List,
+        default: "",
+        doc: "Access restrictions that smtpd(8) applies to MAIL FROM.",
+    },
+    Param {
+        name: "smtpd_soft_error_limit",
+        kind: Kind::Int {
+            min: 1,
+            max: INT_MAX,
+        },
+        default: "10",
+        doc: "How many errors a client may make before smtpd(8) starts to pause (smtpd_error_sleep_time) before each reply.",
+    },
+    Param {
+        name: "smtpd_timeout",
+        kind: Kind::Time { min_secs: 1 },
+        default: "300s",
+        doc: "How long smtpd(8) waits for a client request or for the client to accept a reply.",
+    },
+    Param {
+        name: "strict_rfc821_envelopes",
+        kind: Kind::Bool,
+        default: "no",
+        doc: "Require RFC 821 syntax (angle brackets, no comments) in MAIL FROM and RCPT TO.",
+    },
+    Param {
+        name: "swap_bangpath",
+        kind: Kind::Bool,
+        default: "yes",
+        doc: "Let trivial-rewrite(8) rewrite \"site!user\" into \"user@site\".",
+    },
+    Param {
+        name: "syslog_facility",
+        kind: Kind::Str,
+        default: "mail",
+        doc: "The syslog facility for logging.",
+    },
+    Param {
+        name: "syslog_name",
+        kind: Kind::Str,
+        default: "postern",
+        doc: "The first part of the syslog ident, as in postern/smtpd[1234].",
+    },
+    Param {
+        name: "transport_maps",
+        kind: Kind::List,
+        default: "",
+        doc: "Lookup tables that map recipient addresses or domains to a transport and next-hop.",
+    },
+    Param {
+        name: "virtual_alias_maps",
+        kind: Kind::List,
+        default: "",
+        doc: "Lookup tables that cleanup(8) uses to redirect addresses in any domain (Postfix's default $virtual_maps is a legacy name Postern does not have).",
+    },
+    Param {
+        name: "virtual_gid_maps",
+        kind: Kind::List,
+        default: "",
+        doc: "Lookup tables with the group ID that virtual(8) uses per recipient.",
+    },
+    Param {
+        name: "virtual_mailbox_base",
+        kind: Kind::Path,
+        default: "",
+        doc: "The directory that virtual_mailbox_maps results are relative to.",
+    },
+    Param {
+        name: "virtual_mailbox_domains",
+        kind: Kind::List,
+        default: "$virtual_mailbox_maps",
+        doc: "The domains that virtual(8) delivers to.",
+    },
+    Param {
+        name: "virtual_mailbox_maps",
+        kind: Kind::List,
+        default: "",
+        doc: "Lookup tables with the mailbox or Maildir path (relative to virtual_mailbox_base) of each virtual recipient.",
+    },
+    Param {
+        name: "virtual_transport",
+        kind: Kind::Str,
+        default: "virtual",
+        doc: "The transport for virtual_mailbox_domains.",
+    },
+    Param {
+        name: "virtual_uid_maps",
+        kind: Kind::List,
+        default: "",
+        doc: "Lookup tables with the user ID that virtual(8) uses per recipient.",
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::expand::{self, Lookup};
+
+    struct Defaults;
+
+    impl Lookup for Defaults {
+        fn raw(&self, name: &str) -> Option<Cow<'_, str>> {
+            lookup(name).map(|p| Cow::Borrowed(p.default))
+        }
+        fn is_literal(&self, name: &str) -> bool {
+            lookup(name).is_some_and(|p| p.kind == Kind::Raw)
+        }
+    }
+
+    #[test]
+    fn table_is_sorted_unique_and_documented() {
+        for pair in PARAMS.windows(2) {
+            assert!(
+                pair[0].name < pair[1].name,
+                "parameter table not sorted or has a duplicate: {} before {}",
+                pair[0].name,
+                pair[1].name
+            );
+        }
+        for p in PARAMS {
+            assert!(!p.doc.trim().is_empty(), "{} has no doc", p.name);
+            assert!(
+                !p.name.is_empty() && p.name.chars().all(expand::is_name_char),
+                "bad name {:?}",
+                p.name
+            );
+            assert_eq!(lookup(p.name), Some(p));
+        }
+        assert_eq!(lookup("no_such_parameter"), None);
+    }
+
+    #[test]
+    fn defaults_parse_as_their_kind() {
+        for p in PARAMS {
+            let expanded = expand::expand_param(p.name, &Defaults)
+                .unwrap_or_else(|e| panic!("{}: {e}", p.name));
+            let parsed = match p.kind {
+                Kind::Bool => value::parse_bool(&expanded).map(drop),
+                Kind::Int { min, max } => value::parse_int(&expanded, min, max).map(drop),
+                Kind::Time { min_secs } => p.parse_time(&expanded).and_then(|d| {
+                    if d.as_secs() < min_secs {
+                        Err(ValueError::new("at least min_secs", &expanded))
+                    } else {
+                        Ok(())
+                    }
+                }),
+                Kind::Size => value::parse_size(&expanded).map(drop),
+                Kind::NetList => value::parse_netlist(&expanded).map(drop),
+                Kind::Str | Kind::List | Kind::Path | Kind::Raw => Ok(()),
+            };
+            parsed
+                .and_then(|()| p.check_extra(&expanded))
+                .unwrap_or_else(|e| panic!("default of {}: {e}", p.name));
+        }
+    }
+
+    #[test]
+    fn time_units_follow_the_default() {
+        let p = |n| lookup(n).unwrap_or_else(|| panic!("{n}"));
+        assert_eq!(p("maximal_queue_lifetime").time_unit(), 'd');
+        assert_eq!(p("delay_warning_time").time_unit(), 'h');
+        assert_eq!(p("max_idle").time_unit(), 's');
+        assert_eq!(
+            p("maximal_queue_lifetime").parse_time("2"),
+            Ok(Duration::from_secs(2 * 86_400))
+        );
+    }
+
+    #[test]
+    fn brief_defaults() {
+        let d = |n| lookup(n).map(|p| p.default);
+        assert_eq!(d("myorigin"), Some("$myhostname"));
+        assert_eq!(
+            d("mydestination"),
+            Some("$myhostname, localhost.$mydomain, localhost")
+        );
+        assert_eq!(d("message_size_limit"), Some("10240000"));
+        assert_eq!(d("smtpd_banner"), Some("$myhostname ESMTP $mail_name"));
+    }
+}
