@@ -3,12 +3,14 @@
 //! - [`msg`]: logging to syslog or a file in Postfix's line shape;
 //! - [`privs`]: looking up users and dropping privileges (with chroot);
 //! - [`spawn`]: placing inherited descriptors at fixed numbers in a child;
+//! - [`fdpass`]: passing descriptors and taking over inherited ones;
 //! - [`lock`]: exclusive pid-file locks.
 //!
-//! Every `unsafe` block of Postern lives in [`spawn`] and carries a
+//! Every `unsafe` block of Postern lives in [`spawn`] or [`fdpass`] and carries a
 //! `SAFETY:` note.
 #![deny(missing_docs)]
 
+pub mod fdpass;
 pub mod lock;
 pub mod msg;
 pub mod privs;

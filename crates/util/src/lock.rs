@@ -62,7 +62,7 @@ impl PidLock {
         file.set_len(0).map_err(LockError::Io)?;
         file.seek(SeekFrom::Start(0)).map_err(LockError::Io)?;
         // Postfix writes the pid right-aligned in 10 columns.
-        write!(file, "{:>10}\n", std::process::id()).map_err(LockError::Io)?;
+        writeln!(file, "{:>10}", std::process::id()).map_err(LockError::Io)?;
         file.sync_all().map_err(LockError::Io)?;
         Ok(PidLock {
             _file: file,

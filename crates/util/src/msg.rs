@@ -33,6 +33,9 @@ const MAX_LINE: usize = 4096;
 pub enum Sink {
     /// Syslog over `/dev/log` with the given facility name (`mail`, `local0`, ...).
     Syslog(String),
+    /// Syslog over another datagram socket (containers that relocate it,
+    /// tests), with the facility name.
+    SyslogAt(PathBuf, String),
     /// A plain file, appended to; `/dev/stderr` and `/dev/stdout` are the
     /// standard descriptors.
     File(PathBuf),
@@ -78,7 +81,11 @@ impl Level {
 }
 
 enum Out {
-    Syslog { sock: Option<UnixDatagram>, facility: u8 },
+    Syslog {
+        path: PathBuf,
+        sock: Option<UnixDatagram>,
+        facility: u8,
+    },
     File(File),
     Fd(i32),
 }
@@ -128,18 +135,8 @@ pub fn facility_code(name: &str) -> Option<u8> {
 /// logged before the first call go to standard error.
 pub fn init(syslog_name: &str, program: &str, sink: &Sink) -> io::Result<()> {
     let out = match sink {
-        Sink::Syslog(facility) => {
-            let facility = facility_code(facility).ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("unknown syslog facility: {facility}"),
-                )
-            })?;
-            Out::Syslog {
-                sock: connect_syslog(),
-                facility,
-            }
-        }
+        Sink::Syslog(facility) => syslog_out(Path::new(SYSLOG_SOCKET), facility)?,
+        Sink::SyslogAt(path, facility) => syslog_out(path, facility)?,
         Sink::File(path) => open_file(path)?,
         Sink::Stderr => Out::Fd(2),
     };
@@ -193,9 +190,23 @@ fn open_file(path: &Path) -> io::Result<Out> {
     Ok(Out::File(file))
 }
 
-fn connect_syslog() -> Option<UnixDatagram> {
+fn syslog_out(path: &Path, facility: &str) -> io::Result<Out> {
+    let code = facility_code(facility).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("unknown syslog facility: {facility}"),
+        )
+    })?;
+    Ok(Out::Syslog {
+        path: path.to_path_buf(),
+        sock: connect_syslog(path),
+        facility: code,
+    })
+}
+
+fn connect_syslog(path: &Path) -> Option<UnixDatagram> {
     let sock = UnixDatagram::unbound().ok()?;
-    sock.connect(SYSLOG_SOCKET).ok()?;
+    sock.connect(path).ok()?;
     Some(sock)
 }
 
@@ -223,10 +234,14 @@ pub fn log(level: Level, args: fmt::Arguments<'_>) {
     };
     let stamp = jiff::ZonedDateTime::now().strftime("%b %e %H:%M:%S").to_string();
     match &mut logger.out {
-        Out::Syslog { sock, facility } => {
+        Out::Syslog {
+            path,
+            sock,
+            facility,
+        } => {
             let pri = *facility as u16 * 8 + level.severity() as u16;
             let line = format!("<{pri}>{stamp} {}[{pid}]: {text}", logger.ident);
-            if !send_syslog(sock, line.as_bytes()) {
+            if !send_syslog(path, sock, line.as_bytes()) {
                 let line = format!("{stamp} {} {}[{pid}]: {text}\n", logger.host, logger.ident);
                 let _ = write_fd(2, line.as_bytes());
             }
@@ -245,13 +260,13 @@ pub fn log(level: Level, args: fmt::Arguments<'_>) {
 }
 
 /// Sends to syslog, reconnecting once if the daemon restarted.
-fn send_syslog(sock: &mut Option<UnixDatagram>, line: &[u8]) -> bool {
+fn send_syslog(path: &Path, sock: &mut Option<UnixDatagram>, line: &[u8]) -> bool {
     if let Some(s) = sock.as_ref()
         && s.send(line).is_ok()
     {
         return true;
     }
-    *sock = connect_syslog();
+    *sock = connect_syslog(path);
     sock.as_ref().is_some_and(|s| s.send(line).is_ok())
 }
 
@@ -309,6 +324,9 @@ macro_rules! fatal {
 mod tests {
     use super::*;
 
+    /// The logger is process-wide: tests that set it take turns.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
     #[test]
     fn sanitize_replaces_controls_and_caps() {
         assert_eq!(sanitize("a\nb\tc\u{7f}"), "a?b?c?");
@@ -326,7 +344,38 @@ mod tests {
     }
 
     #[test]
+    fn syslog_sink_sends_rfc3164_with_mail_facility() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let server = UnixDatagram::bind(&path).unwrap();
+        init("postern", "qmgr", &Sink::SyslogAt(path.clone(), "mail".into())).unwrap();
+        warn!("queue file size limit exceeded");
+        let mut buf = [0u8; 512];
+        let n = server.recv(&mut buf).unwrap();
+        let got = String::from_utf8_lossy(&buf[..n]).to_string();
+        // facility mail (2) * 8 + warning (4) = 20
+        assert!(got.starts_with("<20>"), "{got}");
+        let pid = std::process::id();
+        assert!(
+            got.ends_with(&format!(
+                " postern/qmgr[{pid}]: warning: queue file size limit exceeded"
+            )),
+            "{got}"
+        );
+        // A restarted syslog daemon (new socket at the same path) is
+        // reconnected to.
+        drop(server);
+        std::fs::remove_file(&path).unwrap();
+        let server = UnixDatagram::bind(&path).unwrap();
+        info!("after restart");
+        let n = server.recv(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).ends_with("after restart"));
+    }
+
+    #[test]
     fn file_sink_writes_postfix_shape() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("maillog");
         init("postern", "smtpd", &Sink::File(path.clone())).unwrap();

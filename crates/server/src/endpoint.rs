@@ -1,0 +1,163 @@
+//! The inherited listeners and status channel, shared by the skeletons.
+
+use std::io;
+use std::net::TcpListener;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::time::Duration;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use postern_util::fdpass;
+
+use crate::args::Transport;
+use crate::conn::Conn;
+use crate::proto::{self, LISTEN_FD, STATUS_FD, Status};
+
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Listener {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Listener::Tcp(l) => l.as_fd(),
+            Listener::Unix(l) => l.as_fd(),
+        }
+    }
+}
+
+/// What woke a waiting daemon.
+pub(crate) enum Wake {
+    /// A connection may be waiting on these listeners (another process
+    /// may take it first).
+    Ready(Vec<usize>),
+    /// Nothing happened within the timeout.
+    Timeout,
+    /// master closed the status channel: reload, stop or master death.
+    MasterGone,
+}
+
+pub(crate) struct Endpoint {
+    listeners: Vec<Listener>,
+    transport: Transport,
+    status: Option<OwnedFd>,
+    generation: u32,
+}
+
+impl Endpoint {
+    /// Takes over the descriptors master placed for us.
+    pub(crate) fn inherit(
+        transport: Transport,
+        sockets: usize,
+        generation: u32,
+    ) -> io::Result<Endpoint> {
+        let mut listeners = Vec::with_capacity(sockets);
+        for n in 0..sockets {
+            let fd = LISTEN_FD + n as i32;
+            let listen = fdpass::inherited(fd).ok_or_else(|| {
+                io::Error::other(format!(
+                    "no listening socket on descriptor {fd}: this daemon must be started by master"
+                ))
+            })?;
+            listeners.push(match transport {
+                Transport::Inet => Listener::Tcp(TcpListener::from(listen)),
+                Transport::Unix | Transport::Pass => Listener::Unix(UnixListener::from(listen)),
+            });
+        }
+        Ok(Endpoint {
+            listeners,
+            transport,
+            status: fdpass::inherited(STATUS_FD),
+            generation,
+        })
+    }
+
+    /// Waits for a connection, a timeout, or master going away.
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> Wake {
+        let timeout = match timeout {
+            None => PollTimeout::NONE,
+            Some(t) => PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX),
+        };
+        let mut fds: Vec<PollFd<'_>> = self
+            .listeners
+            .iter()
+            .map(|l| PollFd::new(l.fd(), PollFlags::POLLIN))
+            .collect();
+        if let Some(s) = &self.status {
+            fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
+        }
+        loop {
+            match poll(&mut fds, timeout) {
+                Ok(0) => return Wake::Timeout,
+                Ok(_) => break,
+                Err(nix::errno::Errno::EINTR) => continue,
+                // poll on our own descriptors cannot fail otherwise; treat
+                // it as master trouble rather than spin.
+                Err(_) => return Wake::MasterGone,
+            }
+        }
+        let fired = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
+        if self.status.is_some() && fds.last().is_some_and(fired) {
+            // Master never writes to us: readable means end-of-file.
+            return Wake::MasterGone;
+        }
+        Wake::Ready(
+            fds.iter()
+                .take(self.listeners.len())
+                .enumerate()
+                .filter(|(_, f)| fired(f))
+                .map(|(i, _)| i)
+                .collect(),
+        )
+    }
+
+    /// Accepts one connection from listener `i`; `Ok(None)` when another
+    /// process was faster.
+    pub(crate) fn accept(&self, i: usize) -> io::Result<Option<Conn>> {
+        let Some(listener) = self.listeners.get(i) else {
+            return Ok(None);
+        };
+        let res = match listener {
+            Listener::Tcp(l) => l.accept().map(|(s, _)| Conn::Tcp(s)),
+            Listener::Unix(l) => l.accept().map(|(s, _)| Conn::Unix(s)),
+        };
+        let conn = match res {
+            Ok(c) => c,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::Interrupted
+                        | io::ErrorKind::ConnectionAborted
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        // Accepted sockets do not inherit O_NONBLOCK on Linux, but be sure.
+        match &conn {
+            Conn::Tcp(s) => s.set_nonblocking(false)?,
+            Conn::Unix(s) => s.set_nonblocking(false)?,
+        }
+        if self.transport == Transport::Pass {
+            let Conn::Unix(carrier) = &conn else {
+                return Err(io::Error::other("pass service with an inet listener"));
+            };
+            carrier.set_read_timeout(Some(Duration::from_secs(10)))?;
+            let fd = fdpass::recv_fd(carrier)?;
+            return Conn::from_passed(fd).map(Some);
+        }
+        Ok(Some(conn))
+    }
+
+    /// Tells master whether we are busy; `false` if master is gone.
+    pub(crate) fn report(&self, status: Status) -> bool {
+        let Some(fd) = &self.status else {
+            return true;
+        };
+        let rec = proto::encode(std::process::id(), self.generation, status);
+        matches!(nix::unistd::write(fd, &rec), Ok(n) if n == rec.len())
+    }
+}

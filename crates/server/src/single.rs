@@ -1,0 +1,72 @@
+//! One connection at a time per process (Postfix `single_server.c`).
+//!
+//! master starts more processes when all are busy, up to the service's
+//! `maxproc`. A process exits after `max_use` connections, after
+//! `max_idle` without one, or when master closes the status channel
+//! (reload or stop): never in the middle of a connection.
+
+use std::time::Duration;
+
+use postern_util::{fatal, info, warn};
+
+use crate::context::Context;
+use crate::conn::Conn;
+use crate::endpoint::{Endpoint, Wake};
+use crate::proto::Status;
+
+/// Runs a single-connection daemon. `init` runs before privileges are
+/// dropped (open protected files there) and returns the service function.
+pub fn run<I, S>(program: &'static str, init: I) -> !
+where
+    I: FnOnce(&Context) -> Result<S, String>,
+    S: FnMut(Conn, &Context),
+{
+    let ctx = Context::init(program);
+    let mut service = match init(&ctx) {
+        Ok(s) => s,
+        Err(e) => fatal!("{e}"),
+    };
+    ctx.drop_privileges();
+    let endpoint = match Endpoint::inherit(ctx.args.transport, ctx.args.sockets, ctx.args.generation) {
+        Ok(e) => e,
+        Err(e) => fatal!("{e}"),
+    };
+    let max_idle = ctx.config.time("max_idle");
+    let max_use = u64::try_from(ctx.config.int("max_use")).unwrap_or(0);
+    let mut used: u64 = 0;
+    loop {
+        let ready = match endpoint.wait(Some(max_idle)) {
+            Wake::Timeout => {
+                postern_util::debug!("idle timeout -- exiting");
+                std::process::exit(0);
+            }
+            Wake::MasterGone => {
+                postern_util::debug!("master disconnect -- exiting");
+                std::process::exit(0);
+            }
+            Wake::Ready(ready) => ready,
+        };
+        let Some(conn) = ready.iter().find_map(|&i| match endpoint.accept(i) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!("accept connection: {e}");
+                // Out of descriptors or memory: don't spin.
+                std::thread::sleep(Duration::from_millis(100));
+                None
+            }
+        }) else {
+            continue;
+        };
+        if !endpoint.report(Status::Taken) {
+            info!("master went away -- exiting after this connection");
+        }
+        service(conn, &ctx);
+        used += 1;
+        if max_use > 0 && used >= max_use {
+            std::process::exit(0);
+        }
+        if !endpoint.report(Status::Avail) {
+            std::process::exit(0);
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Trigger servers (Postfix `trigger_server.c`): one process per service
+//! that wakes up on one-byte requests written to its socket (qmgr, pickup)
+//! and on its own timers.
+//!
+//! Clients connect, write a few request bytes and close. master itself is
+//! such a client: every `wakeup` interval it writes `W`. The process stays
+//! up until master closes the status channel; `max_idle` and `max_use` do
+//! not apply (a queue manager must not retire while it has work in hand).
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use postern_util::{fatal, warn};
+
+use crate::context::Context;
+use crate::endpoint::{Endpoint, Wake};
+
+/// Longest request read from one trigger connection.
+const MAX_TRIGGER: usize = 1024;
+
+/// What a trigger daemon does.
+pub trait TriggerService {
+    /// Handles the request bytes of one client (often a single byte).
+    fn trigger(&mut self, ctx: &Context, request: &[u8]);
+
+    /// When the service next wants [`TriggerService::timer`] called.
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Called when the deadline has passed.
+    fn timer(&mut self, _ctx: &Context) {}
+}
+
+/// Runs a trigger daemon. `init` runs before privileges are dropped.
+pub fn run<I, S>(program: &'static str, init: I) -> !
+where
+    I: FnOnce(&Context) -> Result<S, String>,
+    S: TriggerService,
+{
+    let ctx = Context::init(program);
+    let mut service = match init(&ctx) {
+        Ok(s) => s,
+        Err(e) => fatal!("{e}"),
+    };
+    ctx.drop_privileges();
+    let endpoint = match Endpoint::inherit(ctx.args.transport, ctx.args.sockets, ctx.args.generation) {
+        Ok(e) => e,
+        Err(e) => fatal!("{e}"),
+    };
+    loop {
+        let timeout = service
+            .deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        match endpoint.wait(timeout) {
+            Wake::Timeout => service.timer(&ctx),
+            Wake::MasterGone => std::process::exit(0),
+            Wake::Ready(ready) => match ready.first().map_or(Ok(None), |&i| endpoint.accept(i)) {
+                Ok(Some(mut conn)) => {
+                    let _ = conn.set_timeout(Some(Duration::from_secs(1)));
+                    let mut buf = Vec::new();
+                    // A client that never closes gets what it sent in time.
+                    let _ = (&mut conn).take(MAX_TRIGGER as u64).read_to_end(&mut buf);
+                    drop(conn);
+                    if !buf.is_empty() {
+                        service.trigger(&ctx, &buf);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!("accept trigger: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            },
+        }
+        if let Some(d) = service.deadline()
+            && d <= Instant::now()
+        {
+            service.timer(&ctx);
+        }
+    }
+}
