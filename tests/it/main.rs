@@ -1,1 +1,6 @@
-//! End-to-end tests, one module per area.
+//! End-to-end tests: real binaries started through master in a temp
+//! spool, talked to over loopback. One module per area.
+
+/// master: spool, service start and restart, reload, stop, locking,
+/// configuration errors, wakeups, logging.
+mod master;

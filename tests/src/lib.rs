@@ -1,2 +1,221 @@
-//! Test harness: temp instances of Postern (spool + configuration) that
-//! run the real binaries.
+//! Test harness: temp instances of Postern (configuration + spool + log)
+//! that run the real binaries through master, unprivileged or as root in
+//! development mode, on loopback ports.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// Where cargo put the workspace binaries (`target/debug`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/debug/deps/integration-HASH -> target/debug
+    let deps = exe.parent().expect("deps dir");
+    deps.parent().expect("profile dir").to_path_buf()
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; tests run on
+/// loopback where reuse races are rare enough).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// One Postern instance in a temp directory.
+pub struct Instance {
+    /// Everything lives under here.
+    pub dir: tempfile::TempDir,
+    /// `-c` directory with main.toml and master.toml.
+    pub config_dir: PathBuf,
+    /// queue_directory.
+    pub queue_dir: PathBuf,
+    /// maillog_file.
+    pub log: PathBuf,
+    master: Option<Child>,
+}
+
+impl Instance {
+    /// Writes a configuration: `main_extra` is appended to the generated
+    /// main.toml (which sets the paths, the log file and development mode),
+    /// `master_toml` is the service table.
+    pub fn new(main_extra: &str, master_toml: &str) -> Instance {
+        let dir = tempfile::Builder::new()
+            .prefix("postern-test")
+            .tempdir()
+            .expect("tempdir");
+        // Spool parents must not be group/world writable.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+        let config_dir = dir.path().join("etc");
+        let queue_dir = dir.path().join("spool");
+        let log = dir.path().join("maillog");
+        fs::create_dir(&config_dir).expect("mkdir etc");
+        let main = format!(
+            "queue_directory = \"{}\"\ndaemon_directory = \"{}\"\nmaillog_file = \"{}\"\n\
+             development_mode = true\nmyhostname = \"mail.example.test\"\n{main_extra}\n",
+            queue_dir.display(),
+            bin_dir().display(),
+            log.display()
+        );
+        fs::write(config_dir.join("main.toml"), main).expect("write main.toml");
+        fs::write(config_dir.join("master.toml"), master_toml).expect("write master.toml");
+        Instance {
+            dir,
+            config_dir,
+            queue_dir,
+            log,
+            master: None,
+        }
+    }
+
+    /// Runs master in the background and waits until it logged its start.
+    pub fn start(&mut self) {
+        let child = self
+            .master_command()
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn master");
+        self.master = Some(child);
+        self.wait_log("daemon started", Duration::from_secs(20));
+    }
+
+    /// A `master -c DIR` command for this instance.
+    pub fn master_command(&self) -> Command {
+        let mut c = Command::new(bin_dir().join("master"));
+        c.arg("-c").arg(&self.config_dir);
+        c
+    }
+
+    /// Runs master in the foreground expecting it to fail; returns its output.
+    pub fn run_master_expecting_failure(&self) -> Output {
+        let out = self
+            .master_command()
+            .stdin(Stdio::null())
+            .output()
+            .expect("run master");
+        assert!(!out.status.success(), "master unexpectedly succeeded");
+        out
+    }
+
+    /// master's pid.
+    pub fn master_pid(&self) -> i32 {
+        self.master.as_ref().expect("master running").id() as i32
+    }
+
+    /// Sends a signal to master.
+    pub fn signal(&self, sig: Signal) {
+        kill(Pid::from_raw(self.master_pid()), sig).expect("kill master");
+    }
+
+    /// Stops master with SIGTERM and returns how it exited.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.master.take().expect("master running");
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = child.try_wait().expect("wait master") {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "master did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`; panics with the log if not.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> String {
+        self.wait_log_count(needle, 1, timeout)
+    }
+
+    /// Waits until the log contains `needle` at least `n` times.
+    pub fn wait_log_count(&self, needle: &str, n: usize, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.log_text();
+            if text.matches(needle).count() >= n {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "log never showed {n} x {needle:?}; log:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Rewrites main.toml, keeping the generated head.
+    pub fn rewrite_main(&self, main_extra: &str) {
+        let path = self.config_dir.join("main.toml");
+        let text = fs::read_to_string(&path).expect("read main.toml");
+        let head: String = text.lines().take(5).map(|l| format!("{l}\n")).collect();
+        fs::write(&path, format!("{head}{main_extra}\n")).expect("write main.toml");
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.master.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A line-protocol client (for test-echo and, later, SMTP/POP3 by hand).
+pub struct LineClient {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl LineClient {
+    /// Connects to 127.0.0.1:port.
+    pub fn connect(port: u16) -> LineClient {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let stream = loop {
+            match TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => break s,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "connect {port}: {e}");
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+            }
+        };
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        LineClient {
+            reader: BufReader::new(stream.try_clone().expect("clone")),
+            writer: stream,
+        }
+    }
+
+    /// Reads one line without its CRLF.
+    pub fn line(&mut self) -> String {
+        let mut s = String::new();
+        self.reader.read_line(&mut s).expect("read line");
+        s.trim_end_matches(['\r', '\n']).to_string()
+    }
+
+    /// Sends a line and reads the one-line answer.
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .expect("write");
+        self.line()
+    }
+}
+
+/// Whether a process exists.
+pub fn alive(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None).is_ok()
+}

@@ -120,9 +120,11 @@ pub fn parse(argv: Vec<OsString>) -> Result<DaemonArgs, String> {
         }
     }
     let (Some(service), Some(transport)) = (service, transport) else {
-        return Err("this program is a Postern daemon: it is started by master, \
+        return Err(
+            "this program is a Postern daemon: it is started by master, \
                     not by hand (missing -n SERVICE -t TRANSPORT)"
-            .to_string());
+                .to_string(),
+        );
     };
     Ok(DaemonArgs {
         config_dir: common.config_dir,
@@ -152,8 +154,19 @@ mod tests {
     #[test]
     fn parses_master_command_line() {
         let a = parse(v(&[
-            "-c", "/tmp/etc", "-o", "max_use=5", "-n", "smtp", "-t", "inet", "-u", "-g", "3",
-            "-x", "extra",
+            "-c",
+            "/tmp/etc",
+            "-o",
+            "max_use=5",
+            "-n",
+            "smtp",
+            "-t",
+            "inet",
+            "-u",
+            "-g",
+            "3",
+            "-x",
+            "extra",
         ]))
         .unwrap();
         assert_eq!(a.config_dir, PathBuf::from("/tmp/etc"));
@@ -168,7 +181,11 @@ mod tests {
     #[test]
     fn refuses_hand_start_and_bad_values() {
         assert!(parse(v(&[])).unwrap_err().contains("started by master"));
-        assert!(parse(v(&["-n", "x", "-t", "fifo"])).unwrap_err().contains("fifo"));
+        assert!(
+            parse(v(&["-n", "x", "-t", "fifo"]))
+                .unwrap_err()
+                .contains("fifo")
+        );
         assert!(parse(v(&["-n"])).unwrap_err().contains("-n needs a value"));
     }
 }

@@ -21,7 +21,9 @@ impl Conn {
         use nix::sys::socket::{AddressFamily, SockaddrLike, SockaddrStorage, getsockname};
         let addr: SockaddrStorage = getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd))?;
         Ok(match addr.family() {
-            Some(AddressFamily::Inet) | Some(AddressFamily::Inet6) => Conn::Tcp(TcpStream::from(fd)),
+            Some(AddressFamily::Inet) | Some(AddressFamily::Inet6) => {
+                Conn::Tcp(TcpStream::from(fd))
+            }
             _ => Conn::Unix(UnixStream::from(fd)),
         })
     }
@@ -43,7 +45,10 @@ impl Conn {
     /// The peer, for logs: `ip:port` or `unix`.
     pub fn peer(&self) -> String {
         match self {
-            Conn::Tcp(s) => s.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "unknown".into()),
+            Conn::Tcp(s) => s
+                .peer_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|_| "unknown".into()),
             Conn::Unix(_) => "unix".into(),
         }
     }

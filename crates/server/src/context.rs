@@ -64,7 +64,10 @@ impl Context {
         if !privs::is_root() || self.config.bool("development_mode") {
             return;
         }
-        let jail = self.args.chroot.then(|| self.config.path("queue_directory"));
+        let jail = self
+            .args
+            .chroot
+            .then(|| self.config.path("queue_directory"));
         if !self.args.unpriv && jail.is_none() {
             return;
         }

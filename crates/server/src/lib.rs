@@ -20,9 +20,9 @@ pub mod proto;
 pub mod single;
 pub mod trigger;
 
+mod conn;
 mod context;
 mod endpoint;
-mod conn;
 
 pub use conn::Conn;
 pub use context::{Context, init_logging};

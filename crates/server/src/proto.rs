@@ -47,7 +47,8 @@ pub fn decode(buf: &[u8]) -> Option<(u32, u32, Status)> {
     if buf.len() != STATUS_LEN {
         return None;
     }
-    let word = |i: usize| -> Option<u32> { Some(u32::from_ne_bytes(buf.get(i..i + 4)?.try_into().ok()?)) };
+    let word =
+        |i: usize| -> Option<u32> { Some(u32::from_ne_bytes(buf.get(i..i + 4)?.try_into().ok()?)) };
     let status = match word(8)? {
         1 => Status::Avail,
         0 => Status::Taken,
@@ -64,7 +65,10 @@ mod tests {
     fn round_trip_and_rejects() {
         let rec = encode(1234, 7, Status::Taken);
         assert_eq!(decode(&rec), Some((1234, 7, Status::Taken)));
-        assert_eq!(decode(&encode(1, 2, Status::Avail)), Some((1, 2, Status::Avail)));
+        assert_eq!(
+            decode(&encode(1, 2, Status::Avail)),
+            Some((1, 2, Status::Avail))
+        );
         assert_eq!(decode(&rec[..11]), None);
         let mut bad = rec;
         bad[8] = 9;

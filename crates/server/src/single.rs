@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use postern_util::{fatal, info, warn};
 
-use crate::context::Context;
 use crate::conn::Conn;
+use crate::context::Context;
 use crate::endpoint::{Endpoint, Wake};
 use crate::proto::Status;
 
@@ -27,10 +27,11 @@ where
         Err(e) => fatal!("{e}"),
     };
     ctx.drop_privileges();
-    let endpoint = match Endpoint::inherit(ctx.args.transport, ctx.args.sockets, ctx.args.generation) {
-        Ok(e) => e,
-        Err(e) => fatal!("{e}"),
-    };
+    let endpoint =
+        match Endpoint::inherit(ctx.args.transport, ctx.args.sockets, ctx.args.generation) {
+            Ok(e) => e,
+            Err(e) => fatal!("{e}"),
+        };
     let max_idle = ctx.config.time("max_idle");
     let max_use = u64::try_from(ctx.config.int("max_use")).unwrap_or(0);
     let mut used: u64 = 0;

@@ -44,10 +44,11 @@ where
         Err(e) => fatal!("{e}"),
     };
     ctx.drop_privileges();
-    let endpoint = match Endpoint::inherit(ctx.args.transport, ctx.args.sockets, ctx.args.generation) {
-        Ok(e) => e,
-        Err(e) => fatal!("{e}"),
-    };
+    let endpoint =
+        match Endpoint::inherit(ctx.args.transport, ctx.args.sockets, ctx.args.generation) {
+            Ok(e) => e,
+            Err(e) => fatal!("{e}"),
+        };
     loop {
         let timeout = service
             .deadline()

@@ -57,7 +57,10 @@ pub fn inherited(fd: RawFd) -> Option<OwnedFd> {
     // by our parent for this process to own; callers take it once.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     // Keep it away from our own children.
-    let _ = nix::fcntl::fcntl(&owned, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
+    let _ = nix::fcntl::fcntl(
+        &owned,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
     Some(owned)
 }
 

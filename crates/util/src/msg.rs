@@ -232,7 +232,9 @@ pub fn log(level: Level, args: fmt::Arguments<'_>) {
         let _ = write_fd(2, format!("postern[{pid}]: {text}\n").as_bytes());
         return;
     };
-    let stamp = jiff::ZonedDateTime::now().strftime("%b %e %H:%M:%S").to_string();
+    let stamp = jiff::ZonedDateTime::now()
+        .strftime("%b %e %H:%M:%S")
+        .to_string();
     match &mut logger.out {
         Out::Syslog {
             path,
@@ -349,7 +351,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
         let server = UnixDatagram::bind(&path).unwrap();
-        init("postern", "qmgr", &Sink::SyslogAt(path.clone(), "mail".into())).unwrap();
+        init(
+            "postern",
+            "qmgr",
+            &Sink::SyslogAt(path.clone(), "mail".into()),
+        )
+        .unwrap();
         warn!("queue file size limit exceeded");
         let mut buf = [0u8; 512];
         let n = server.recv(&mut buf).unwrap();

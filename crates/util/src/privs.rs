@@ -93,7 +93,9 @@ pub fn drop_to(who: &Identity, jail: Option<&Path>) -> io::Result<()> {
     nix::unistd::setresgid(who.gid, who.gid, who.gid)?;
     nix::unistd::setresuid(who.uid, who.uid, who.uid)?;
     if nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
-        return Err(io::Error::other("privileges were not dropped: setuid(0) succeeded"));
+        return Err(io::Error::other(
+            "privileges were not dropped: setuid(0) succeeded",
+        ));
     }
     Ok(())
 }
