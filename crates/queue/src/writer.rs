@@ -1,0 +1,493 @@
+//! Creating and committing a queue file.
+//!
+//! Postfix counterparts: `global/mail_queue.c` (`mail_queue_enter`: create
+//! under a temporary name, learn the inode, rename to the id) and
+//! `global/mail_stream.c` (`mail_stream_finish_file`: flush, fsync, set the
+//! ready mode).
+
+use std::fs::{self, File, OpenOptions, Permissions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use postern_wire::attr::is_valid_name;
+use postern_wire::{DEFAULT_MAX_RECORD_LEN, RecordType, varint};
+
+use crate::format::{
+    self, HEADER_RECORD_LEN, SIZE_PAYLOAD_LEN, SIZE_PAYLOAD_OFFSET, SizeRecord, header_payload,
+};
+use crate::id::unique_time;
+use crate::{Error, Notify, Queue, QueueId};
+
+/// The default longest piece of a content line in one record (Postfix
+/// `line_length_limit`).
+pub const DEFAULT_LINE_CHUNK: usize = 2048;
+
+/// Mode of a file being written.
+const MODE_WRITING: u32 = 0o600;
+/// Mode of a committed file: the owner-execute bit means "ready" (Postfix
+/// `MAIL_QUEUE_STAT_READY`).
+const MODE_READY: u32 = 0o700;
+
+/// How often to retry when the id of a new file is already taken.
+const NAME_ATTEMPTS: usize = 100;
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A recipient to write; see [`QueueFileWriter::recipient`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewRecipient<'a> {
+    /// The address to deliver to.
+    pub address: &'a str,
+    /// The address as originally given, before rewriting (`O` record).
+    pub orcpt: Option<&'a str>,
+    /// The DSN original recipient, `type;address` (`o` record).
+    pub dsn_orcpt: Option<&'a str>,
+    /// The DSN notify flags (`n` record).
+    pub notify: Option<Notify>,
+}
+
+impl<'a> NewRecipient<'a> {
+    /// A recipient with only an address.
+    pub fn new(address: &'a str) -> NewRecipient<'a> {
+        NewRecipient {
+            address,
+            orcpt: None,
+            dsn_orcpt: None,
+            notify: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Envelope,
+    Content,
+    Extracted,
+}
+
+/// Writes one queue file; see the [crate documentation](crate) for the
+/// format.
+///
+/// Methods must be called in file order: envelope records, then
+/// [`begin_content`](QueueFileWriter::begin_content) and content, then
+/// [`end_content`](QueueFileWriter::end_content) and extracted records,
+/// then [`finish`](QueueFileWriter::finish). A call out of order returns
+/// [`Error::OutOfOrder`] and writes nothing. After any error the writer
+/// should be dropped; dropping a writer that was not finished removes its
+/// file.
+#[derive(Debug)]
+pub struct QueueFileWriter {
+    out: BufWriter<File>,
+    dir: File,
+    path: PathBuf,
+    id: QueueId,
+    queue: Queue,
+    state: State,
+    offset: u64,
+    max_record_len: u32,
+    line_chunk: usize,
+    pending: Vec<u8>,
+    size: SizeRecord,
+    have_time: bool,
+    have_sender: bool,
+    have_warn: bool,
+    attr_names: Vec<String>,
+    committed: bool,
+}
+
+impl QueueFileWriter {
+    /// Creates a new queue file in `queue` under the spool root `spool`
+    /// and writes its header and size records.
+    ///
+    /// The file is created under a temporary hidden name with `O_EXCL` and
+    /// mode 0600, its inode number gives the [`QueueId`], and it is renamed
+    /// to that id without replacing any existing file.
+    pub fn create(spool: &Path, queue: Queue) -> Result<QueueFileWriter, Error> {
+        let dir_path = spool.join(queue.dir_name());
+        let dir = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(&dir_path)
+            .map_err(|e| Error::io(&dir_path, e))?;
+        let temp_name = format!(
+            ".tmp.{}.{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let temp_path = dir_path.join(&temp_name);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(MODE_WRITING)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&temp_path)
+            .map_err(|e| Error::io(&temp_path, e))?;
+        let named = file
+            .metadata()
+            .map_err(|e| Error::io(&temp_path, e))
+            .and_then(|meta| name_file(&dir, &dir_path, &temp_name, meta.ino()));
+        let id = match named {
+            Ok(id) => id,
+            Err(err) => {
+                let _ = fs::remove_file(&temp_path);
+                return Err(err);
+            }
+        };
+        let path = id.path(spool, queue);
+        let mut writer = QueueFileWriter {
+            out: BufWriter::with_capacity(64 * 1024, file),
+            dir,
+            path,
+            id,
+            queue,
+            state: State::Envelope,
+            offset: 0,
+            max_record_len: DEFAULT_MAX_RECORD_LEN,
+            line_chunk: DEFAULT_LINE_CHUNK,
+            pending: Vec::new(),
+            size: SizeRecord::default(),
+            have_time: false,
+            have_sender: false,
+            have_warn: false,
+            attr_names: Vec::new(),
+            committed: false,
+        };
+        writer.put(RecordType::Header, &header_payload())?;
+        writer.put(RecordType::Size, &[0u8; SIZE_PAYLOAD_LEN])?;
+        debug_assert_eq!(writer.offset, SIZE_PAYLOAD_OFFSET + SIZE_PAYLOAD_LEN as u64);
+        debug_assert_eq!(HEADER_RECORD_LEN, format::SIZE_RECORD_OFFSET);
+        Ok(writer)
+    }
+
+    /// The queue id of the file.
+    pub fn id(&self) -> &QueueId {
+        &self.id
+    }
+
+    /// The path of the file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The queue the file is in.
+    pub fn queue(&self) -> Queue {
+        self.queue
+    }
+
+    /// The number of bytes written so far: the offset of the next record.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Sets the longest piece of a content line in one record (default
+    /// [`DEFAULT_LINE_CHUNK`]); only before content is written.
+    pub fn set_line_chunk(&mut self, size: usize) -> Result<(), Error> {
+        if self.state != State::Envelope {
+            return Err(Error::OutOfOrder {
+                call: "set_line_chunk",
+            });
+        }
+        let max = usize::try_from(self.max_record_len).unwrap_or(usize::MAX);
+        if size == 0 || size > max {
+            return Err(Error::InvalidLineChunk { size });
+        }
+        self.line_chunk = size;
+        Ok(())
+    }
+
+    /// Sets the queue manager flags of the size record.
+    pub fn set_qmgr_flags(&mut self, flags: u64) {
+        self.size.qmgr_flags = flags;
+    }
+
+    /// Writes the arrival time (`T`); once, in the envelope.
+    pub fn time(&mut self, at: SystemTime) -> Result<(), Error> {
+        self.expect(State::Envelope, "time")?;
+        if self.have_time {
+            return Err(Error::OutOfOrder { call: "time" });
+        }
+        let payload = format::encode_time(at).ok_or(Error::InvalidTime)?;
+        self.put(RecordType::Time, &payload)?;
+        self.have_time = true;
+        Ok(())
+    }
+
+    /// Writes the envelope sender (`S`), empty for `<>`; once, in the
+    /// envelope.
+    pub fn sender(&mut self, sender: &str) -> Result<(), Error> {
+        self.expect(State::Envelope, "sender")?;
+        if self.have_sender {
+            return Err(Error::OutOfOrder { call: "sender" });
+        }
+        self.put(RecordType::Sender, sender.as_bytes())?;
+        self.have_sender = true;
+        Ok(())
+    }
+
+    /// Writes a named attribute (`A`, `name=value`) in the envelope or the
+    /// extracted segment. Names follow
+    /// [`postern_wire::attr::is_valid_name`] and may appear once per
+    /// segment.
+    pub fn attr(&mut self, name: &str, value: &[u8]) -> Result<(), Error> {
+        if self.state == State::Content {
+            return Err(Error::OutOfOrder { call: "attr" });
+        }
+        if !is_valid_name(name.as_bytes()) {
+            return Err(Error::InvalidAttrName { name: name.into() });
+        }
+        if self.attr_names.iter().any(|n| n == name) {
+            return Err(Error::DuplicateAttr { name: name.into() });
+        }
+        let mut payload = Vec::with_capacity(name.len() + 1 + value.len());
+        payload.extend_from_slice(name.as_bytes());
+        payload.push(b'=');
+        payload.extend_from_slice(value);
+        self.put(RecordType::Attr, &payload)?;
+        self.attr_names.push(name.to_owned());
+        Ok(())
+    }
+
+    /// Writes a recipient in the envelope or the extracted segment and
+    /// returns the offset of its `R` record (for [`crate::mark_done`]).
+    pub fn recipient(&mut self, rcpt: &NewRecipient<'_>) -> Result<u64, Error> {
+        if self.state == State::Content {
+            return Err(Error::OutOfOrder { call: "recipient" });
+        }
+        // Check every length first, so that an error writes nothing.
+        for (kind, text) in [
+            (RecordType::Orcpt, rcpt.orcpt),
+            (RecordType::DsnOrcpt, rcpt.dsn_orcpt),
+            (RecordType::Recipient, Some(rcpt.address)),
+        ] {
+            if let Some(text) = text {
+                self.check_len(kind, text.len())?;
+            }
+        }
+        if let Some(orcpt) = rcpt.orcpt {
+            self.put(RecordType::Orcpt, orcpt.as_bytes())?;
+        }
+        if let Some(dsn_orcpt) = rcpt.dsn_orcpt {
+            self.put(RecordType::DsnOrcpt, dsn_orcpt.as_bytes())?;
+        }
+        if let Some(notify) = rcpt.notify {
+            self.put(RecordType::DsnNotify, &[notify.bits()])?;
+        }
+        let offset = self.put(RecordType::Recipient, rcpt.address.as_bytes())?;
+        self.size.recipient_count = self.size.recipient_count.saturating_add(1);
+        Ok(offset)
+    }
+
+    /// Writes the time of the next "delayed mail" warning (`W`, whole
+    /// seconds; `None` for no warning) and returns the record offset for
+    /// [`crate::set_warn_time`]; once, in the envelope.
+    pub fn warn(&mut self, at: Option<SystemTime>) -> Result<u64, Error> {
+        self.expect(State::Envelope, "warn")?;
+        if self.have_warn {
+            return Err(Error::OutOfOrder { call: "warn" });
+        }
+        let payload = format::encode_warn(at).ok_or(Error::InvalidTime)?;
+        let offset = self.put(RecordType::Warn, &payload)?;
+        self.have_warn = true;
+        Ok(offset)
+    }
+
+    /// Ends the envelope (`M`).
+    pub fn begin_content(&mut self) -> Result<(), Error> {
+        self.expect(State::Envelope, "begin_content")?;
+        self.put(RecordType::Message, b"")?;
+        self.size.data_offset = self.offset;
+        self.state = State::Content;
+        self.attr_names.clear();
+        Ok(())
+    }
+
+    /// Appends message content. The bytes are stored exactly; calls may
+    /// split the content anywhere, with the same result.
+    pub fn write_content(&mut self, mut data: &[u8]) -> Result<(), Error> {
+        self.expect(State::Content, "write_content")?;
+        while let Some(&first) = data.first() {
+            if self.pending.len() >= self.line_chunk {
+                // A full piece: it ends its line only if a line feed follows.
+                if first == b'\n' {
+                    self.flush_pending(RecordType::Normal)?;
+                    data = data.get(1..).unwrap_or_default();
+                    self.count_content(1);
+                } else {
+                    self.flush_pending(RecordType::Cont)?;
+                }
+                continue;
+            }
+            let room = self.line_chunk - self.pending.len();
+            let take = room.min(data.len());
+            let (window, _) = data.split_at(take);
+            match memchr::memchr(b'\n', window) {
+                Some(end) => {
+                    let line = window.get(..end).unwrap_or_default();
+                    self.pending.extend_from_slice(line);
+                    self.flush_pending(RecordType::Normal)?;
+                    self.count_content(end + 1);
+                    data = data.get(end + 1..).unwrap_or_default();
+                }
+                None => {
+                    self.pending.extend_from_slice(window);
+                    self.count_content(take);
+                    data = data.get(take..).unwrap_or_default();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the content (`X`); a last line without a line feed is written
+    /// as an `L` record.
+    pub fn end_content(&mut self) -> Result<(), Error> {
+        self.expect(State::Content, "end_content")?;
+        if !self.pending.is_empty() {
+            self.flush_pending(RecordType::Cont)?;
+        }
+        self.size.extracted_offset = self.offset;
+        self.put(RecordType::Xtra, b"")?;
+        self.state = State::Extracted;
+        Ok(())
+    }
+
+    /// Commits the file and returns its id.
+    ///
+    /// Ends any open segment, writes `E`, flushes, fills in the size
+    /// record, fsyncs the file, sets mode 0700 (ready), fsyncs the file
+    /// again for the mode change, and fsyncs the directory.
+    pub fn finish(mut self) -> Result<QueueId, Error> {
+        if !self.have_time {
+            return Err(Error::Incomplete {
+                missing: RecordType::Time,
+            });
+        }
+        if !self.have_sender {
+            return Err(Error::Incomplete {
+                missing: RecordType::Sender,
+            });
+        }
+        if self.state == State::Envelope {
+            self.begin_content()?;
+        }
+        if self.state == State::Content {
+            self.end_content()?;
+        }
+        self.put(RecordType::End, b"")?;
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |e| Error::io(&path, e)
+        };
+        self.out.flush().map_err(io(&self.path))?;
+        let file = self.out.get_ref();
+        file.write_all_at(&self.size.encode(), SIZE_PAYLOAD_OFFSET)
+            .map_err(io(&self.path))?;
+        file.sync_all().map_err(io(&self.path))?;
+        file.set_permissions(Permissions::from_mode(MODE_READY))
+            .map_err(io(&self.path))?;
+        file.sync_all().map_err(io(&self.path))?;
+        let dir_path = self.path.parent().unwrap_or(Path::new("."));
+        self.dir.sync_all().map_err(io(dir_path))?;
+        self.committed = true;
+        Ok(self.id.clone())
+    }
+
+    fn expect(&self, state: State, call: &'static str) -> Result<(), Error> {
+        if self.state == state {
+            Ok(())
+        } else {
+            Err(Error::OutOfOrder { call })
+        }
+    }
+
+    fn check_len(&self, kind: RecordType, len: usize) -> Result<u32, Error> {
+        u32::try_from(len)
+            .ok()
+            .filter(|l| *l <= self.max_record_len)
+            .ok_or(Error::RecordTooLong {
+                kind,
+                len,
+                max: self.max_record_len,
+            })
+    }
+
+    fn count_content(&mut self, bytes: usize) {
+        let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+        self.size.content_length = self.size.content_length.saturating_add(bytes);
+    }
+
+    fn flush_pending(&mut self, kind: RecordType) -> Result<(), Error> {
+        let pending = std::mem::take(&mut self.pending);
+        let result = self.put(kind, &pending);
+        self.pending = pending;
+        self.pending.clear();
+        result.map(drop)
+    }
+
+    /// Writes one record and returns its offset.
+    fn put(&mut self, kind: RecordType, data: &[u8]) -> Result<u64, Error> {
+        let len = self.check_len(kind, data.len())?;
+        let mut head = Vec::with_capacity(1 + varint::MAX_BYTES);
+        head.push(kind.as_byte());
+        varint::encode(len, &mut head);
+        let at = self.offset;
+        self.out
+            .write_all(&head)
+            .and_then(|()| self.out.write_all(data))
+            .map_err(|e| Error::io(&self.path, e))?;
+        let written = u64::try_from(head.len() + data.len()).unwrap_or(u64::MAX);
+        self.offset = self.offset.saturating_add(written);
+        Ok(at)
+    }
+}
+
+impl Drop for QueueFileWriter {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Renames the temporary file `temp_name` in `dir` to a fresh queue id.
+fn name_file(dir: &File, dir_path: &Path, temp_name: &str, inode: u64) -> Result<QueueId, Error> {
+    for _ in 0..NAME_ATTEMPTS {
+        let (secs, micros) = unique_time(SystemTime::now());
+        let id = QueueId::from_parts(secs, micros, inode);
+        match rename_noreplace(dir, dir_path, temp_name, id.as_str()) {
+            Ok(()) => return Ok(id),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io(&dir_path.join(id.as_str()), e)),
+        }
+    }
+    Err(Error::io(
+        &dir_path.join(temp_name),
+        std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "no free queue id after repeated attempts",
+        ),
+    ))
+}
+
+/// rename(2) that fails with `AlreadyExists` instead of replacing a file.
+fn rename_noreplace(dir: &File, dir_path: &Path, from: &str, to: &str) -> std::io::Result<()> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use nix::errno::Errno;
+        use nix::fcntl::{RenameFlags, renameat2};
+        match renameat2(dir, from, dir, to, RenameFlags::RENAME_NOREPLACE) {
+            Ok(()) => return Ok(()),
+            // The file system does not support the flag: fall back.
+            Err(Errno::EINVAL | Errno::ENOSYS) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = dir;
+    // link(2) refuses to replace; then drop the temporary name.
+    fs::hard_link(dir_path.join(from), dir_path.join(to))?;
+    fs::remove_file(dir_path.join(from))
+}
