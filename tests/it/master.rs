@@ -290,3 +290,114 @@ fn pass_service_serves_a_passed_connection() {
     lines.read_line(&mut reply).unwrap();
     assert_eq!(reply, "250 over a passed socket\r\n");
 }
+
+#[test]
+fn overrides_on_master_command_line_reach_every_daemon() {
+    let port = free_port();
+    let table = format!(
+        "{}args = [\"-o\", \"smtpd_banner=from the table\"]\n",
+        echo_table(port, 2)
+    );
+    let inst = Instance::new("", &table);
+    let mut master = inst
+        .master_command()
+        .args(["-o", "mail_name=Overridden"])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    inst.wait_log("daemon started", WAIT);
+    let mut c = LineClient::connect(port);
+    greeting_pid(&c.line());
+    assert_eq!(c.cmd("GET mail_name"), "250 Overridden");
+    assert_eq!(c.cmd("GET smtpd_banner"), "250 from the table");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(master.id() as i32),
+        Signal::SIGTERM,
+    );
+    master.wait().unwrap();
+}
+
+/// As root outside development mode, the spool belongs to mail_owner and
+/// setgid_group, and unprivileged services run as mail_owner (chrooted
+/// when asked). Needs root; CI runs as root.
+#[test]
+fn as_root_services_drop_to_mail_owner_and_chroot() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let port = free_port();
+    let port2 = free_port();
+    let table = format!(
+        "{}\n[jailed]\ntype = \"inet\"\nlisten = \"127.0.0.1:{port2}\"\nchroot = true\n\
+         command = \"test-echo\"\n",
+        echo_table(port, 2)
+    );
+    let mut inst = Instance::new(
+        "development_mode = false\nmail_owner = \"nobody\"\nsetgid_group = \"mail\"",
+        &table,
+    );
+    inst.start();
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let mail = nix::unistd::Group::from_name("mail").unwrap().unwrap();
+    let incoming = fs::metadata(inst.queue_dir.join("incoming")).unwrap();
+    assert_eq!(incoming.uid(), nobody.uid.as_raw());
+    let maildrop = fs::metadata(inst.queue_dir.join("maildrop")).unwrap();
+    assert_eq!(
+        (maildrop.uid(), maildrop.gid()),
+        (nobody.uid.as_raw(), mail.gid.as_raw())
+    );
+    assert_eq!(fs::metadata(inst.queue_dir.join("pid")).unwrap().uid(), 0);
+
+    let mut c = LineClient::connect(port);
+    greeting_pid(&c.line());
+    assert_eq!(
+        c.cmd("ID"),
+        format!("250 uid={} gid={} groups=1", nobody.uid, nobody.gid)
+    );
+    // Not chrooted: the spool is where it always is.
+    let spool_incoming = inst.queue_dir.join("incoming");
+    assert_eq!(
+        c.cmd(&format!("EXISTS {}", spool_incoming.display())),
+        "250 yes"
+    );
+
+    let mut j = LineClient::connect(port2);
+    greeting_pid(&j.line());
+    assert_eq!(
+        j.cmd("EXISTS /incoming"),
+        "250 yes",
+        "chrooted into the spool"
+    );
+    assert_eq!(
+        j.cmd("ID"),
+        format!("250 uid={} gid={} groups=1", nobody.uid, nobody.gid)
+    );
+}
+
+#[test]
+fn as_root_a_privileged_mail_owner_is_refused() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let port = free_port();
+    let inst = Instance::new(
+        "development_mode = false\nmail_owner = \"root\"",
+        &echo_table(port, 2),
+    );
+    let err = String::from_utf8_lossy(&inst.run_master_expecting_failure().stderr).to_string();
+    assert!(
+        err.contains("mail_owner: user root has privileged user ID 0"),
+        "{err}"
+    );
+    let inst = Instance::new(
+        "development_mode = false\nmail_owner = \"no-such-user-here\"",
+        &echo_table(port, 2),
+    );
+    let err = String::from_utf8_lossy(&inst.run_master_expecting_failure().stderr).to_string();
+    assert!(
+        err.contains("mail_owner: unknown user: no-such-user-here"),
+        "{err}"
+    );
+}

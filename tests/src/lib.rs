@@ -56,9 +56,15 @@ impl Instance {
         let queue_dir = dir.path().join("spool");
         let log = dir.path().join("maillog");
         fs::create_dir(&config_dir).expect("mkdir etc");
+        // Five generated lines, so main_extra starts at line 6.
+        let dev = if main_extra.contains("development_mode") {
+            "# development_mode: see below"
+        } else {
+            "development_mode = true"
+        };
         let main = format!(
             "queue_directory = \"{}\"\ndaemon_directory = \"{}\"\nmaillog_file = \"{}\"\n\
-             development_mode = true\nmyhostname = \"mail.example.test\"\n{main_extra}\n",
+             {dev}\nmyhostname = \"mail.example.test\"\n{main_extra}\n",
             queue_dir.display(),
             bin_dir().display(),
             log.display()

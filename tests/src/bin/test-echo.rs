@@ -3,8 +3,9 @@
 //!
 //! Greets with `220 SERVICE PID GENERATION`, then answers each line:
 //! `GET name` with `250 value` (the effective configuration parameter),
-//! `SLEEP n` after n seconds, `QUIT` with `221` and a close, anything else
-//! with `250 line`.
+//! `SLEEP n` after n seconds, `ID` with `250 uid=U gid=G groups=N`,
+//! `EXISTS path` with `250 yes` or `250 no` (to see a chroot), `QUIT` with
+//! `221` and a close, anything else with `250 line`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::time::Duration;
@@ -38,6 +39,16 @@ fn serve(conn: Conn, ctx: &Context) {
         } else if let Some(n) = cmd.strip_prefix("SLEEP ") {
             std::thread::sleep(Duration::from_secs(n.trim().parse().unwrap_or(1)));
             "250 slept".to_string()
+        } else if cmd == "ID" {
+            format!(
+                "250 uid={} gid={} groups={}",
+                nix::unistd::getuid(),
+                nix::unistd::getgid(),
+                nix::unistd::getgroups().map(|g| g.len()).unwrap_or(0)
+            )
+        } else if let Some(path) = cmd.strip_prefix("EXISTS ") {
+            let yes = std::path::Path::new(path.trim()).exists();
+            format!("250 {}", if yes { "yes" } else { "no" })
         } else if cmd.eq_ignore_ascii_case("QUIT") {
             let _ = out.write_all(b"221 bye\r\n");
             return;
