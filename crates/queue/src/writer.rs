@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use postern_wire::attr::is_valid_name;
+use postern_wire::content::LineSplitter;
 use postern_wire::{DEFAULT_MAX_RECORD_LEN, RecordType, varint};
 
 use crate::format::{
@@ -23,7 +24,7 @@ use crate::{Error, Notify, Queue, QueueId};
 
 /// The default longest piece of a content line in one record (Postfix
 /// `line_length_limit`).
-pub const DEFAULT_LINE_CHUNK: usize = 2048;
+pub const DEFAULT_LINE_CHUNK: usize = postern_wire::content::DEFAULT_CHUNK;
 
 /// Mode of a file being written.
 const MODE_WRITING: u32 = 0o600;
@@ -88,8 +89,7 @@ pub struct QueueFileWriter {
     state: State,
     offset: u64,
     max_record_len: u32,
-    line_chunk: usize,
-    pending: Vec<u8>,
+    splitter: LineSplitter,
     size: SizeRecord,
     have_time: bool,
     have_sender: bool,
@@ -146,8 +146,7 @@ impl QueueFileWriter {
             state: State::Envelope,
             offset: 0,
             max_record_len: DEFAULT_MAX_RECORD_LEN,
-            line_chunk: DEFAULT_LINE_CHUNK,
-            pending: Vec::new(),
+            splitter: LineSplitter::new(DEFAULT_LINE_CHUNK),
             size: SizeRecord::default(),
             have_time: false,
             have_sender: false,
@@ -194,7 +193,7 @@ impl QueueFileWriter {
         if size == 0 || size > max {
             return Err(Error::InvalidLineChunk { size });
         }
-        self.line_chunk = size;
+        self.splitter = LineSplitter::new(size);
         Ok(())
     }
 
@@ -306,38 +305,13 @@ impl QueueFileWriter {
 
     /// Appends message content. The bytes are stored exactly; calls may
     /// split the content anywhere, with the same result.
-    pub fn write_content(&mut self, mut data: &[u8]) -> Result<(), Error> {
+    pub fn write_content(&mut self, data: &[u8]) -> Result<(), Error> {
         self.expect(State::Content, "write_content")?;
-        while let Some(&first) = data.first() {
-            if self.pending.len() >= self.line_chunk {
-                // A full piece: it ends its line only if a line feed follows.
-                if first == b'\n' {
-                    self.flush_pending(RecordType::Normal)?;
-                    data = data.get(1..).unwrap_or_default();
-                    self.count_content(1);
-                } else {
-                    self.flush_pending(RecordType::Cont)?;
-                }
-                continue;
-            }
-            let room = self.line_chunk - self.pending.len();
-            let take = room.min(data.len());
-            let (window, _) = data.split_at(take);
-            match memchr::memchr(b'\n', window) {
-                Some(end) => {
-                    let line = window.get(..end).unwrap_or_default();
-                    self.pending.extend_from_slice(line);
-                    self.flush_pending(RecordType::Normal)?;
-                    self.count_content(end + 1);
-                    data = data.get(end + 1..).unwrap_or_default();
-                }
-                None => {
-                    self.pending.extend_from_slice(window);
-                    self.count_content(take);
-                    data = data.get(take..).unwrap_or_default();
-                }
-            }
-        }
+        let mut splitter = std::mem::replace(&mut self.splitter, LineSplitter::new(1));
+        let result = splitter.feed(data, |kind, line| self.put(kind, line).map(|_| ()));
+        self.splitter = splitter;
+        result?;
+        self.count_content(data.len());
         Ok(())
     }
 
@@ -345,9 +319,10 @@ impl QueueFileWriter {
     /// as an `L` record.
     pub fn end_content(&mut self) -> Result<(), Error> {
         self.expect(State::Content, "end_content")?;
-        if !self.pending.is_empty() {
-            self.flush_pending(RecordType::Cont)?;
-        }
+        let mut splitter = std::mem::replace(&mut self.splitter, LineSplitter::new(1));
+        let result = splitter.finish(|kind, line| self.put(kind, line).map(|_| ()));
+        self.splitter = splitter;
+        result?;
         self.size.extracted_offset = self.offset;
         self.put(RecordType::Xtra, b"")?;
         self.state = State::Extracted;
@@ -417,14 +392,6 @@ impl QueueFileWriter {
     fn count_content(&mut self, bytes: usize) {
         let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
         self.size.content_length = self.size.content_length.saturating_add(bytes);
-    }
-
-    fn flush_pending(&mut self, kind: RecordType) -> Result<(), Error> {
-        let pending = std::mem::take(&mut self.pending);
-        let result = self.put(kind, &pending);
-        self.pending = pending;
-        self.pending.clear();
-        result.map(drop)
     }
 
     /// Writes one record and returns its offset.

@@ -53,6 +53,7 @@
 #![forbid(unsafe_code)]
 
 pub mod attr;
+pub mod content;
 pub mod record;
 pub mod trigger;
 pub mod varint;
