@@ -1,0 +1,328 @@
+//! Handing a message to cleanup (Postfix `cleanup_user.h`,
+//! `cleanup_strerror.c`, the client side of `cleanup.c`).
+//!
+//! 1. The client connects to `private/cleanup`; cleanup greets with
+//!    `protocol=cleanup version=1 queue_id=ID` (it has created the queue
+//!    file already).
+//! 2. The client sends one attribute list with its `flags`, then the
+//!    envelope (`S` sender, `A name=value`, per recipient optional `O`, `o`,
+//!    `n` and then `R`), `M`, the content as `N`/`L` line records, `X`, and
+//!    `E`.
+//! 3. cleanup answers with `status` (bits below, 0 = the message is on
+//!    stable storage) and `reason`, and closes.
+//!
+//! smtpd streams DATA straight into this, so cleanup writes the queue file
+//! while the client is still sending.
+
+use std::path::Path;
+use std::time::Duration;
+
+use postern_wire::RecordType;
+use postern_wire::attr::{AttrList, AttrReader, Mode};
+use postern_wire::content::{DEFAULT_CHUNK, LineSplitter};
+
+use crate::conn::{Conn, Error};
+use crate::service::CLEANUP;
+
+/// Protocol name in the greeting.
+pub const PROTOCOL: &str = "cleanup";
+/// Protocol version.
+pub const VERSION: u64 = 1;
+
+/// Request flags (Postfix `CLEANUP_FLAG_*`).
+pub mod flags {
+    /// Take recipients from `To:`, `Cc:` and `Bcc:` (`sendmail -t`).
+    pub const EXTRACT_RECIPIENTS: u64 = 1 << 0;
+    /// A local submission: add a missing `From:`, `Date:` and
+    /// `Message-ID:`, rewrite addresses in the local context.
+    pub const LOCAL: u64 = 1 << 1;
+    /// Remove `Bcc:` headers (always together with `EXTRACT_RECIPIENTS`;
+    /// Postfix removes them for every message).
+    pub const DROP_BCC: u64 = 1 << 2;
+}
+
+/// Reply status bits (Postfix `CLEANUP_STAT_*`).
+pub mod status {
+    /// Success: the queue file is on stable storage.
+    pub const OK: u64 = 0;
+    /// Internal or protocol error.
+    pub const BAD: u64 = 1 << 0;
+    /// Error writing the queue file.
+    pub const WRITE: u64 = 1 << 1;
+    /// Message too large (`message_size_limit`).
+    pub const SIZE: u64 = 1 << 2;
+    /// Content rejected (header/body checks).
+    pub const CONT: u64 = 1 << 3;
+    /// Too many `Received:` headers (`hop_count_limit`).
+    pub const HOPS: u64 = 1 << 4;
+    /// No recipients.
+    pub const RCPT: u64 = 1 << 5;
+    /// Temporarily rejected (a lookup table failed).
+    pub const DEFER: u64 = 1 << 6;
+    /// Discarded on purpose (a DISCARD action): accepted but not queued.
+    pub const DISCARD: u64 = 1 << 7;
+}
+
+/// One recipient as the client hands it over.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Recipient<'a> {
+    /// The address to deliver to.
+    pub address: &'a str,
+    /// The address as the client gave it, before any rewriting.
+    pub orcpt: Option<&'a str>,
+    /// RCPT `ORCPT=` (`type;address`, xtext decoded).
+    pub dsn_orcpt: Option<&'a str>,
+    /// RCPT `NOTIFY=` bits: never 1, success 2, delay 4, failure 8;
+    /// 0 = not given.
+    pub notify: u8,
+}
+
+/// What cleanup said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The queue ID (also when the message was refused).
+    pub queue_id: String,
+    /// Status bits; [`status::OK`] means queued.
+    pub status: u64,
+    /// Text for the client (the header_checks REJECT text, ...).
+    pub reason: String,
+}
+
+impl Outcome {
+    /// Whether the message is on stable storage (or was discarded on
+    /// purpose, which the client reports as success too).
+    pub fn accepted(&self) -> bool {
+        self.status == status::OK || self.status == status::DISCARD
+    }
+
+    /// The SMTP reply for this outcome (Postfix `cleanup_stat_detail`):
+    /// `(code, enhanced status, text)`.
+    pub fn smtp_reply(&self) -> (u16, &'static str, String) {
+        let s = self.status;
+        let text = |default: &str| {
+            if self.reason.is_empty() {
+                default.to_string()
+            } else {
+                self.reason.clone()
+            }
+        };
+        if s == status::OK || s == status::DISCARD {
+            (250, "2.0.0", format!("Ok: queued as {}", self.queue_id))
+        } else if s & status::BAD != 0 {
+            (451, "4.3.0", text("Error: internal error"))
+        } else if s & status::WRITE != 0 {
+            (451, "4.3.0", text("Error: queue file write error"))
+        } else if s & status::DEFER != 0 {
+            (451, "4.7.1", text("Error: temporary rejection"))
+        } else if s & status::SIZE != 0 {
+            (552, "5.3.4", text("Error: message file too big"))
+        } else if s & status::HOPS != 0 {
+            (554, "5.4.0", text("Error: too many hops"))
+        } else if s & status::CONT != 0 {
+            (550, "5.7.1", text("Error: content rejected"))
+        } else if s & status::RCPT != 0 {
+            (554, "5.5.1", text("Error: no valid recipients"))
+        } else {
+            (451, "4.3.0", text("Error: internal error"))
+        }
+    }
+}
+
+/// Client side: one message to cleanup.
+#[derive(Debug)]
+pub struct Client {
+    conn: Conn,
+    queue_id: String,
+    splitter: LineSplitter,
+}
+
+impl Client {
+    /// Connects, reads the greeting and sends the request flags.
+    pub fn connect(queue_dir: &Path, timeout: Duration, flags: u64) -> Result<Client, Error> {
+        let conn = Conn::connect(queue_dir, CLEANUP, timeout)?;
+        Client::start(conn, flags)
+    }
+
+    /// Like [`Client::connect`], over an existing connection.
+    pub fn start(mut conn: Conn, flags: u64) -> Result<Client, Error> {
+        let greeting = conn.expect_greeting(PROTOCOL, VERSION)?;
+        let mut r = AttrReader::new(&greeting, Mode::Lenient)?;
+        let queue_id = r.require_str("queue_id")?.to_string();
+        let mut list = AttrList::new();
+        list.put_u64("flags", flags);
+        conn.send_attrs(list)?;
+        Ok(Client {
+            conn,
+            queue_id,
+            splitter: LineSplitter::new(DEFAULT_CHUNK),
+        })
+    }
+
+    /// The queue ID cleanup assigned.
+    pub fn queue_id(&self) -> &str {
+        &self.queue_id
+    }
+
+    /// The envelope sender (empty for the null sender `<>`).
+    pub fn sender(&mut self, address: &str) -> Result<(), Error> {
+        self.conn.send(RecordType::Sender, address.as_bytes())
+    }
+
+    /// A named envelope attribute (`client_address`, `helo_name`,
+    /// `protocol`, `envid`, `ret`, `sasl_username`, ...).
+    pub fn attr(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        let mut payload = Vec::with_capacity(name.len() + 1 + value.len());
+        payload.extend_from_slice(name.as_bytes());
+        payload.push(b'=');
+        payload.extend_from_slice(value.as_bytes());
+        self.conn.send(RecordType::Attr, &payload)
+    }
+
+    /// One recipient.
+    pub fn recipient(&mut self, rcpt: &Recipient<'_>) -> Result<(), Error> {
+        if let Some(o) = rcpt.orcpt {
+            self.conn.send(RecordType::Orcpt, o.as_bytes())?;
+        }
+        if let Some(o) = rcpt.dsn_orcpt {
+            self.conn.send(RecordType::DsnOrcpt, o.as_bytes())?;
+        }
+        if rcpt.notify != 0 {
+            self.conn.send(RecordType::DsnNotify, &[rcpt.notify])?;
+        }
+        self.conn
+            .send(RecordType::Recipient, rcpt.address.as_bytes())
+    }
+
+    /// Ends the envelope.
+    pub fn begin_content(&mut self) -> Result<(), Error> {
+        self.conn.send(RecordType::Message, b"")
+    }
+
+    /// Streams message content (any split; bytes are kept exactly).
+    pub fn write_content(&mut self, data: &[u8]) -> Result<(), Error> {
+        let conn = &mut self.conn;
+        self.splitter.feed(data, |kind, line| conn.send(kind, line))
+    }
+
+    /// Ends the content.
+    pub fn end_content(&mut self) -> Result<(), Error> {
+        let conn = &mut self.conn;
+        self.splitter.finish(|kind, line| conn.send(kind, line))?;
+        self.conn.send(RecordType::Xtra, b"")
+    }
+
+    /// Sends `E` and waits for cleanup's verdict.
+    pub fn finish(mut self) -> Result<Outcome, Error> {
+        self.conn.send(RecordType::End, b"")?;
+        let reply = self.conn.recv_attrs()?;
+        let mut r = AttrReader::new(&reply, Mode::Lenient)?;
+        Ok(Outcome {
+            queue_id: self.queue_id,
+            status: r.require_u64("status")?,
+            reason: r.take_str("reason")?.unwrap_or_default().to_string(),
+        })
+    }
+}
+
+/// Server side (cleanup): greets, reads the flags, then hands out records.
+#[derive(Debug)]
+pub struct Server {
+    conn: Conn,
+    /// The client's request flags.
+    pub flags: u64,
+}
+
+impl Server {
+    /// Greets with `queue_id` and reads the client's flags.
+    pub fn accept(mut conn: Conn, queue_id: &str) -> Result<Server, Error> {
+        conn.greet(PROTOCOL, VERSION, &[("queue_id", queue_id)])?;
+        let payload = conn.recv_attrs()?;
+        let mut r = AttrReader::new(&payload, Mode::Lenient)?;
+        let flags = r.take_u64("flags")?.unwrap_or(0);
+        Ok(Server { conn, flags })
+    }
+
+    /// The next record from the client.
+    pub fn next(&mut self) -> Result<(RecordType, Vec<u8>), Error> {
+        self.conn.recv()
+    }
+
+    /// Sends the verdict.
+    pub fn reply(&mut self, status: u64, reason: &str) -> Result<(), Error> {
+        let mut list = AttrList::new();
+        list.put_u64("status", status).put_str("reason", reason);
+        self.conn.send_attrs(list)?;
+        self.conn.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn a_message_round_trips_through_the_protocol() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let t = Duration::from_secs(5);
+        let server = std::thread::spawn(move || {
+            let mut s = Server::accept(Conn::new(a, t).unwrap(), "4Yq7Zz1Abc").unwrap();
+            assert_eq!(s.flags, flags::LOCAL);
+            let mut got = Vec::new();
+            let mut content = Vec::new();
+            loop {
+                let (kind, data) = s.next().unwrap();
+                postern_wire::content::join(kind, &data, &mut content);
+                got.push((kind, data));
+                if kind == RecordType::End {
+                    break;
+                }
+            }
+            s.reply(status::OK, "").unwrap();
+            (got, content)
+        });
+        let mut c = Client::start(Conn::new(b, t).unwrap(), flags::LOCAL).unwrap();
+        assert_eq!(c.queue_id(), "4Yq7Zz1Abc");
+        c.sender("a@example.test").unwrap();
+        c.attr("client_address", "127.0.0.1").unwrap();
+        c.recipient(&Recipient {
+            address: "b@example.test",
+            notify: 2 | 8,
+            ..Default::default()
+        })
+        .unwrap();
+        c.begin_content().unwrap();
+        c.write_content(b"Subject: hi\r\n\r\nbo").unwrap();
+        c.write_content(b"dy\r\n").unwrap();
+        c.end_content().unwrap();
+        let out = c.finish().unwrap();
+        assert!(out.accepted());
+        assert_eq!(out.smtp_reply().2, "Ok: queued as 4Yq7Zz1Abc");
+        let (got, content) = server.join().unwrap();
+        assert_eq!(content, b"Subject: hi\r\n\r\nbody\r\n");
+        assert_eq!(got[0], (RecordType::Sender, b"a@example.test".to_vec()));
+        assert_eq!(
+            got[1],
+            (RecordType::Attr, b"client_address=127.0.0.1".to_vec())
+        );
+        assert_eq!(got[2], (RecordType::DsnNotify, vec![10]));
+        assert_eq!(got[3], (RecordType::Recipient, b"b@example.test".to_vec()));
+    }
+
+    #[test]
+    fn failures_map_to_postfix_replies() {
+        let o = |status, reason: &str| Outcome {
+            queue_id: "X".into(),
+            status,
+            reason: reason.into(),
+        };
+        assert_eq!(o(status::SIZE, "").smtp_reply().0, 552);
+        assert_eq!(
+            o(status::CONT, "5.7.1 no spam").smtp_reply().2,
+            "5.7.1 no spam"
+        );
+        assert_eq!(o(status::WRITE, "").smtp_reply().1, "4.3.0");
+        assert!(o(status::DISCARD, "").accepted());
+        assert!(!o(status::HOPS, "").accepted());
+    }
+}

@@ -1,0 +1,220 @@
+//! A record stream over a Unix socket, with timeouts and the handshake
+//! (Postfix `attr_clnt.c`, `mail_connect.c`).
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use postern_wire::attr::{AttrList, AttrReader, Mode};
+use postern_wire::{Decoder, RecordType};
+
+use crate::service::{Class, socket_path};
+
+/// What can go wrong talking to a service.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The socket could not be reached, read or written (including
+    /// timeouts).
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The peer closed the connection.
+    #[error("connection closed by peer")]
+    Closed,
+    /// The peer sent something the protocol does not allow.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The peer sent malformed records or attributes.
+    #[error("bad data: {0}")]
+    Wire(#[from] postern_wire::Error),
+}
+
+/// Largest record accepted from a peer (content lines are much shorter).
+const MAX_RECORD: u32 = 1 << 20;
+/// Buffered output is written out beyond this size.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// One connection to or from a service.
+#[derive(Debug)]
+pub struct Conn {
+    stream: UnixStream,
+    inbuf: Vec<u8>,
+    start: usize,
+    out: Vec<u8>,
+    decoder: Decoder,
+}
+
+impl Conn {
+    /// Connects to a service's socket; every read and write then times
+    /// out after `timeout` (Postfix `ipc_timeout`).
+    pub fn connect(
+        queue_dir: &Path,
+        service: (Class, &str),
+        timeout: Duration,
+    ) -> Result<Conn, Error> {
+        let path = socket_path(queue_dir, service);
+        let stream = UnixStream::connect(&path)
+            .map_err(|e| io::Error::new(e.kind(), format!("connect to {}: {e}", path.display())))?;
+        Conn::new(stream, timeout)
+    }
+
+    /// Wraps an accepted or connected stream.
+    pub fn new(stream: UnixStream, timeout: Duration) -> Result<Conn, Error> {
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        Ok(Conn {
+            stream,
+            inbuf: Vec::with_capacity(8192),
+            start: 0,
+            out: Vec::with_capacity(8192),
+            decoder: Decoder::with_max_len(MAX_RECORD),
+        })
+    }
+
+    /// Queues one record for sending.
+    pub fn send(&mut self, kind: RecordType, data: &[u8]) -> Result<(), Error> {
+        postern_wire::Encoder::new(&mut self.out).put(kind, data)?;
+        if self.out.len() >= FLUSH_AT {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Queues an attribute list (a `Q` record).
+    pub fn send_attrs(&mut self, list: AttrList) -> Result<(), Error> {
+        list.encode_record(&mut self.out)?;
+        Ok(())
+    }
+
+    /// Writes out everything queued.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out)?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Reads the next record (flushing queued output first).
+    pub fn recv(&mut self) -> Result<(RecordType, Vec<u8>), Error> {
+        self.flush()?;
+        loop {
+            if let Some((rec, used)) = self.decoder.feed(&self.inbuf[self.start..])? {
+                let out = (rec.kind, rec.data.to_vec());
+                self.start += used;
+                if self.start == self.inbuf.len() {
+                    self.inbuf.clear();
+                    self.start = 0;
+                }
+                return Ok(out);
+            }
+            if self.start > 0 {
+                self.inbuf.drain(..self.start);
+                self.start = 0;
+            }
+            let mut chunk = [0u8; 16384];
+            let n = match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(Error::Closed),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            self.inbuf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Reads the next record, which must be an attribute list; returns its
+    /// payload for an [`AttrReader`].
+    pub fn recv_attrs(&mut self) -> Result<Vec<u8>, Error> {
+        match self.recv()? {
+            (RecordType::AttrList, data) => Ok(data),
+            (kind, _) => Err(Error::Protocol(format!(
+                "expected an attribute list, got a {} record",
+                kind.name()
+            ))),
+        }
+    }
+
+    /// Server side: sends the greeting `protocol`, `version` and `extra`.
+    pub fn greet(
+        &mut self,
+        protocol: &str,
+        version: u64,
+        extra: &[(&str, &str)],
+    ) -> Result<(), Error> {
+        let mut list = AttrList::new();
+        list.put_str("protocol", protocol)
+            .put_u64("version", version);
+        for (name, value) in extra {
+            list.put_str(name, value);
+        }
+        self.send_attrs(list)?;
+        self.flush()
+    }
+
+    /// Client side: reads the greeting and checks protocol and version;
+    /// returns the greeting payload for its other fields.
+    pub fn expect_greeting(&mut self, protocol: &str, version: u64) -> Result<Vec<u8>, Error> {
+        let payload = self.recv_attrs()?;
+        let mut r = AttrReader::new(&payload, Mode::Lenient)?;
+        let got = r.require_str("protocol")?;
+        if got != protocol {
+            return Err(Error::Protocol(format!(
+                "expected protocol {protocol}, peer speaks {got}"
+            )));
+        }
+        let v = r.require_u64("version")?;
+        if v != version {
+            return Err(Error::Protocol(format!(
+                "{protocol} protocol version {v}, expected {version}"
+            )));
+        }
+        Ok(payload)
+    }
+
+    /// Half-closes the sending side (the peer sees end-of-file).
+    pub fn shutdown_write(&mut self) -> Result<(), Error> {
+        self.flush()?;
+        self.stream.shutdown(std::net::Shutdown::Write)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_and_records_round_trip() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let t = Duration::from_secs(5);
+        let mut server = Conn::new(a, t).unwrap();
+        let mut client = Conn::new(b, t).unwrap();
+        server.greet("cleanup", 1, &[("queue_id", "4Ab")]).unwrap();
+        let g = client.expect_greeting("cleanup", 1).unwrap();
+        let mut r = AttrReader::new(&g, Mode::Lenient).unwrap();
+        assert_eq!(r.take_str("queue_id").unwrap(), Some("4Ab"));
+        let big = vec![b'x'; 100_000];
+        client.send(RecordType::Normal, &big).unwrap();
+        client.send(RecordType::End, b"").unwrap();
+        client.flush().unwrap();
+        assert_eq!(server.recv().unwrap(), (RecordType::Normal, big));
+        assert_eq!(server.recv().unwrap().0, RecordType::End);
+        drop(client);
+        assert!(matches!(server.recv(), Err(Error::Closed)));
+    }
+
+    #[test]
+    fn wrong_protocol_or_version_is_refused() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let t = Duration::from_secs(5);
+        let mut server = Conn::new(a, t).unwrap();
+        let mut client = Conn::new(b, t).unwrap();
+        server.greet("rewrite", 1, &[]).unwrap();
+        let e = client.expect_greeting("cleanup", 1).unwrap_err();
+        assert!(e.to_string().contains("peer speaks rewrite"), "{e}");
+        server.greet("cleanup", 2, &[]).unwrap();
+        let e = client.expect_greeting("cleanup", 1).unwrap_err();
+        assert!(e.to_string().contains("version 2"), "{e}");
+    }
+}

@@ -1,0 +1,40 @@
+//! One-byte wakeup requests (Postfix `mail_trigger.c`).
+//!
+//! The sender never blocks: a trigger that cannot be delivered at once is
+//! dropped, because the service also wakes up periodically (master's
+//! `wakeup`) and scans everything then.
+
+use std::io::{self, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use crate::service::{Class, socket_path};
+
+/// Sends `request` (e.g. `b"I"`) to a trigger service.
+pub fn send(queue_dir: &Path, service: (Class, &str), request: &[u8]) -> io::Result<()> {
+    let path = socket_path(queue_dir, service);
+    let mut s = UnixStream::connect(&path)?;
+    s.set_nonblocking(true)?;
+    s.write_all(request)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::net::UnixListener;
+
+    #[test]
+    fn delivers_the_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("public")).unwrap();
+        let l = UnixListener::bind(dir.path().join("public/qmgr")).unwrap();
+        send(dir.path(), crate::service::QMGR, b"I").unwrap();
+        let (mut c, _) = l.accept().unwrap();
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"I");
+        assert!(send(dir.path(), crate::service::PICKUP, b"W").is_err());
+    }
+}
