@@ -243,7 +243,7 @@ impl Server {
     }
 
     /// The next record from the client.
-    pub fn next(&mut self) -> Result<(RecordType, Vec<u8>), Error> {
+    pub fn next_record(&mut self) -> Result<(RecordType, Vec<u8>), Error> {
         self.conn.recv()
     }
 
@@ -271,7 +271,7 @@ mod tests {
             let mut got = Vec::new();
             let mut content = Vec::new();
             loop {
-                let (kind, data) = s.next().unwrap();
+                let (kind, data) = s.next_record().unwrap();
                 postern_wire::content::join(kind, &data, &mut content);
                 got.push((kind, data));
                 if kind == RecordType::End {
