@@ -4,3 +4,6 @@
 /// master: spool, service start and restart, reload, stop, locking,
 /// configuration errors, wakeups, logging.
 mod master;
+
+/// Man pages render cleanly.
+mod man;
