@@ -7,10 +7,11 @@ use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use postern_util::fdpass;
+use postern_util::{fatal, fdpass};
 
 use crate::args::Transport;
 use crate::conn::Conn;
+use crate::context::Context;
 use crate::proto::{self, LISTEN_FD, STATUS_FD, Status};
 
 enum Listener {
@@ -160,4 +161,25 @@ impl Endpoint {
         let rec = proto::encode(std::process::id(), self.generation, status);
         matches!(nix::unistd::write(fd, &rec), Ok(n) if n == rec.len())
     }
+}
+
+/// The start every skeleton shares: configuration and logging, the
+/// service's own setup (still privileged), the privilege drop, then the
+/// inherited descriptors. Any failure is fatal: master throttles restarts.
+pub(crate) fn start<I, S>(program: &'static str, init: I) -> (Context, S, Endpoint)
+where
+    I: FnOnce(&Context) -> Result<S, String>,
+{
+    let ctx = Context::init(program);
+    let service = match init(&ctx) {
+        Ok(s) => s,
+        Err(e) => fatal!("{e}"),
+    };
+    ctx.drop_privileges();
+    let endpoint =
+        match Endpoint::inherit(ctx.args.transport, ctx.args.sockets, ctx.args.generation) {
+            Ok(e) => e,
+            Err(e) => fatal!("{e}"),
+        };
+    (ctx, service, endpoint)
 }

@@ -7,11 +7,11 @@
 
 use std::time::Duration;
 
-use postern_util::{fatal, info, warn};
+use postern_util::{info, warn};
 
 use crate::conn::Conn;
 use crate::context::Context;
-use crate::endpoint::{Endpoint, Wake};
+use crate::endpoint::Wake;
 use crate::proto::Status;
 
 /// Runs a single-connection daemon. `init` runs before privileges are
@@ -21,17 +21,7 @@ where
     I: FnOnce(&Context) -> Result<S, String>,
     S: FnMut(Conn, &Context),
 {
-    let ctx = Context::init(program);
-    let mut service = match init(&ctx) {
-        Ok(s) => s,
-        Err(e) => fatal!("{e}"),
-    };
-    ctx.drop_privileges();
-    let endpoint =
-        match Endpoint::inherit(ctx.args.transport, ctx.args.sockets, ctx.args.generation) {
-            Ok(e) => e,
-            Err(e) => fatal!("{e}"),
-        };
+    let (ctx, mut service, endpoint) = crate::endpoint::start(program, init);
     let max_idle = ctx.config.time("max_idle");
     let max_use = u64::try_from(ctx.config.int("max_use")).unwrap_or(0);
     let mut used: u64 = 0;

@@ -10,10 +10,10 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use postern_util::{fatal, warn};
+use postern_util::warn;
 
 use crate::context::Context;
-use crate::endpoint::{Endpoint, Wake};
+use crate::endpoint::Wake;
 
 /// Longest request read from one trigger connection.
 const MAX_TRIGGER: usize = 1024;
@@ -38,17 +38,7 @@ where
     I: FnOnce(&Context) -> Result<S, String>,
     S: TriggerService,
 {
-    let ctx = Context::init(program);
-    let mut service = match init(&ctx) {
-        Ok(s) => s,
-        Err(e) => fatal!("{e}"),
-    };
-    ctx.drop_privileges();
-    let endpoint =
-        match Endpoint::inherit(ctx.args.transport, ctx.args.sockets, ctx.args.generation) {
-            Ok(e) => e,
-            Err(e) => fatal!("{e}"),
-        };
+    let (ctx, mut service, endpoint) = crate::endpoint::start(program, init);
     loop {
         let timeout = service
             .deadline()
