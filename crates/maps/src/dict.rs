@@ -1,0 +1,225 @@
+//! One lookup table: opening a `type:name` specification and looking a key
+//! up (Postfix `dict_open.c`, `dict_ht.c`, `dict_thash.c`, `dict_inline.c`,
+//! `dict_static.c`, `dict_unix.c`, `dict_fail.c`, `dict_proxy.c`).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::Syntax;
+use crate::cidr::{self, CidrTable};
+use crate::error::Error;
+use crate::regexp::{self, Flavor, RegexpTable};
+use crate::source::FileTable;
+use crate::text;
+
+enum Dict {
+    /// `hash:`, `btree:`, `texthash:` and their synonyms: a source file
+    /// indexed in memory.
+    Indexed(FileTable<HashMap<String, String>>),
+    Regexp(FileTable<RegexpTable>),
+    Cidr(FileTable<CidrTable>),
+    Inline(HashMap<String, String>),
+    Static(String),
+    UnixPasswd,
+    UnixGroup,
+    Fail,
+}
+
+/// An open table.
+pub(crate) struct Table {
+    spec: String,
+    dict: Dict,
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Table").field(&self.spec).finish()
+    }
+}
+
+/// The table types that [`crate::Maps::open`] knows (for `postconf -m`).
+pub const TYPES: &[&str] = &[
+    "btree", "cdb", "cidr", "fail", "hash", "inline", "lmdb", "pcre", "proxy", "regexp", "static",
+    "texthash", "unix",
+];
+
+impl Table {
+    /// Opens `spec` (`type:name`). File tables are read now; a file that
+    /// cannot be read is an error.
+    pub(crate) fn open(spec: &str, syntax: Syntax, recheck: Duration) -> Result<Table, Error> {
+        let err = |m: String| Error::new(spec, m);
+        let mut inner = spec.trim();
+        // proxy:X is X: there is no proxymap process to go through.
+        while let Some(rest) = inner.strip_prefix("proxy:") {
+            inner = rest;
+        }
+        let Some((kind, name)) = inner.split_once(':') else {
+            return Err(err(format!(
+                "expecting \"type:name\" table form instead of \"{inner}\""
+            )));
+        };
+        let kind = kind.to_ascii_lowercase();
+        if name.is_empty() && kind != "static" {
+            return Err(err("missing table name after the type".into()));
+        }
+        let path = Path::new(name);
+        let dict = match kind.as_str() {
+            // "The fast indexed form" of a source file is built in memory;
+            // lmdb and cdb are accepted for the same source files, so that
+            // Postfix main.cf settings carry over.
+            "hash" | "btree" | "texthash" | "lmdb" | "cdb" => Dict::Indexed(FileTable::open_with(
+                spec,
+                path,
+                Box::new(move |t, o| text::parse(t, o, syntax)),
+                recheck,
+            )?),
+            "regexp" => Dict::Regexp(FileTable::open_with(
+                spec,
+                path,
+                Box::new(|t, o| regexp::parse(t, o, Flavor::Regexp)),
+                recheck,
+            )?),
+            "pcre" => Dict::Regexp(FileTable::open_with(
+                spec,
+                path,
+                Box::new(|t, o| regexp::parse(t, o, Flavor::Pcre)),
+                recheck,
+            )?),
+            "cidr" => Dict::Cidr(FileTable::open_with(
+                spec,
+                path,
+                Box::new(cidr::parse),
+                recheck,
+            )?),
+            "inline" => Dict::Inline(parse_inline(name).map_err(err)?),
+            "static" => Dict::Static(strip_braces(name).unwrap_or(name).to_owned()),
+            "unix" => match name {
+                "passwd.byname" => Dict::UnixPasswd,
+                "group.byname" => Dict::UnixGroup,
+                _ => return Err(err(format!("unknown table: unix:{name}"))),
+            },
+            "fail" => Dict::Fail,
+            _ => return Err(err(format!("unsupported dictionary type: {kind}"))),
+        };
+        Ok(Table {
+            spec: spec.to_owned(),
+            dict,
+        })
+    }
+
+    /// The specification the table was opened with.
+    pub(crate) fn spec(&self) -> &str {
+        &self.spec
+    }
+
+    /// Whether this is a pattern table (regexp, pcre, cidr): those see
+    /// only the full lookup key, never the partial keys of an address
+    /// lookup, and get the key without case folding.
+    pub(crate) fn is_pattern(&self) -> bool {
+        matches!(self.dict, Dict::Regexp(_) | Dict::Cidr(_))
+    }
+
+    /// Looks `key` up; fixed-string tables fold it to lower case.
+    pub(crate) fn lookup(&self, key: &str) -> Result<Option<String>, Error> {
+        let folded = || key.to_lowercase();
+        Ok(match &self.dict {
+            Dict::Indexed(t) => {
+                let key = folded();
+                t.with(|m| m.get(&key).cloned())
+            }
+            Dict::Regexp(t) => t.with(|r| r.lookup(key)),
+            Dict::Cidr(t) => t.with(|c| c.lookup(key)),
+            Dict::Inline(m) => m.get(&folded()).cloned(),
+            Dict::Static(v) => Some(v.clone()),
+            Dict::UnixPasswd => nix::unistd::User::from_name(&folded())
+                .map_err(|e| Error::new(&self.spec, format!("getpwnam: {e}")))?
+                .map(|u| u.name),
+            Dict::UnixGroup => nix::unistd::Group::from_name(&folded())
+                .map_err(|e| Error::new(&self.spec, format!("getgrnam: {e}")))?
+                .map(|g| g.name),
+            Dict::Fail => return Err(Error::new(&self.spec, "table lookup failed")),
+        })
+    }
+}
+
+/// `{ text }` → `text`, trimmed.
+fn strip_braces(text: &str) -> Option<&str> {
+    text.trim()
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .map(str::trim)
+}
+
+/// Splits at commas and whitespace outside `{ }`, like Postfix
+/// `mystrtokq()`.
+fn split_outside_braces(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        match c {
+            '{' => {
+                depth += 1;
+                start.get_or_insert(i);
+            }
+            '}' => {
+                depth = depth.saturating_sub(1);
+                start.get_or_insert(i);
+            }
+            ',' | ' ' | '\t' | '\r' | '\n' if depth == 0 => {
+                if let Some(s) = start.take() {
+                    out.push(&text[s..i]);
+                }
+            }
+            _ => {
+                start.get_or_insert(i);
+            }
+        }
+    }
+    if let Some(s) = start {
+        out.push(&text[s..]);
+    }
+    out
+}
+
+/// `{ key=value, { key = value with spaces }, ... }` (Postfix
+/// `dict_inline.c`). Keys are folded to lower case.
+fn parse_inline(name: &str) -> Result<HashMap<String, String>, String> {
+    let body = strip_braces(name).ok_or_else(|| {
+        format!("syntax error: expected inline:{{ key=value ... }}, got \"{name}\"")
+    })?;
+    let mut map = HashMap::new();
+    for item in split_outside_braces(body) {
+        let item = strip_braces(item).unwrap_or(item);
+        let Some((key, value)) = item.split_once('=') else {
+            return Err(format!("syntax error: missing '=' in \"{item}\""));
+        };
+        let key = key.trim().to_lowercase();
+        if key.is_empty() {
+            return Err(format!("syntax error: missing key in \"{item}\""));
+        }
+        map.entry(key).or_insert_with(|| value.trim().to_owned());
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_tables() {
+        let m =
+            parse_inline("{ Joe=joe@example.com, bob=b, { long = text, with comma } }").unwrap();
+        assert_eq!(m["joe"], "joe@example.com");
+        assert_eq!(m["bob"], "b");
+        assert_eq!(m["long"], "text, with comma");
+        assert_eq!(m.len(), 3);
+        assert!(parse_inline("a=b").is_err());
+        // Whitespace around "=" needs braces, as in Postfix.
+        assert!(parse_inline("{ bob = b }").is_err());
+        assert!(parse_inline("{ novalue }").is_err());
+        assert!(parse_inline("{ }").unwrap().is_empty());
+    }
+}
