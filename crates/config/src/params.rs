@@ -561,6 +561,12 @@ pub static PARAMS: &[Param] = &[
         doc: "Like canonical_maps, for sender addresses only.",
     },
     Param {
+        name: "sendmail_fix_line_endings",
+        kind: Kind::Str,
+        default: "always",
+        doc: "How sendmail(1) converts <CR><LF> line endings of a message to <LF>: always, strict (only when the first line ends in <CR><LF>) or never.",
+    },
+    Param {
         name: "service_throttle_time",
         kind: Kind::Time { min_secs: 1 },
         default: "60s",

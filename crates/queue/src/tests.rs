@@ -736,3 +736,18 @@ proptest! {
         let _ = QueueFile::read(&bytes);
     }
 }
+
+#[test]
+fn extra_mode_adds_only_read_bits_to_the_ready_mode() {
+    let dir = spool();
+    let mut w = QueueFileWriter::create(dir.path(), Queue::Maildrop).unwrap();
+    w.set_extra_mode(0o777);
+    w.time(t0()).unwrap();
+    w.sender("a").unwrap();
+    let path = w.path().to_path_buf();
+    let id = w.finish().unwrap();
+    assert_eq!(path, id.path(dir.path(), Queue::Maildrop));
+    let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o744);
+    assert!(is_ready(&fs::metadata(&path).unwrap()));
+}

@@ -96,6 +96,7 @@ pub struct QueueFileWriter {
     have_warn: bool,
     attr_names: Vec<String>,
     committed: bool,
+    extra_mode: u32,
 }
 
 impl QueueFileWriter {
@@ -153,6 +154,7 @@ impl QueueFileWriter {
             have_warn: false,
             attr_names: Vec::new(),
             committed: false,
+            extra_mode: 0,
         };
         writer.put(RecordType::Header, &header_payload())?;
         writer.put(RecordType::Size, &[0u8; SIZE_PAYLOAD_LEN])?;
@@ -195,6 +197,15 @@ impl QueueFileWriter {
         }
         self.splitter = LineSplitter::new(size);
         Ok(())
+    }
+
+    /// Adds group and other read permission (`bits & 0o044`) to the ready
+    /// mode, so that a file written by one user can be read by another:
+    /// postdrop runs as the submitting user, pickup as `mail_owner` (Postfix
+    /// creates maildrop files with mode 0744 for the same reason). Other
+    /// bits are ignored.
+    pub fn set_extra_mode(&mut self, bits: u32) {
+        self.extra_mode = bits & 0o044;
     }
 
     /// Sets the queue manager flags of the size record.
@@ -361,7 +372,7 @@ impl QueueFileWriter {
         file.write_all_at(&self.size.encode(), SIZE_PAYLOAD_OFFSET)
             .map_err(io(&self.path))?;
         file.sync_all().map_err(io(&self.path))?;
-        file.set_permissions(Permissions::from_mode(MODE_READY))
+        file.set_permissions(Permissions::from_mode(MODE_READY | self.extra_mode))
             .map_err(io(&self.path))?;
         file.sync_all().map_err(io(&self.path))?;
         let dir_path = self.path.parent().unwrap_or(Path::new("."));
