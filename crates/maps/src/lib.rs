@@ -33,6 +33,9 @@
 //! - `proxy:TYPE:NAME`: the same as `TYPE:NAME` (there is no proxymap);
 //! - `fail:NAME`: every lookup fails (to test the defer paths).
 //!
+//! [`DomainList`] matches domains against lists such as `mydestination`
+//! (domains, `.domain`, `type:table`, `/file/name`, `!negation`).
+//!
 //! Lookups fold the key to lower case, except in pattern tables (regexp,
 //! pcre: those match case-insensitively unless told otherwise, and
 //! `$1` substitutions keep the case of the input).
@@ -53,6 +56,7 @@
 mod action;
 mod cidr;
 mod dict;
+mod domain_list;
 mod error;
 mod regexp;
 mod source;
@@ -64,6 +68,7 @@ use std::time::Duration;
 
 pub use action::Action;
 pub use dict::TYPES;
+pub use domain_list::DomainList;
 pub use error::Error;
 
 use dict::Table;
@@ -126,6 +131,14 @@ impl Maps {
     /// first table whose lookup fails.
     pub fn lookup(&self, key: &str) -> Result<Option<String>, Error> {
         self.find(key, false)
+    }
+
+    /// Like [`Maps::lookup`], but only in fixed-string tables: pattern
+    /// tables (regexp, pcre, cidr) are skipped (Postfix
+    /// `DICT_FLAG_FIXED`). For partial keys such as parent domains, which
+    /// a pattern table would see as a different string.
+    pub fn lookup_fixed(&self, key: &str) -> Result<Option<String>, Error> {
+        self.find(key, true)
     }
 
     /// Looks up an address the way Postfix `mail_addr_find()` does, and

@@ -322,3 +322,21 @@ fn clones_share_tables() {
     fn assert_send_sync<T: Send + Sync>(_: &T) {}
     assert_send_sync(&m);
 }
+
+#[test]
+fn lookup_fixed_skips_pattern_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = write(dir.path(), "r", "/example/ from-regexp\n");
+    let m = open(&[
+        &format!("regexp:{}", r.display()),
+        "inline:{ .example.com=from-inline }",
+    ]);
+    assert_eq!(
+        m.lookup(".example.com").unwrap().as_deref(),
+        Some("from-regexp")
+    );
+    assert_eq!(
+        m.lookup_fixed(".example.com").unwrap().as_deref(),
+        Some("from-inline")
+    );
+}
