@@ -1,0 +1,124 @@
+//! The `Received:` header smtpd prepends (Postfix `smtpd.c:data_cmd`, and
+//! `global/mail_date.c` for the date).
+//!
+//! ```text
+//! Received: from HELO (NAME [ADDR])
+//!     by MYHOSTNAME (MAIL_NAME) with PROTOCOL id QUEUEID
+//!     for <RCPT>; DATE
+//! ```
+//!
+//! Continuation lines start with a TAB. The `for` clause appears only with exactly one recipient; otherwise the
+//! `by` line ends in `;` and the date gets a line of its own. Without
+//! HELO/EHLO the client name stands in for the HELO name.
+
+/// What goes into one header.
+#[derive(Debug, Clone)]
+pub(crate) struct Received<'a> {
+    /// The HELO/EHLO argument, if any.
+    pub(crate) helo: Option<&'a str>,
+    /// The client's host name (`unknown` without a reverse lookup).
+    pub(crate) client_name: &'a str,
+    /// The client address as written in headers: `192.0.2.1` or
+    /// `IPv6:2001:db8::1`.
+    pub(crate) client_rfc_addr: &'a str,
+    /// `myhostname`.
+    pub(crate) hostname: &'a str,
+    /// `mail_name`.
+    pub(crate) mail_name: &'a str,
+    /// `SMTP`, `ESMTP` or `UTF8SMTP` (RFC 3848, RFC 6531).
+    pub(crate) protocol: &'a str,
+    /// The queue ID.
+    pub(crate) queue_id: &'a str,
+    /// The one recipient, quoted for a header, when there is exactly one.
+    pub(crate) single_recipient: Option<&'a str>,
+    /// The date, as from [`date`].
+    pub(crate) date: &'a str,
+}
+
+impl Received<'_> {
+    /// The header with CRLF line endings, folded as Postfix folds it.
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let helo = self.helo.unwrap_or(self.client_name);
+        let mut h = format!(
+            "Received: from {} ({} [{}])\r\n\tby {} ({}) with {} id {}",
+            clean(helo),
+            self.client_name,
+            self.client_rfc_addr,
+            self.hostname,
+            self.mail_name,
+            self.protocol,
+            self.queue_id
+        );
+        match self.single_recipient {
+            Some(rcpt) => h.push_str(&format!("\r\n\tfor <{}>; {}\r\n", clean(rcpt), self.date)),
+            None => h.push_str(&format!(";\r\n\t{}\r\n", self.date)),
+        }
+        h.into_bytes()
+    }
+}
+
+/// Keeps client-supplied text from breaking the header: control
+/// characters become `?` (the parser already refused CR/LF in commands;
+/// this is defence in depth).
+fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// RFC 5322 date in the local time zone, as Postfix `mail_date()`:
+/// `Tue, 3 Mar 2026 10:04:05 +0100 (CET)`.
+pub(crate) fn date(now: &jiff::ZonedDateTime) -> String {
+    now.strftime("%a, %-d %b %Y %H:%M:%S %z (%Z)").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Received<'static> {
+        Received {
+            helo: Some("client.example"),
+            client_name: "unknown",
+            client_rfc_addr: "127.0.0.1",
+            hostname: "mail.example.test",
+            mail_name: "Postern",
+            protocol: "ESMTP",
+            queue_id: "4ABCDEF",
+            single_recipient: Some("bob@example.test"),
+            date: "Tue, 3 Mar 2026 10:04:05 +0000 (UTC)",
+        }
+    }
+
+    #[test]
+    fn one_recipient_postfix_shape() {
+        assert_eq!(
+            String::from_utf8(base().to_bytes()).unwrap(),
+            "Received: from client.example (unknown [127.0.0.1])\r\n\
+             \tby mail.example.test (Postern) with ESMTP id 4ABCDEF\r\n\
+             \tfor <bob@example.test>; Tue, 3 Mar 2026 10:04:05 +0000 (UTC)\r\n"
+        );
+    }
+
+    #[test]
+    fn many_recipients_and_no_helo() {
+        let r = Received {
+            helo: None,
+            single_recipient: None,
+            client_rfc_addr: "IPv6:::1",
+            ..base()
+        };
+        assert_eq!(
+            String::from_utf8(r.to_bytes()).unwrap(),
+            "Received: from unknown (unknown [IPv6:::1])\r\n\
+             \tby mail.example.test (Postern) with ESMTP id 4ABCDEF;\r\n\
+             \tTue, 3 Mar 2026 10:04:05 +0000 (UTC)\r\n"
+        );
+    }
+
+    #[test]
+    fn date_format() {
+        let t: jiff::ZonedDateTime = "2026-03-03T10:04:05+01:00[Europe/Paris]".parse().unwrap();
+        assert_eq!(date(&t), "Tue, 3 Mar 2026 10:04:05 +0100 (CET)");
+    }
+}

@@ -1,0 +1,87 @@
+//! The socket side of a session (Postfix `smtpd.c:smtpd_service` and
+//! `smtpd_chat.c`): read what the client sent, let the session process
+//! all of it, then write the replies out. Replies are therefore flushed
+//! exactly when the input buffer runs dry, as Postfix does with
+//! PIPELINING.
+//!
+//! Every read and every write has `smtpd_timeout`; a read that times out
+//! gets `421 4.4.2 ... Error: timeout exceeded`, a write that times out or
+//! fails ends the session as a lost connection.
+
+use std::io::{self, ErrorKind, Read, Write};
+
+use postern_server::Conn;
+use postern_util::{info, warn};
+
+use crate::backend::Backend;
+use crate::session::{Peer, Session};
+use crate::settings::Env;
+
+/// Read size; DATA content is streamed on in pieces of at most this.
+const READ_SIZE: usize = 64 * 1024;
+
+/// Serves one client connection to its end.
+pub(crate) fn serve<B: Backend>(mut conn: Conn, env: &Env, backend: &mut B) {
+    let peer = match &conn {
+        Conn::Tcp(s) => match s.peer_addr() {
+            Ok(a) => Peer::inet(a.ip(), a.port()),
+            Err(e) => {
+                // The client is already gone.
+                warn!("getpeername: {e}");
+                return;
+            }
+        },
+        Conn::Unix(_) => Peer::local(),
+    };
+    if let Err(e) = conn.set_timeout(Some(env.settings.timeout)) {
+        warn!("set timeout: {e}");
+    }
+    let mut session = Session::new(env, backend, peer);
+    info!("connect from {}", session.namaddr());
+    session.greet();
+    run(&mut conn, &mut session);
+    session.end();
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+}
+
+/// The read-process-write loop.
+fn run<B: Backend, S: Read + Write>(conn: &mut S, session: &mut Session<'_, B>) {
+    let mut buf = vec![0u8; READ_SIZE];
+    loop {
+        let out = session.take_output();
+        if !out.is_empty()
+            && let Err(e) = conn.write_all(&out).and_then(|()| conn.flush())
+        {
+            if is_timeout(&e) {
+                session.timeout();
+            } else {
+                session.lost();
+            }
+            return;
+        }
+        if session.is_closed() {
+            return;
+        }
+        match conn.read(&mut buf) {
+            Ok(0) => {
+                session.lost();
+                return;
+            }
+            Ok(n) => session.feed(buf.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if is_timeout(&e) => {
+                session.timeout();
+                // Best effort: the client may not be reading either.
+                let _ = conn.write_all(&session.take_output());
+                return;
+            }
+            Err(_) => {
+                session.lost();
+                return;
+            }
+        }
+    }
+}
