@@ -198,6 +198,12 @@ pub static PARAMS: &[Param] = &[
         doc: "Let trivial-rewrite(8) rewrite \"user%domain\" into \"user@domain\".",
     },
     Param {
+        name: "always_add_missing_headers",
+        kind: Kind::Bool,
+        default: "no",
+        doc: "Let cleanup(8) add a missing From:, Date: and Message-ID: header to mail from the network too; by default only local submissions get them.",
+    },
+    Param {
         name: "append_dot_mydomain",
         kind: Kind::Bool,
         default: "no",
@@ -312,6 +318,15 @@ pub static PARAMS: &[Param] = &[
         doc: "Refuse the SMTP VRFY command in smtpd(8).",
     },
     Param {
+        name: "duplicate_filter_limit",
+        kind: Kind::Int {
+            min: 0,
+            max: INT_MAX,
+        },
+        default: "1000",
+        doc: "The maximal number of addresses that cleanup(8) remembers when it removes duplicate recipients; 0 means no limit.",
+    },
+    Param {
         name: "header_checks",
         kind: Kind::List,
         default: "",
@@ -352,6 +367,12 @@ pub static PARAMS: &[Param] = &[
         kind: Kind::List,
         default: "all",
         doc: "The IP protocols to use: \"all\", \"ipv4\", \"ipv6\", or \"ipv4, ipv6\".",
+    },
+    Param {
+        name: "ipc_idle",
+        kind: Kind::Time { min_secs: 1 },
+        default: "5s",
+        doc: "How long an internal communication channel may stay idle before it is closed; trivial-rewrite(8) closes idle client connections after this time and clients reconnect on demand (in Postfix the client closes them).",
     },
     Param {
         name: "ipc_timeout",
@@ -496,6 +517,12 @@ pub static PARAMS: &[Param] = &[
         kind: Kind::List,
         default: "resource, software",
         doc: "Which kinds of problems are reported to the postmaster (bounce, 2bounce, data, delay, policy, protocol, resource, software).",
+    },
+    Param {
+        name: "parent_domain_matches_subdomains",
+        kind: Kind::List,
+        default: "debug_peer_list, fast_flush_domains, mynetworks, permit_mx_backup_networks, qmqpd_authorized_clients, relay_domains, smtpd_access_maps",
+        doc: "The features whose \"domain.tld\" patterns also match subdomains \"sub.domain.tld\" (others need an explicit \".domain.tld\" pattern).",
     },
     Param {
         name: "process_id_directory",
@@ -771,10 +798,34 @@ pub static PARAMS: &[Param] = &[
         doc: "Lookup tables that map recipient addresses or domains to a transport and next-hop.",
     },
     Param {
+        name: "virtual_alias_domains",
+        kind: Kind::List,
+        default: "$virtual_alias_maps",
+        doc: "Domains whose addresses exist only as virtual_alias_maps entries; trivial-rewrite(8) resolves other addresses in them to \"5.1.1 User unknown in virtual alias table\".",
+    },
+    Param {
+        name: "virtual_alias_expansion_limit",
+        kind: Kind::Int {
+            min: 1,
+            max: INT_MAX,
+        },
+        default: "1000",
+        doc: "The maximal number of addresses that one original recipient may expand into through virtual_alias_maps.",
+    },
+    Param {
         name: "virtual_alias_maps",
         kind: Kind::List,
         default: "",
         doc: "Lookup tables that cleanup(8) uses to redirect addresses in any domain (Postfix's default $virtual_maps is a legacy name Postern does not have).",
+    },
+    Param {
+        name: "virtual_alias_recursion_limit",
+        kind: Kind::Int {
+            min: 1,
+            max: INT_MAX,
+        },
+        default: "1000",
+        doc: "The maximal nesting depth of virtual_alias_maps expansion.",
     },
     Param {
         name: "virtual_gid_maps",

@@ -1,0 +1,187 @@
+//! cleanup - canonicalize and enqueue Postern messages (Postfix
+//! `cleanup(8)`, `src/cleanup/cleanup.c`).
+//!
+//! # SYNOPSIS
+//!
+//! `cleanup [generic daemon options]`, started by master for the
+//! `private/cleanup` service (`[cleanup] type = "unix"` in master.toml).
+//!
+//! # DESCRIPTION
+//!
+//! cleanup is the one program that creates queue files. smtpd and pickup
+//! hand it one message per connection (`ipc::cleanup`): cleanup creates
+//! `incoming/ID`, greets with the queue ID, and reads the envelope, the
+//! content and the extracted segment as records. It
+//!
+//! - writes the arrival time itself (a client's `T`, `D` or `W` record
+//!   is refused, as is any record out of place);
+//! - rewrites the sender and each recipient through trivial-rewrite (the
+//!   local context for `flags::LOCAL` submissions, else remote), then
+//!   `sender_canonical_maps` / `recipient_canonical_maps` and
+//!   `canonical_maps`, and expands recipients through
+//!   `virtual_alias_maps`; duplicate recipients are dropped;
+//! - checks each header against `header_checks` and each body line
+//!   against `body_checks` (REJECT, DEFER, HOLD, DISCARD, WARN, IGNORE,
+//!   PREPEND, REPLACE), counts `Received:` headers against
+//!   `hop_count_limit`, removes `Bcc:` from local submissions, takes the
+//!   recipients of `sendmail -t` from `To:`/`Cc:`/`Bcc:`, and adds a
+//!   missing `Message-ID:`, `Date:` and `From:` to local submissions (or
+//!   to all mail with `always_add_missing_headers = yes`);
+//! - stores the content as LF-terminated lines ([`message`]).
+//!
+//! Errors pile up; cleanup reads on to the `E` record, then answers
+//! `status` and `reason`. A refused message leaves no queue file. An
+//! accepted one is fsynced and made ready, the client is told, qmgr gets
+//! the trigger `I`, and the log says `ID: message-id=<...>`. A HOLD action
+//! commits the file to `hold/` instead; a DISCARD action removes it and
+//! answers `DISCARD` (the client reports success).
+//!
+//! # SECURITY
+//!
+//! cleanup is moderately security sensitive: it talks to other mail
+//! system programs only, but the content it reads comes from anyone who
+//! can send mail. It runs unprivileged and may run chrooted. Nothing it
+//! reads makes it panic; every limit is a parameter.
+//!
+//! # DIAGNOSTICS
+//!
+//! Problems are logged through the mail log. A client protocol violation
+//! is logged as `warning: ID: message rejected: ...`; a table or
+//! trivial-rewrite failure as a warning with `try again later` (the
+//! message is deferred). Header and body actions are logged like
+//! Postfix: `ID: reject: header Subject: ... from host[addr]; from=<s>
+//! to=<r> proto=ESMTP helo=<h>: 5.7.1 text` (also `hold`, `discard`,
+//! `warning`, `defer`).
+//!
+//! # BUGS
+//!
+//! Addresses in headers are not rewritten (Postfix rewrites them in the
+//! local context); MIME parts are not checked with `mime_header_checks` or
+//! `nested_header_checks`; the REDIRECT action is logged and ignored,
+//! because the queue file has no record for it yet.
+//!
+//! # CONFIGURATION PARAMETERS
+//!
+//! `queue_directory`, `ipc_timeout`, `myhostname`, `myorigin`,
+//! `mydestination`, `recipient_delimiter`, `canonical_maps`,
+//! `sender_canonical_maps`, `recipient_canonical_maps`,
+//! `virtual_alias_maps`, `virtual_alias_recursion_limit` (1000),
+//! `virtual_alias_expansion_limit` (1000), `duplicate_filter_limit` (1000),
+//! `header_checks`, `body_checks`, `header_size_limit` (102400),
+//! `line_length_limit` (2048), `hop_count_limit` (50),
+//! `message_size_limit` (10240000), `always_add_missing_headers` (no).
+//!
+//! # SEE ALSO
+//!
+//! trivial-rewrite(8) address rewriting, qmgr(8) queue manager, smtpd(8)
+//! and pickup(8) clients, header_checks(5), canonical(5), virtual(5).
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use postern_ipc::cleanup::{Server, status};
+use postern_ipc::conn::{Conn as IpcConn, Error as IpcError};
+use postern_queue::{Queue, QueueFileWriter};
+use postern_server::{Conn, Context};
+use postern_util::{debug, info, warn};
+
+mod addr;
+mod header;
+mod message;
+mod state;
+mod tables;
+#[cfg(test)]
+mod tests;
+
+use state::{Cleanup, Next, Settings, State};
+use tables::{IpcRewriter, Tables};
+
+fn main() {
+    postern_server::single::run("cleanup", |ctx| {
+        let queue_dir = queue_dir(ctx);
+        let settings = Settings::from_config(&ctx.config, queue_dir.clone());
+        let tables = Tables::open(&ctx.config)?;
+        let rewriter = IpcRewriter::new(&queue_dir, ctx.config.time("ipc_timeout"));
+        let mut cx = Cleanup {
+            settings,
+            tables,
+            rewriter: Box::new(rewriter),
+        };
+        Ok(move |conn: Conn, ctx: &Context| service(conn, ctx, &mut cx))
+    })
+}
+
+/// `queue_directory` as the process sees it: `/` after a chroot into it.
+fn queue_dir(ctx: &Context) -> PathBuf {
+    let jailed =
+        ctx.args.chroot && postern_util::privs::is_root() && !ctx.config.bool("development_mode");
+    if jailed {
+        PathBuf::from("/")
+    } else {
+        ctx.config.path("queue_directory")
+    }
+}
+
+/// One client, one message (Postfix `cleanup_service`).
+fn service(conn: Conn, ctx: &Context, cx: &mut Cleanup) {
+    let Conn::Unix(stream) = conn else {
+        warn!("cleanup serves unix sockets only -- connection dropped");
+        return;
+    };
+    let writer = match QueueFileWriter::create(&cx.settings.queue_dir, Queue::Incoming) {
+        Ok(w) => w,
+        Err(e) => {
+            warn!("create queue file: {e}");
+            return;
+        }
+    };
+    let id = writer.id().as_str().to_string();
+    let timeout = ctx.config.time("ipc_timeout");
+    let mut server = match IpcConn::new(stream, timeout).and_then(|c| Server::accept(c, &id)) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("{id}: handshake with client: {e}");
+            return;
+        }
+    };
+    let mut state = State::new(cx, writer, server.flags, SystemTime::now());
+    loop {
+        match server.next_record() {
+            Ok((kind, data)) => {
+                if state.record(kind, &data) == Next::End {
+                    break;
+                }
+            }
+            Err(IpcError::Closed) => {
+                // The client gave up (smtpd lost its client): no reply,
+                // and dropping the state removes the queue file.
+                debug!("{id}: client disconnected before the end of the message");
+                return;
+            }
+            Err(IpcError::Wire(e)) => {
+                // The framing is broken: the rest cannot be read.
+                warn!("{id}: malformed record from client: {e}");
+                state.bad("malformed record");
+                let verdict = state.finish();
+                let _ = server.reply(verdict.status, &verdict.reason);
+                return;
+            }
+            Err(e) => {
+                warn!("{id}: read from client: {e}");
+                return;
+            }
+        }
+    }
+    let verdict = state.finish();
+    if let Err(e) = server.reply(verdict.status, &verdict.reason) {
+        warn!("{id}: reply to client: {e}");
+    }
+    if verdict.status == status::OK && verdict.queued == Some(Queue::Incoming) {
+        // qmgr may not run (yet): it scans incoming/ on its own anyway.
+        let _ =
+            postern_ipc::trigger::send(&cx.settings.queue_dir, postern_ipc::service::QMGR, b"I");
+    }
+    if verdict.queued.is_some() {
+        info!("{id}: message-id={}", verdict.message_id);
+    }
+}
