@@ -7,3 +7,7 @@ mod master;
 
 /// Man pages render cleanly.
 mod man;
+
+/// cleanup: queue files from ipc::cleanup clients, rewriting, tables,
+/// limits.
+mod cleanup;

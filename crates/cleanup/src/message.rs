@@ -62,6 +62,10 @@ enum Verdict {
 impl State<'_> {
     /// One `N` or `L` record.
     pub(crate) fn content_record(&mut self, kind: RecordType, data: &[u8]) {
+        if !self.ok() {
+            // Discarded: nothing more to look at (the size was counted).
+            return;
+        }
         if std::mem::take(&mut self.content.held_cr) {
             if kind == RecordType::Normal && data.is_empty() {
                 // "...\r" + "" + line feed: the CR ended the line.
@@ -202,7 +206,12 @@ impl State<'_> {
             Kind::MessageId => {
                 self.content.seen_message_id = true;
                 if self.content.message_id.is_none() {
-                    self.content.message_id = Some(header::value(&text));
+                    // Postfix `printable()`: no control characters in logs.
+                    let value: String = header::value(&text)
+                        .chars()
+                        .map(|c| if c.is_control() { '?' } else { c })
+                        .collect();
+                    self.content.message_id = Some(value);
                 }
             }
             Kind::ResentFrom => self.content.seen_resent_from = true,

@@ -418,6 +418,15 @@ fn header_checks_discard_removes_the_file() {
     let (v, qf) = fx.run(0, &message("a@x", &["b@y"], b"Subject: drop\n\nx\n"));
     assert_eq!((v.status, v.queued), (status::DISCARD, None));
     assert!(qf.is_none());
+    fx.cx.tables.body_checks = Some(TestChecks::new(&[("unsubscribe", "DISCARD bulk")]));
+    let mut recs = message("a@x", &["b@y"], b"Subject: s\n\nunsubscribe here\n");
+    // More content after the DISCARD, in pieces, is read and dropped.
+    let xtra = recs.len() - 2;
+    for _ in 0..3 {
+        recs.insert(xtra, (R::Cont, vec![b'z'; 5000]));
+    }
+    let (v, _) = fx.run(0, &recs);
+    assert_eq!((v.status, v.queued), (status::DISCARD, None));
 }
 
 #[test]
