@@ -527,7 +527,16 @@ impl<'a, B: Backend> Session<'a, B> {
             standard::temporary_lookup_failure(&format!("<{address}>"))
         };
         let canonical = self.backend.rewrite_local(address).map_err(temp_fail)?;
-        self.backend.resolve(sender, &canonical).map_err(temp_fail)
+        let resolved = self
+            .backend
+            .resolve(sender, &canonical)
+            .map_err(temp_fail)?;
+        if resolved.flags & postern_ipc::rewrite::flags::FAIL != 0 {
+            // A table lookup failed inside trivial-rewrite (Postfix
+            // `reject_dict_retry`).
+            return Err(standard::temporary_lookup_failure(&format!("<{address}>")));
+        }
+        Ok(resolved)
     }
 
     fn rcpt(&mut self, command: &Command, to: &Mailbox, params: &RcptParams) -> Done {
@@ -997,3 +1006,6 @@ fn outcome_reply(outcome: &Outcome) -> Reply {
     let (status, text) = check::split_dsn(&text, default);
     Reply::with_status(code, status, text)
 }
+
+#[cfg(test)]
+mod tests;
