@@ -272,6 +272,9 @@ impl<'a> State<'a> {
     /// Takes one record from the client.
     pub(crate) fn record(&mut self, kind: RecordType, data: &[u8]) -> Next {
         if kind == RecordType::End {
+            if self.errs == 0 {
+                self.drop_pending();
+            }
             if self.phase != Phase::Extracted && self.errs == 0 {
                 let phase = self.phase.name();
                 self.bad(&format!("unexpected end record in {phase} segment"));

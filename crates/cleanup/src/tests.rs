@@ -861,3 +861,96 @@ fn act_log_line_has_postfix_shape() {
     );
     assert!(line.ends_with("helo=<h>"), "{line}");
 }
+
+/// A queue file as text, one record a line (Postfix's
+/// `src/cleanup/test-queue-file*.ref` idea): the arrival time, the only
+/// part that changes from run to run, is left out.
+fn dump(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for rec in postern_wire::Decoder::new().records(bytes) {
+        let (_, r) = rec.unwrap();
+        let text = match r.kind {
+            R::Time => "(arrival time)".to_string(),
+            R::Size => r
+                .data
+                .chunks(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap()).to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+            R::DsnNotify => r.data[0].to_string(),
+            _ => r.data.escape_ascii().to_string(),
+        };
+        writeln!(out, "{}: {text}", r.kind.name()).unwrap();
+    }
+    out
+}
+
+/// Compares `dump` of the committed file with `testdata/NAME.ref`;
+/// `UPDATE_GOLDEN=1` rewrites the reference instead.
+fn golden(name: &str, fx: &mut Fixture, flags: u64, records: &[(R, Vec<u8>)]) {
+    let (v, qf) = fx.run(flags, records);
+    assert_eq!(v.status, status::OK, "{v:?}");
+    let got = dump(qf.unwrap().as_bytes());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("testdata/{name}.ref"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(got, want, "{} differs", path.display());
+}
+
+#[test]
+fn golden_remote_message_with_tables() {
+    let mut fx = Fixture::new();
+    fx.cx.settings.line_length_limit = 40;
+    fx.cx.tables.canonical = Some(TestMap::new(&[("old@example.org", "new@example.org")]));
+    fx.cx.tables.virtual_alias = Some(TestMap::new(&[(
+        "team@example.test",
+        "ann@example.test, bob@example.test",
+    )]));
+    fx.cx.tables.header_checks = Some(TestChecks::new(&[
+        ("x-tracking:", "IGNORE"),
+        ("subject:", "PREPEND X-Checked: yes"),
+        ("x-mailer:", "REPLACE X-Mailer: hidden"),
+    ]));
+    fx.cx.tables.body_checks = Some(TestChecks::new(&[("secret", "REPLACE [removed]")]));
+    let mut recs = message(
+        "old@example.org",
+        &["team@example.test", "carl@example.net"],
+        b"Received: from a by b\r\nSubject: golden\r\nX-Tracking: 1\r\n\
+          X-Mailer: m 1.0\r\nTo: team@example.test\r\n\r\nline one\r\n\
+          the secret line\r\n\
+          a line that is longer than forty bytes, so it is split\r\n\
+          no newline at the end",
+    );
+    recs.insert(1, (R::Attr, b"client_name=client.example.org".to_vec()));
+    recs.insert(2, (R::Attr, b"client_address=192.0.2.7".to_vec()));
+    recs.insert(3, (R::Attr, b"protocol=ESMTP".to_vec()));
+    recs.insert(4, (R::Attr, b"envid=ENV1".to_vec()));
+    recs.insert(5, (R::DsnNotify, vec![8]));
+    recs.insert(6, (R::DsnOrcpt, b"rfc822;team@example.test".to_vec()));
+    golden("remote", &mut fx, 0, &recs);
+}
+
+#[test]
+fn golden_local_extracted_recipients() {
+    let mut fx = Fixture::new();
+    let recs = with_attr(
+        message(
+            "joe",
+            &[],
+            b"From: Joe <joe@example.test>\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n\
+              Message-ID: <golden@example.test>\nTo: ann, bob@example.net\n\
+              Bcc: carl\nSubject: t\n\nbody\n",
+        ),
+        "rewrite_context",
+        "local",
+    );
+    golden(
+        "local-extract",
+        &mut fx,
+        flags::LOCAL | flags::EXTRACT_RECIPIENTS,
+        &recs,
+    );
+}
