@@ -56,9 +56,14 @@
 //! # BUGS
 //!
 //! Addresses in headers are not rewritten (Postfix rewrites them in the
-//! local context); MIME parts are not checked with `mime_header_checks` or
-//! `nested_header_checks`; the REDIRECT action is logged and ignored,
-//! because the queue file has no record for it yet.
+//! local context and through the canonical tables). There is no MIME
+//! processing: everything after the primary header block is body to
+//! `body_checks` (as Postfix with `disable_mime_input_processing = yes`),
+//! and there are no `mime_header_checks` or `nested_header_checks`. The
+//! REDIRECT and FILTER actions are logged and ignored, because the queue
+//! file has no record for them yet. A cleanup process killed in the middle
+//! of a message leaves its unfinished queue file behind (mode 0600, so no
+//! reader takes it); Postfix's cleanup removes it from a signal handler.
 //!
 //! # CONFIGURATION PARAMETERS
 //!
