@@ -15,8 +15,9 @@
 //!
 //! - writes the arrival time itself (a client's `T`, `D` or `W` record
 //!   is refused, as is any record out of place);
-//! - rewrites the sender and each recipient through trivial-rewrite (the
-//!   local context for `flags::LOCAL` submissions, else remote), then
+//! - rewrites the sender and each recipient through trivial-rewrite, in
+//!   the local context for every message as Postfix does for envelope
+//!   addresses (`MAILER-DAEMON@$myorigin` as sender becomes `<>`), then
 //!   `sender_canonical_maps` / `recipient_canonical_maps` and
 //!   `canonical_maps`, and expands recipients through
 //!   `virtual_alias_maps`; duplicate recipients are dropped;

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use postern_config::Config;
-use postern_ipc::cleanup::{flags, status};
+use postern_ipc::cleanup::status;
 use postern_ipc::rewrite::Rule;
 use postern_queue::{NewRecipient, Notify, Queue, QueueFileWriter};
 use postern_util::{info, warn};
@@ -26,6 +26,10 @@ use postern_wire::RecordType;
 use crate::addr::{self, ExpansionLimits, Failed};
 use crate::message::Content;
 use crate::tables::{Rewriter, Tables};
+
+/// The local part of the null sender's stand-in (Postfix
+/// `MAIL_ADDR_MAIL_DAEMON`).
+const MAILER_DAEMON: &str = "MAILER-DAEMON";
 
 /// The parameters cleanup reads, once per process.
 #[derive(Debug, Clone)]
@@ -257,18 +261,6 @@ impl<'a> State<'a> {
         }
     }
 
-    /// The rewrite context: local for local submissions (or when the
-    /// client says `rewrite_context=local`), else remote.
-    pub(crate) fn rule(&self) -> Rule {
-        if self.flags & flags::LOCAL != 0 {
-            return Rule::Local;
-        }
-        self.attrs
-            .get("rewrite_context")
-            .and_then(|r| Rule::parse(r))
-            .unwrap_or(Rule::Remote)
-    }
-
     /// Takes one record from the client.
     pub(crate) fn record(&mut self, kind: RecordType, data: &[u8]) -> Next {
         if kind == RecordType::End {
@@ -409,11 +401,28 @@ impl<'a> State<'a> {
 
     /// Rewrites `raw` and applies the canonical tables for a sender or a
     /// recipient.
+    ///
+    /// Envelope addresses are always rewritten in the local context,
+    /// whoever sent the message (Postfix `cleanup_addr.c`: "an unqualified
+    /// envelope address is for all practical purposes equivalent to a
+    /// fully qualified local address"); the remote context and the
+    /// client's `rewrite_context` are for addresses in headers. A sender
+    /// that comes out as `MAILER-DAEMON@$myorigin` becomes the null
+    /// sender, as in Postfix.
     fn canonical(&mut self, raw: &str, sender: bool) -> Result<String, Failed> {
-        let rule = self.rule();
         let cx = &mut *self.cx;
         let id = self.id.as_str();
-        let mut addr = addr::rewrite(cx.rewriter.as_mut(), id, rule, raw)?;
+        let mut addr = addr::rewrite(cx.rewriter.as_mut(), id, Rule::Local, raw)?;
+        if sender
+            && addr
+                .get(..MAILER_DAEMON.len() + 1)
+                .is_some_and(|p| p.eq_ignore_ascii_case(&format!("{MAILER_DAEMON}@")))
+        {
+            let daemon = addr::rewrite(cx.rewriter.as_mut(), id, Rule::Local, MAILER_DAEMON)?;
+            if addr.eq_ignore_ascii_case(&daemon) {
+                return Ok(String::new());
+            }
+        }
         let own = if sender {
             cx.tables.sender_canonical.as_deref()
         } else {

@@ -954,3 +954,26 @@ fn golden_local_extracted_recipients() {
         &recs,
     );
 }
+
+#[test]
+fn envelope_addresses_are_qualified_for_network_mail_too() {
+    let mut fx = Fixture::new();
+    let (v, qf) = fx.run(0, &message("joe", &["ann", "MAILER-DAEMON"], b"\nx\n"));
+    assert_eq!(v.status, status::OK);
+    let qf = qf.unwrap();
+    assert_eq!(qf.sender(), "joe@example.test");
+    assert_eq!(
+        addresses(&qf),
+        ["ann@example.test", "MAILER-DAEMON@example.test"]
+    );
+    // MAILER-DAEMON@$myorigin as the sender is the null sender.
+    for sender in ["MAILER-DAEMON", "mailer-daemon@example.test", ""] {
+        let (_, qf) = fx.run(0, &message(sender, &["b@y.test"], b"\nx\n"));
+        assert_eq!(qf.unwrap().sender(), "", "{sender}");
+    }
+    let (_, qf) = fx.run(
+        0,
+        &message("mailer-daemon@other.test", &["b@y.test"], b"\nx\n"),
+    );
+    assert_eq!(qf.unwrap().sender(), "mailer-daemon@other.test");
+}
