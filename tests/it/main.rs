@@ -11,3 +11,7 @@ mod man;
 /// cleanup: queue files from ipc::cleanup clients, rewriting, tables,
 /// limits.
 mod cleanup;
+
+/// trivial-rewrite: rewrite and resolve requests, table reloads, idle
+/// connections, lookup failures.
+mod rewrite;
