@@ -136,7 +136,8 @@ fn header_checks_and_virtual_aliases_from_real_tables() {
     let checks = tables.path().join("header_checks");
     fs::write(
         &checks,
-        "/^Subject:.*viagra/ REJECT no pills here\n/^Subject:.*review/ HOLD\n",
+        "/^Subject:.*viagra/ REJECT no pills here\n/^Subject:.*review/ HOLD\n\
+         /^Subject:.*newsletter/ DISCARD bulk\n",
     )
     .unwrap();
     let aliases = tables.path().join("virtual");
@@ -183,6 +184,30 @@ fn header_checks_and_virtual_aliases_from_real_tables() {
     let rcpts: Vec<&str> = qf.recipients().iter().map(|r| r.address.as_str()).collect();
     assert_eq!(rcpts, ["ann@example.test", "bob@example.test"]);
     assert!(files_in(&inst, Queue::Incoming).is_empty());
+    inst.wait_log(
+        &format!(
+            "{}: hold: header Subject: please review from local; from=<a@example.net> \
+             to=<ann@example.test> proto=ESMTP",
+            out.queue_id
+        ),
+        WAIT,
+    );
+
+    let out = submit(
+        &inst,
+        0,
+        "list@example.net",
+        &["b@example.net"],
+        b"Subject: weekly newsletter\r\n\r\nx\r\n",
+    );
+    assert_eq!(out.status, status::DISCARD, "{out:?}");
+    assert!(out.accepted());
+    inst.wait_log(
+        &format!("{}: discard: header Subject: weekly", out.queue_id),
+        WAIT,
+    );
+    assert!(files_in(&inst, Queue::Incoming).is_empty());
+    assert_eq!(files_in(&inst, Queue::Hold).len(), 1);
 }
 
 #[test]
