@@ -239,3 +239,40 @@ fn limits_and_a_client_that_gives_up_leave_no_queue_file() {
         std::thread::sleep(Duration::from_millis(25));
     }
 }
+
+#[test]
+fn addresses_go_through_the_real_trivial_rewrite() {
+    let tables = tempfile::tempdir().unwrap();
+    let aliases = tables.path().join("virtual");
+    fs::write(&aliases, "staff@mail.example.test ann, root\n").unwrap();
+    let table =
+        format!("{TABLE}[rewrite]\ntype = \"unix\"\nmaxproc = 1\ncommand = \"trivial-rewrite\"\n");
+    let mut inst = Instance::new(
+        &format!("virtual_alias_maps = \"hash:{}\"", aliases.display()),
+        &table,
+    );
+    inst.start();
+    let out = submit(
+        &inst,
+        0,
+        "Joe@Example.NET.",
+        &["staff", "@hop.test:Bob@Remote.TEST."],
+        b"Subject: via trivial-rewrite\r\n\r\nx\r\n",
+    );
+    assert_eq!(out.status, status::OK, "{out:?}");
+    let qf = queue_file(&inst, Queue::Incoming, &out.queue_id);
+    assert_eq!(qf.sender(), "Joe@example.net");
+    let rcpts: Vec<(&str, Option<&str>)> = qf
+        .recipients()
+        .iter()
+        .map(|r| (r.address.as_str(), r.orcpt.as_deref()))
+        .collect();
+    assert_eq!(
+        rcpts,
+        [
+            ("ann@mail.example.test", Some("staff")),
+            ("root@mail.example.test", Some("staff")),
+            ("Bob@remote.test", Some("@hop.test:Bob@Remote.TEST.")),
+        ]
+    );
+}
