@@ -73,6 +73,9 @@ impl State<'_> {
             }
             self.content.line.push(b'\r');
         }
+        // XXX: in the header block a physical line is cut at
+        // header_size_limit before it is known to be a header; a first body
+        // line that long with no blank line before it is cut too.
         let cap = match self.phase {
             Phase::Headers => self.cx.settings.header_size_limit,
             _ => usize::MAX,

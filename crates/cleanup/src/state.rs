@@ -203,7 +203,8 @@ impl<'a> State<'a> {
             size: 0,
             content: Content::default(),
         };
-        let line_chunk = state.cx.settings.line_length_limit;
+        let max = usize::try_from(postern_wire::DEFAULT_MAX_RECORD_LEN).unwrap_or(usize::MAX);
+        let line_chunk = state.cx.settings.line_length_limit.clamp(1, max);
         match writer
             .time(arrival)
             .and_then(|()| writer.set_line_chunk(line_chunk))
@@ -446,7 +447,8 @@ impl<'a> State<'a> {
         };
         if self.phase == Phase::Envelope {
             self.attrs
-                .insert(name.clone(), String::from_utf8_lossy(value).into_owned());
+                .entry(name.clone())
+                .or_insert_with(|| String::from_utf8_lossy(value).into_owned());
         }
         if !self.ok() {
             return;
