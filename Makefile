@@ -29,7 +29,9 @@ run: build
 	@echo "Services: see the 'service ...' lines below; Ctrl-C stops everything."
 	exec $(BIN)/master -c $(CURDIR)/etc/dev \
 		-o queue_directory=$(VAR)/spool \
-		-o daemon_directory=$(BIN)
+		-o daemon_directory=$(BIN) \
+		-o command_directory=$(BIN) \
+		-o virtual_mailbox_base=$(VAR)/mail
 
 test:
 	$(CARGO) build --workspace --bins
