@@ -15,3 +15,11 @@ mod cleanup;
 /// trivial-rewrite: rewrite and resolve requests, table reloads, idle
 /// connections, lookup failures.
 mod rewrite;
+
+/// smtpd: SMTP sessions from raw sockets, smtplib, swaks and curl,
+/// with cleanup and trivial-rewrite; queue files checked.
+mod smtpd;
+
+/// Local submission: sendmail, postdrop, pickup, mailq, newaliases,
+/// sendmail -bs, postcat.
+mod submit;
