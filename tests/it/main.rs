@@ -16,6 +16,10 @@ mod cleanup;
 /// connections, lookup failures.
 mod rewrite;
 
+/// smtpd: SMTP sessions from raw sockets, smtplib, swaks and curl,
+/// with cleanup and trivial-rewrite; queue files checked.
+mod smtpd;
+
 /// Local submission: sendmail, postdrop, pickup, mailq, newaliases,
 /// sendmail -bs, postcat.
 mod submit;

@@ -236,7 +236,7 @@ impl<'a, B: Backend> Session<'a, B> {
     pub(crate) fn timeout(&mut self) {
         info!("timeout after {} from {}", self.where_(), self.namaddr);
         standard::timeout(&self.env.settings.myhostname).encode(&mut self.out);
-        self.phase = Phase::Closed;
+        self.close();
     }
 
     /// The client went away (or reading failed).
@@ -248,15 +248,26 @@ impl<'a, B: Backend> Session<'a, B> {
                 self.namaddr
             );
         }
-        self.phase = Phase::Closed;
+        self.close();
     }
 
     /// Ends the session: abandons an unfinished message and logs the
     /// `disconnect from` line.
     pub(crate) fn end(&mut self) {
+        self.close();
         self.abort_transaction();
-        self.phase = Phase::Closed;
         info!("disconnect from {}{}", self.namaddr, self.stats.format());
+    }
+
+    /// Stops reading; a DATA or BDAT whose content was not read to its
+    /// end counts as failed.
+    fn close(&mut self) {
+        match self.phase {
+            Phase::Data(_) => self.stats.count("DATA", false),
+            Phase::Chunk(_) => self.stats.count("BDAT", false),
+            Phase::Closed | Phase::Command => {}
+        }
+        self.phase = Phase::Closed;
     }
 
     fn in_content(&self) -> bool {
@@ -351,6 +362,7 @@ impl<'a, B: Backend> Session<'a, B> {
             warn!("{}: command line too long", self.namaddr);
         }
         self.stats.count("", false);
+        self.last = "UNKNOWN";
         self.fail(e.reply());
     }
 
@@ -359,6 +371,7 @@ impl<'a, B: Backend> Session<'a, B> {
         let settings = &self.env.settings;
         if ending == LineEnding::BareLf && settings.bare_newline == BareNewline::Reject {
             self.stats.count(&verb, false);
+            self.last = known_verb(&verb);
             self.fail(standard::bare_lf());
             return;
         }
@@ -371,6 +384,7 @@ impl<'a, B: Backend> Session<'a, B> {
             Ok(c) => c,
             Err(e) => {
                 self.stats.count(&verb, false);
+                self.last = known_verb(&verb);
                 if e == CommandError::NonSmtp {
                     warn!(
                         "non-SMTP command from {}: {}",
@@ -985,6 +999,20 @@ fn internal(m: &Mailbox) -> String {
         Some(d) => format!("{}@{d}", m.local_part()),
         None => m.local_part().to_string(),
     }
+}
+
+/// A verb for logs (Postfix `state->where`): the command's name if the
+/// server knows it, else `UNKNOWN`.
+fn known_verb(verb: &str) -> &'static str {
+    const KNOWN: [&str; 15] = [
+        "AUTH", "BDAT", "DATA", "EHLO", "EXPN", "HELO", "HELP", "LHLO", "MAIL", "NOOP", "QUIT",
+        "RCPT", "RSET", "STARTTLS", "VRFY",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(verb))
+        .copied()
+        .unwrap_or("UNKNOWN")
 }
 
 /// The first word of a command line, for the statistics.
