@@ -45,8 +45,9 @@ clippy:
 
 check: fmt clippy test
 
-# BENCH_SUITES: any of smtp pop3 imap nntp (as their services land).
-BENCH_SUITES ?=
+# BENCH_SUITES: smtp-accept (default), or the kit's smtp pop3 imap nntp
+# once delivery and the readers exist.
+BENCH_SUITES ?= smtp-accept
 bench:
 	bench/run.sh $(BENCH_SUITES)
 

@@ -3,7 +3,8 @@
 # machine, in one run, through the shared bench kit (../shared/bench, or
 # BENCH_KIT). Needs root (the kit installs and starts the anchors).
 #
-#   bench/run.sh SUITE...     SUITE: smtp pop3 imap nntp (see the kit's README)
+#   bench/run.sh SUITE...     SUITE: smtp-accept (bench/smtp-accept.sh), or
+#                             smtp pop3 imap nntp (the kit's compare.sh)
 #
 # Postern is started by the kit with `make run PROFILE=release` and stopped
 # afterwards. Each suite prints the medians of both sides and their ratio.
@@ -11,9 +12,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 kit=${BENCH_KIT:-$here/../shared/bench}
 if [ $# -eq 0 ]; then
-    echo "bench: no suites given; available once their services exist: smtp pop3 imap nntp" >&2
-    echo "usage: make bench BENCH_SUITES='smtp imap'" >&2
-    exit 64
+    set -- smtp-accept
+fi
+if [ "$*" = smtp-accept ]; then
+    exec "$(dirname "$0")/smtp-accept.sh"
 fi
 if [ ! -x "$kit/compare.sh" ]; then
     echo "bench: bench kit not found at $kit (set BENCH_KIT)" >&2

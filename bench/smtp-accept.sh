@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# SMTP acceptance benchmark: Postfix's smtp-source against Postern's smtpd
+# and against Postfix 3.7 (the bench kit's anchor) on this machine, in the
+# same run, alternating. Each figure is the median of RUNS; each ratio is
+# Postern / Postfix (above 1 = Postern accepts more messages per second).
+#
+# Both sides are durable: a 250 means the queue file is fsynced (Postfix's
+# stock settings; Postern's cleanup fsyncs file and directory). Postfix also
+# delivers what it accepts to its Maildir while the test runs; Postern has
+# no delivery agent yet, so its queue only grows (it is emptied between
+# runs). Needs root: the kit installs and runs Postfix.
+#
+#   bench/smtp-accept.sh            sizes 1024 65536, sessions 1 10 50
+#   ACCEPT_MSGS=2000 RUNS=3 SIZES="1024" SESSIONS="10" bench/smtp-accept.sh
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+kit=${BENCH_KIT:-$here/../shared/bench}
+. "$kit/env.sh"
+: "${ACCEPT_MSGS:=2000}" "${RUNS:=3}" "${SIZES:=1024 65536}" "${SESSIONS:=1 10 50}"
+target_port=${TARGET_SMTP_PORT}
+anchor_port=${ANCHOR_SMTP_PORT}
+
+[ "$(id -u)" = 0 ] || { echo "smtp-accept: needs root (the bench kit runs Postfix)" >&2; exit 77; }
+"$kit/setup-anchors.sh" >/dev/null
+started_anchor=
+if "$kit/anchors.sh" status postfix | grep -q stopped; then
+    "$kit/anchors.sh" start postfix
+    started_anchor=1
+fi
+cd "$here"
+make -s build PROFILE=release
+(exec setsid make -s run PROFILE=release) > /tmp/postern-bench-run.log 2>&1 &
+target_pid=$!
+cleanup() {
+    kill -TERM -- "-$target_pid" 2>/dev/null || true
+    wait "$target_pid" 2>/dev/null || true
+    [ -n "$started_anchor" ] && "$kit/anchors.sh" stop postfix
+}
+trap cleanup EXIT
+for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$target_port") 2>/dev/null && break; sleep 0.2; done
+
+# One timed run: prints messages per second.
+run() {
+    local port=$1 size=$2 sessions=$3 rcpt=$4
+    local t0 t1
+    t0=$(date +%s.%N)
+    smtp-source -d -s "$sessions" -m "$ACCEPT_MSGS" -l "$size" -f "bench@client.example" \
+        -t "$rcpt" "127.0.0.1:$port" >/dev/null
+    t1=$(date +%s.%N)
+    python3 -c "print(round($ACCEPT_MSGS / ($t1 - $t0), 1))"
+}
+median() { tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+echo "# smtp-accept: $ACCEPT_MSGS messages per run, median of $RUNS, 1 discarded warm-up"
+for size in $SIZES; do
+    for sessions in $SESSIONS; do
+        a=() t=()
+        for r in $(seq 0 "$RUNS"); do
+            rm -f "$here"/var/spool/incoming/* 2>/dev/null || true
+            x=$(run "$anchor_port" "$size" "$sessions" "$ANCHOR_USER@$ANCHOR_DOMAIN")
+            y=$(run "$target_port" "$size" "$sessions" "$TARGET_USER@$TARGET_DOMAIN")
+            echo "  run $r size=$size sessions=$sessions postfix=$x postern=$y" >&2
+            [ "$r" -gt 0 ] && a+=("$x") && t+=("$y")
+        done
+        ma=$(echo "${a[*]}" | median)
+        mt=$(echo "${t[*]}" | median)
+        ratio=$(python3 -c "print(round($mt / $ma, 2))")
+        echo "bench smtp-accept size=$size sessions=$sessions postfix_per_s=$ma postern_per_s=$mt ratio=$ratio"
+    done
+done
+rm -f "$here"/var/spool/incoming/* 2>/dev/null || true
