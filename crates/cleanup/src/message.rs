@@ -31,6 +31,8 @@ pub(crate) struct Content {
     line: Vec<u8>,
     /// A carriage return held back from the end of an `L` piece.
     held_cr: bool,
+    /// A body piece without its line feed went out last.
+    mid_line: bool,
     /// The logical header being assembled.
     header: Option<Vec<u8>>,
     hop_count: u64,
@@ -66,6 +68,20 @@ impl State<'_> {
             // Discarded: nothing more to look at (the size was counted).
             return;
         }
+        // A line feed inside a record (no client of ours sends one) ends a
+        // line there, so the stored content stays made of lines.
+        let mut parts = data.split(|&b| b == b'\n').peekable();
+        while let Some(part) = parts.next() {
+            let kind = if parts.peek().is_some() {
+                RecordType::Normal
+            } else {
+                kind
+            };
+            self.content_piece(kind, part);
+        }
+    }
+
+    fn content_piece(&mut self, kind: RecordType, data: &[u8]) {
         if std::mem::take(&mut self.content.held_cr) {
             if kind == RecordType::Normal && data.is_empty() {
                 // "...\r" + "" + line feed: the CR ended the line.
@@ -125,12 +141,13 @@ impl State<'_> {
         self.body_piece(line, true);
     }
 
-    /// `X`: a last line without a line feed still counts as a line.
+    /// `X`: a last line without a line feed still counts as a line (and
+    /// gets one).
     pub(crate) fn finish_content(&mut self) {
-        if std::mem::take(&mut self.content.held_cr) {
-            self.content.line.push(b'\r');
-        }
-        if !self.content.line.is_empty() {
+        // A carriage return at the very end is a line ending too: the line
+        // gets a line feed instead.
+        let held = std::mem::take(&mut self.content.held_cr);
+        if !self.content.line.is_empty() || self.content.mid_line || held {
             let line = std::mem::take(&mut self.content.line);
             match self.phase {
                 Phase::Headers => self.header_line(line),
@@ -298,6 +315,7 @@ impl State<'_> {
 
     /// A body line, or a piece of one (`eol` false).
     fn body_piece(&mut self, mut text: Vec<u8>, eol: bool) {
+        self.content.mid_line = !eol;
         if !self.ok() {
             return;
         }

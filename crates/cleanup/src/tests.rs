@@ -977,3 +977,103 @@ fn envelope_addresses_are_qualified_for_network_mail_too() {
     );
     assert_eq!(qf.unwrap().sender(), "mailer-daemon@other.test");
 }
+
+mod prop {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn record() -> impl Strategy<Value = (R, Vec<u8>)> {
+        let kind = proptest::sample::select(RecordType::ALL.to_vec());
+        let data = prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..40),
+            proptest::sample::select(vec![
+                b"Subject: x".to_vec(),
+                b"Received: y".to_vec(),
+                b"To: a, b@c".to_vec(),
+                b" folded".to_vec(),
+                b"\r".to_vec(),
+                Vec::new(),
+                b"a@b".to_vec(),
+                b"full_name=J".to_vec(),
+            ]),
+        ];
+        (kind, data)
+    }
+
+    /// The input's lines with one CR before each LF removed; the end of
+    /// the input ends a last line.
+    fn normalized(input: &[u8]) -> Vec<u8> {
+        let mut input = input.to_vec();
+        if !input.is_empty() && !input.ends_with(b"\n") {
+            input.push(b'\n');
+        }
+        let mut out = Vec::new();
+        for line in input.split_inclusive(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\n").unwrap_or(line);
+            out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+            out.push(b'\n');
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever the client sends, cleanup neither panics nor leaves a
+        /// file behind unless it said OK.
+        #[test]
+        fn any_record_sequence_is_handled(
+            head in proptest::collection::vec(record(), 0..30),
+            flags in 0u64..8,
+        ) {
+            let mut fx = Fixture::new();
+            fx.cx.settings.hop_count_limit = 2;
+            fx.cx.settings.header_size_limit = 16;
+            fx.cx.settings.line_length_limit = 8;
+            fx.cx.tables.header_checks = Some(TestChecks::new(&[("subject", "HOLD")]));
+            let mut recs: Vec<(R, Vec<u8>)> =
+                head.into_iter().filter(|(k, _)| *k != R::End).collect();
+            recs.push((R::End, Vec::new()));
+            let (v, qf) = fx.run(flags, &recs);
+            prop_assert_eq!(v.queued.is_some(), v.status == status::OK);
+            prop_assert_eq!(qf.is_some(), v.status == status::OK);
+        }
+
+        /// Arbitrary content in a well-formed envelope: the stored content
+        /// is the input's lines, LF-terminated, whatever happens to it.
+        #[test]
+        fn any_content_is_handled(
+            content in proptest::collection::vec(record(), 0..40),
+            flags in 0u64..8,
+        ) {
+            let mut fx = Fixture::new();
+            fx.cx.settings.line_length_limit = 8;
+            let mut recs = vec![
+                (R::Sender, b"a@b".to_vec()),
+                (R::Recipient, b"c@d".to_vec()),
+                (R::Message, Vec::new()),
+            ];
+            recs.extend(content.into_iter().map(|(k, d)| {
+                (if k == R::Normal { R::Normal } else { R::Cont }, d)
+            }));
+            recs.push((R::Xtra, Vec::new()));
+            recs.push((R::End, Vec::new()));
+            let mut input = Vec::new();
+            for (k, d) in &recs {
+                postern_wire::content::join(*k, d, &mut input);
+            }
+            let (v, qf) = fx.run(flags, &recs);
+            prop_assert!(v.status == status::OK || v.status == status::RCPT, "{:?}", v);
+            if let Some(qf) = qf {
+                let text = qf.content_to_vec();
+                prop_assert!(text.is_empty() || text.ends_with(b"\n"));
+                if flags == 0 {
+                    // Nothing added or removed: the input's lines, one CR
+                    // before each LF removed, and a final LF.
+                    prop_assert_eq!(text, normalized(&input));
+                }
+            }
+        }
+    }
+}
