@@ -12,6 +12,7 @@
 //! (the `uid` and `login` of the submitting user).
 
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use postern_queue::{NewRecipient, Notify, QueueFileWriter};
 use postern_util::warn;
@@ -249,11 +250,16 @@ fn printable(bytes: &[u8], max: usize) -> String {
 /// Copies the record stream on `input` into `writer` (whose arrival time
 /// and own attributes are already written) up to and including the end
 /// record. Nothing may follow the end record.
+///
+/// `stop` is set by a signal handler (SIGINT, SIGHUP, SIGQUIT, SIGTERM):
+/// the copy then fails after the read in progress, so the caller drops
+/// the writer and no file is left behind.
 pub(crate) fn copy<R: Read>(
     mut input: R,
     writer: &mut QueueFileWriter,
     uid: u32,
     limits: Limits,
+    stop: &AtomicBool,
 ) -> Result<Summary, Failure> {
     let decoder = Decoder::with_max_len(limits.max_record);
     let mut seq = Sequence::new(Rules::Post);
@@ -300,6 +306,9 @@ pub(crate) fn copy<R: Read>(
                 Err(e) => return Err(Failure::Io(format!("read input: {e}"))),
             }
         };
+        if stop.load(Ordering::Relaxed) {
+            return Err(Failure::Io("interrupted by a signal".into()));
+        }
         let Some(read) = chunk.get(..n) else {
             return Err(Failure::Io("read input: bad length".into()));
         };
@@ -377,7 +386,7 @@ mod tests {
         w.time(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
             .unwrap();
         w.attr("uid", b"1000").unwrap();
-        let result = copy(input, &mut w, 1000, limits);
+        let result = copy(input, &mut w, 1000, limits, &AtomicBool::new(false));
         match result {
             Ok(_) => {
                 let id = w.finish().unwrap();
@@ -439,7 +448,7 @@ mod tests {
         let dir = spool();
         let mut w = QueueFileWriter::create(dir.path(), Queue::Maildrop).unwrap();
         w.time(SystemTime::now()).unwrap();
-        let summary = copy(Dribble(&input), &mut w, 7, LIMITS).unwrap();
+        let summary = copy(Dribble(&input), &mut w, 7, LIMITS, &AtomicBool::new(false)).unwrap();
         assert_eq!(summary.recipients, 2);
         assert_eq!(summary.sender, "alice");
         assert_eq!(summary.bytes, input.len() as u64);
@@ -604,6 +613,23 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("malformed input"), "{err}");
+    }
+
+    #[test]
+    fn a_signal_stops_the_copy() {
+        let dir = spool();
+        let mut w = QueueFileWriter::create(dir.path(), Queue::Maildrop).unwrap();
+        w.time(SystemTime::now()).unwrap();
+        let input = basic(&[(RecordType::Normal, b"body")]);
+        let err = copy(&input[..], &mut w, 7, LIMITS, &AtomicBool::new(true)).unwrap_err();
+        assert!(matches!(err, Failure::Io(_)), "{err:?}");
+        drop(w);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("maildrop"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 
     #[test]

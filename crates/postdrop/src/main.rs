@@ -49,6 +49,7 @@ mod copy;
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
@@ -58,6 +59,7 @@ use postern_queue::{Queue, QueueFileWriter};
 use postern_util::debug;
 use postern_util::msg::{self, Level, Sink};
 use postern_wire::attr::AttrList;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 
 use crate::copy::{Failure, Limits};
 
@@ -190,7 +192,16 @@ fn main() {
     };
 
     // The writer removes its file when dropped unfinished, so every error
-    // path below leaves nothing behind.
+    // path below leaves nothing behind. Signals that would kill the
+    // process (the user pressing ^C at sendmail, a hangup) only set a
+    // flag: the copy stops at the next read (sendmail dies too, so that
+    // read sees the end of input) and the file is removed.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGHUP, SIGINT, SIGQUIT, SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&stop)) {
+            die(EX_TEMPFAIL, opts.reply, &format!("signal handler: {e}"));
+        }
+    }
     let outcome = (|| -> Result<(String, copy::Summary), (i32, String)> {
         let mut writer = QueueFileWriter::create(&queue_dir, Queue::Maildrop)
             .map_err(|e| (EX_TEMPFAIL, format!("uid={uid}: create maildrop file: {e}")))?;
@@ -202,8 +213,8 @@ fn main() {
             .and_then(|()| writer.attr("uid", uid.to_string().as_bytes()))
             .and_then(|()| writer.attr("login", login.as_bytes()));
         setup.map_err(|e| (EX_TEMPFAIL, format!("uid={uid}: write maildrop file: {e}")))?;
-        let summary =
-            copy::copy(io::stdin().lock(), &mut writer, uid.as_raw(), limits).map_err(|f| {
+        let summary = copy::copy(io::stdin().lock(), &mut writer, uid.as_raw(), limits, &stop)
+            .map_err(|f| {
                 let code = match f {
                     Failure::Data(_) => EX_DATAERR,
                     Failure::TooBig => EX_UNAVAILABLE,
