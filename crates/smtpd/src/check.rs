@@ -8,7 +8,9 @@
 //! `smtpd_relay_restrictions`, `smtpd_recipient_restrictions`. A
 //! recipient that passes them all is then checked against the recipient
 //! tables of its address class ([`check_recipient_maps`], Postfix
-//! `check_rcpt_maps`).
+//! `check_rcpt_maps`). `smtpd_data_restrictions` run at DATA and at the
+//! first BDAT ([`Restrictions::check_data`]); only restrictions that need
+//! no recipient are allowed there.
 //!
 //! Supported restrictions: `permit`, `reject`, `defer`,
 //! `permit_mynetworks`, `permit_sasl_authenticated` (never matches: there
@@ -61,6 +63,18 @@ impl Restriction {
         })
     }
 
+    /// Whether this restriction judges one recipient (so it cannot be
+    /// used in `smtpd_data_restrictions`).
+    fn needs_recipient(self) -> bool {
+        matches!(
+            self,
+            Restriction::DeferUnauthDestination
+                | Restriction::PermitAuthDestination
+                | Restriction::RejectUnauthDestination
+                | Restriction::RejectUnlistedRecipient
+        )
+    }
+
     /// Whether this restriction can stop open relaying (Postfix's list in
     /// its "specify at least one working instance of" error).
     fn blocks_relaying(self) -> bool {
@@ -91,6 +105,7 @@ pub(crate) struct Restrictions {
     sender: Vec<Restriction>,
     relay: Vec<Restriction>,
     recipient: Vec<Restriction>,
+    data: Vec<Restriction>,
 }
 
 /// What a restriction decided.
@@ -142,6 +157,7 @@ impl Restrictions {
             sender: list("smtpd_sender_restrictions")?,
             relay: list("smtpd_relay_restrictions")?,
             recipient: list("smtpd_recipient_restrictions")?,
+            data: list("smtpd_data_restrictions")?,
         };
         r.validate()?;
         Ok(r)
@@ -155,6 +171,43 @@ impl Restrictions {
                  defer_unauth_destination, reject or defer"
                     .into(),
             );
+        }
+        if let Some(r) = self.data.iter().find(|r| r.needs_recipient()) {
+            return Err(format!(
+                "smtpd_data_restrictions: {r:?} needs a recipient and cannot be used here"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs `smtpd_data_restrictions` (Postfix `smtpd_check_data`).
+    pub(crate) fn check_data(
+        &self,
+        client_ip: Option<IpAddr>,
+        authenticated: bool,
+        mynetworks: &[IpNet],
+    ) -> Result<(), Reply> {
+        for r in &self.data {
+            let reject = |code, class| {
+                Reply::with_status(
+                    code,
+                    EnhancedStatus::new(class, 7, 1),
+                    "<DATA>: Data command rejected: Access denied",
+                )
+            };
+            match r {
+                Restriction::Permit => return Ok(()),
+                Restriction::Reject => return Err(reject(554, 5)),
+                Restriction::Defer => return Err(reject(450, 4)),
+                Restriction::PermitMynetworks
+                    if client_ip.is_some_and(|ip| in_networks(ip, mynetworks)) =>
+                {
+                    return Ok(());
+                }
+                Restriction::PermitSaslAuthenticated if authenticated => return Ok(()),
+                // Recipient restrictions were refused at startup.
+                _ => {}
+            }
         }
         Ok(())
     }
@@ -601,6 +654,31 @@ pub(crate) mod tests {
             run(&r, &facts("127.0.0.1", "u@here", &local)),
             Err("554 5.7.1 <a@example.org>: Sender address rejected: Access denied".into())
         );
+    }
+
+    #[test]
+    fn data_restrictions() {
+        let mut r = default_lists();
+        let nets = mynetworks();
+        let inside = Some("127.0.0.1".parse().unwrap());
+        let outside = Some("192.0.2.1".parse().unwrap());
+        assert_eq!(r.check_data(outside, false, &nets), Ok(()));
+        r.data = vec![Restriction::PermitMynetworks, Restriction::Reject];
+        assert_eq!(r.check_data(inside, false, &nets), Ok(()));
+        assert_eq!(
+            r.check_data(outside, false, &nets).unwrap_err().to_string(),
+            "554 5.7.1 <DATA>: Data command rejected: Access denied"
+        );
+        r.data = vec![Restriction::Defer];
+        assert_eq!(
+            r.check_data(inside, false, &nets).unwrap_err().to_string(),
+            "450 4.7.1 <DATA>: Data command rejected: Access denied"
+        );
+        let cfg = Config::defaults()
+            .with_overrides(&["smtpd_data_restrictions=reject_unauth_destination".into()])
+            .unwrap();
+        let e = Restrictions::from_config(&cfg).unwrap_err();
+        assert!(e.contains("smtpd_data_restrictions"), "{e}");
     }
 
     #[test]

@@ -301,10 +301,19 @@ impl<'a, B: Backend> Session<'a, B> {
         reply.encode(&mut self.out);
     }
 
-    /// Queues an error reply and counts the error.
+    /// Queues an error reply and counts the error. At
+    /// `smtpd_hard_error_limit` errors the server says so and hangs up
+    /// (Postfix checks before reading the next command, without waiting
+    /// for it).
     fn fail(&mut self, reply: Reply) {
+        let closes = reply.closes_connection();
         self.reply(reply);
         self.errors = self.errors.saturating_add(1);
+        if !closes && self.errors >= self.env.settings.hard_error_limit {
+            info!("too many errors after {} from {}", self.last, self.namaddr);
+            standard::too_many_errors(&self.env.settings.myhostname).encode(&mut self.out);
+            self.close();
+        }
     }
 
     /// Logs `ID: reject: STAGE from host[addr]: REPLY; from=<> to=<> proto= helo=<>`.
@@ -336,25 +345,11 @@ impl<'a, B: Backend> Session<'a, B> {
                 Some(Ok(line)) => Ok((line.bytes.to_vec(), line.ending)),
                 Some(Err(e)) => Err(e),
             };
-            if self.hard_limit_reached() {
-                return;
-            }
             match line {
                 Ok((bytes, ending)) => self.command(&bytes, ending),
                 Err(e) => self.line_error(e),
             }
         }
-    }
-
-    /// Postfix checks the error count before reading each command.
-    fn hard_limit_reached(&mut self) -> bool {
-        if self.errors < self.env.settings.hard_error_limit {
-            return false;
-        }
-        info!("too many errors after {} from {}", self.last, self.namaddr);
-        standard::too_many_errors(&self.env.settings.myhostname).encode(&mut self.out);
-        self.phase = Phase::Closed;
-        true
     }
 
     fn line_error(&mut self, e: LineError) {
@@ -399,7 +394,7 @@ impl<'a, B: Backend> Session<'a, B> {
                 let closes = reply.closes_connection();
                 self.fail(reply);
                 if closes {
-                    self.phase = Phase::Closed;
+                    self.close();
                 }
                 return;
             }
@@ -691,7 +686,23 @@ impl<'a, B: Backend> Session<'a, B> {
         result
     }
 
+    /// `smtpd_data_restrictions`; the error is the reply, already logged.
+    fn check_data(&self) -> Result<(), Reply> {
+        let env = self.env;
+        env.restrictions
+            .check_data(
+                self.peer.ip,
+                self.proto.is_authenticated(),
+                &env.settings.mynetworks,
+            )
+            .inspect_err(|reply| self.log_reject("DATA", reply, None))
+    }
+
     fn data(&mut self, command: &Command) -> Done {
+        if let Err(reply) = self.check_data() {
+            self.fail(reply);
+            return Done::Failed;
+        }
         if self.begin_message().is_err() {
             self.abort_transaction();
             self.proto.end_transaction();
@@ -709,6 +720,12 @@ impl<'a, B: Backend> Session<'a, B> {
     }
 
     fn bdat(&mut self, command: &Command, size: u64, last: bool) -> Done {
+        if self.proto.state() != State::Bdat
+            && let Err(reply) = self.check_data()
+        {
+            self.refuse_chunk(size, last, reply);
+            return Done::Pending;
+        }
         if self.proto.state() != State::Bdat {
             // The first chunk of the message. A failure is reported when
             // the chunk has been read.

@@ -651,10 +651,11 @@ fn error_limits_slow_down_then_disconnect() {
     t.cmd("BOGUS", "502");
     t.cmd("NOOP", "250");
     t.cmd("BOGUS", "502");
-    t.cmd("BOGUS", "502");
+    // The limit is enforced at once, not at the next command.
     assert_eq!(
-        t.cmd("NOOP", "421"),
-        "421 4.7.0 mail.example.test Error: too many errors\r\n"
+        t.cmd("BOGUS", "502"),
+        "502 5.5.2 Error: command not recognized\r\n\
+         421 4.7.0 mail.example.test Error: too many errors\r\n"
     );
     assert!(t.s.is_closed());
     drop(t);
@@ -675,6 +676,29 @@ fn delivered_mail_resets_the_error_count() {
     t.cmd("BOGUS", "502");
     t.cmd("BOGUS", "502");
     t.cmd("NOOP", "250");
+}
+
+#[test]
+fn data_restrictions() {
+    let env = env_with(&["smtpd_data_restrictions=permit_mynetworks, reject"]);
+    let mut fake = Fake::new();
+    let spool = fake.spool.clone();
+    let mut t = T::new(&env, &mut fake, "127.0.0.2");
+    t.envelope("a@example.org", "alice@mail.example.test");
+    t.cmd(
+        "DATA",
+        "554 5.7.1 <DATA>: Data command rejected: Access denied\r\n",
+    );
+    assert_eq!(
+        t.send(b"BDAT 3 LAST\r\nabcNOOP\r\n"),
+        "554 5.7.1 <DATA>: Data command rejected: Access denied\r\n250 2.0.0 Ok\r\n"
+    );
+    t.cmd("RSET", "250");
+    assert_eq!(message(&spool, 0).state, MsgState::Abandoned);
+    let mut fake = Fake::new();
+    let mut t = T::new(&env, &mut fake, "127.0.0.1");
+    t.envelope("a@example.org", "alice@mail.example.test");
+    t.cmd("DATA", "354");
 }
 
 #[test]
