@@ -726,6 +726,15 @@ pub static PARAMS: &[Param] = &[
         doc: "Access restrictions that smtpd(8) applies to HELO and EHLO.",
     },
     Param {
+        name: "smtpd_junk_command_limit",
+        kind: Kind::Int {
+            min: 1,
+            max: INT_MAX,
+        },
+        default: "100",
+        doc: "How many HELO, EHLO, NOOP, RSET, VRFY and HELP commands a client may send before smtpd(8) counts each further one as an error; reset when mail is delivered.",
+    },
+    Param {
         name: "smtpd_recipient_limit",
         kind: Kind::Int {
             min: 1,

@@ -86,12 +86,13 @@
 //!
 //! `myhostname`, `smtpd_banner`, `mail_name`, `message_size_limit`,
 //! `line_length_limit`, `smtpd_recipient_limit`, `smtpd_timeout`,
-//! `smtpd_soft_error_limit`, `smtpd_hard_error_limit`,
+//! `smtpd_soft_error_limit`, `smtpd_hard_error_limit`, `smtpd_junk_command_limit`,
 //! `smtpd_error_sleep_time`, `disable_vrfy_command`, `smtpd_helo_required`,
 //! `strict_rfc821_envelopes`, `smtpd_forbid_bare_newline`, `mynetworks`,
 //! `smtpd_client_restrictions`, `smtpd_helo_restrictions`,
 //! `smtpd_sender_restrictions`, `smtpd_relay_restrictions`,
-//! `smtpd_recipient_restrictions`, `local_recipient_maps`, `alias_maps`,
+//! `smtpd_recipient_restrictions`, `smtpd_data_restrictions`,
+//! `local_recipient_maps`, `alias_maps`,
 //! `virtual_mailbox_maps`, `virtual_alias_maps`, `canonical_maps`,
 //! `recipient_canonical_maps`, `recipient_delimiter`, `ipc_timeout`,
 //! `queue_directory`.

@@ -19,7 +19,10 @@
 //! error; once the count exceeds `smtpd_soft_error_limit` every reply is
 //! delayed by `smtpd_error_sleep_time`, and at `smtpd_hard_error_limit`
 //! the server says `421 4.7.0 ... Error: too many errors` and hangs up. A
-//! delivered message resets the count ("without delivering mail").
+//! delivered message resets the count ("without delivering mail"). Past
+//! `smtpd_junk_command_limit` HELO/EHLO/NOOP/RSET/VRFY/HELP commands,
+//! each one counts as an error too, so a client cannot keep a process
+//! busy forever with NOOPs.
 
 use std::net::IpAddr;
 
@@ -151,6 +154,8 @@ pub(crate) struct Session<'a, B: Backend> {
     helo: Option<String>,
     out: Vec<u8>,
     errors: u32,
+    /// HELO, EHLO, NOOP, RSET, VRFY and HELP since the last delivery.
+    junk: u32,
     stats: CommandStats,
     /// The last command (Postfix `state->where`), for logs.
     last: &'static str,
@@ -178,6 +183,7 @@ impl<'a, B: Backend> Session<'a, B> {
             helo: None,
             out: Vec::new(),
             errors: 0,
+            junk: 0,
             stats: CommandStats::default(),
             last: "CONNECT",
         }
@@ -309,7 +315,13 @@ impl<'a, B: Backend> Session<'a, B> {
         let closes = reply.closes_connection();
         self.reply(reply);
         self.errors = self.errors.saturating_add(1);
-        if !closes && self.errors >= self.env.settings.hard_error_limit {
+        if !closes {
+            self.enforce_error_limit();
+        }
+    }
+
+    fn enforce_error_limit(&mut self) {
+        if !self.is_closed() && self.errors >= self.env.settings.hard_error_limit {
             info!("too many errors after {} from {}", self.last, self.namaddr);
             standard::too_many_errors(&self.env.settings.myhostname).encode(&mut self.out);
             self.close();
@@ -349,6 +361,7 @@ impl<'a, B: Backend> Session<'a, B> {
                 Ok((bytes, ending)) => self.command(&bytes, ending),
                 Err(e) => self.line_error(e),
             }
+            self.enforce_error_limit();
         }
     }
 
@@ -400,6 +413,22 @@ impl<'a, B: Backend> Session<'a, B> {
             }
         };
         self.last = command.verb();
+        if matches!(
+            command,
+            Command::Helo(_)
+                | Command::Ehlo(_)
+                | Command::Noop(_)
+                | Command::Rset
+                | Command::Vrfy(_)
+                | Command::Help(_)
+        ) {
+            // Postfix smtpd_junk_command_limit: these cost nothing to
+            // send, so past the limit each one counts as an error.
+            self.junk = self.junk.saturating_add(1);
+            if self.junk > self.env.settings.junk_command_limit {
+                self.errors = self.errors.saturating_add(1);
+            }
+        }
         if let Err(reply) = self.proto.check(&command) {
             if let Command::Bdat { size, last } = command {
                 self.refuse_chunk(size, last, reply);
@@ -899,6 +928,7 @@ impl<'a, B: Backend> Session<'a, B> {
             // "without delivering mail": a delivered message clears the
             // error count.
             self.errors = 0;
+            self.junk = 0;
             self.reply(reply);
         } else {
             self.fail(reply);

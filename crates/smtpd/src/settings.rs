@@ -30,6 +30,8 @@ pub(crate) struct Settings {
     pub(crate) soft_error_limit: u32,
     /// `smtpd_hard_error_limit`.
     pub(crate) hard_error_limit: u32,
+    /// `smtpd_junk_command_limit`.
+    pub(crate) junk_command_limit: u32,
     /// `smtpd_error_sleep_time`.
     pub(crate) error_sleep: Duration,
     /// `disable_vrfy_command = no`.
@@ -62,6 +64,7 @@ impl Settings {
             recipient_limit: clamp_usize(config.int("smtpd_recipient_limit")),
             soft_error_limit: clamp_u32(config.int("smtpd_soft_error_limit")),
             hard_error_limit: clamp_u32(config.int("smtpd_hard_error_limit")),
+            junk_command_limit: clamp_u32(config.int("smtpd_junk_command_limit")),
             error_sleep: config.time("smtpd_error_sleep_time"),
             vrfy_enabled: !config.bool("disable_vrfy_command"),
             helo_required: config.bool("smtpd_helo_required"),

@@ -664,6 +664,35 @@ fn error_limits_slow_down_then_disconnect() {
 }
 
 #[test]
+fn junk_commands_become_errors() {
+    let env = env_with(&["smtpd_junk_command_limit=3", "smtpd_hard_error_limit=2"]);
+    let mut fake = Fake::new();
+    let mut t = T::new(&env, &mut fake, "127.0.0.1");
+    for _ in 0..4 {
+        t.cmd("NOOP", "250 2.0.0 Ok\r\n");
+    }
+    // The 4th was over the limit (one error); the 5th is the second.
+    assert_eq!(
+        t.cmd("RSET", "250"),
+        "250 2.0.0 Ok\r\n421 4.7.0 mail.example.test Error: too many errors\r\n"
+    );
+    assert!(t.s.is_closed());
+    // Delivering mail resets the count.
+    let mut fake = Fake::new();
+    let mut t = T::new(&env, &mut fake, "127.0.0.1");
+    for _ in 0..3 {
+        t.cmd("NOOP", "250");
+    }
+    t.envelope("a@example.org", "alice@mail.example.test");
+    t.cmd("DATA", "354");
+    t.send(b"x\r\n.\r\n");
+    for _ in 0..3 {
+        t.cmd("NOOP", "250 2.0.0 Ok\r\n");
+    }
+    assert!(!t.s.is_closed());
+}
+
+#[test]
 fn delivered_mail_resets_the_error_count() {
     let env = env_with(&["smtpd_hard_error_limit=3"]);
     let mut fake = Fake::new();
