@@ -306,6 +306,28 @@ fn sender_full_name_lone_dot_and_ignored_flags() {
 }
 
 #[test]
+fn cron_and_mailx_style_messages_without_headers() {
+    let inst = running_instance();
+    // What cron runs: sendmail -FCronDaemon -i -B8BITMIME -oem user
+    let out = sendmail(
+        &inst,
+        &["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"],
+        b"just the output of a job\n.\nwith a dot line\n",
+    );
+    ok(&out);
+    let queued = wait_incoming(&inst, 1);
+    let qf = &queued[0];
+    assert_eq!(recipients(qf), ["root@example.test"]);
+    assert_eq!(qf.attr("encoding"), Some(&b"8bit"[..]));
+    let text = content(qf);
+    assert!(text.contains("CronDaemon"), "cleanup added From: {text}");
+    assert!(
+        text.ends_with("\njust the output of a job\n.\nwith a dot line\n"),
+        "{text}"
+    );
+}
+
+#[test]
 fn dash_bs_speaks_smtp_on_stdin_and_stdout() {
     let inst = running_instance();
     let out = sendmail(

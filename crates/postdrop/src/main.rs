@@ -27,8 +27,8 @@
 //! SECURITY: when installed, postdrop is set-group-id `setgid_group` so
 //! that it can create files in the 0730 `maildrop` directory; maildrop
 //! files get mode 0744 (ready, and readable by pickup). A set-group-id
-//! postdrop ignores `MAIL_CONFIG` and refuses `-c` and `-o` unless run by
-//! root, so that a user cannot point it at another spool or lift the
+//! postdrop ignores `MAIL_CONFIG` and refuses `-o`, and `-c` with another
+//! directory than the default, unless run by root, so that a user cannot point it at another spool or lift the
 //! limits. In development mode it simply runs as the invoking user, who
 //! owns the spool.
 //!
@@ -155,7 +155,11 @@ fn main() {
     // Set-group-id: the environment and the command line come from the
     // user, who must not choose the spool or the limits.
     let privileged = Gid::current() != Gid::effective() && !uid.is_root();
-    if privileged && (opts.config_dir.is_some() || !opts.overrides.is_empty()) {
+    let other_dir = opts
+        .config_dir
+        .as_ref()
+        .is_some_and(|d| d.as_path() != std::path::Path::new(DEFAULT_CONFIG_DIR));
+    if privileged && (other_dir || !opts.overrides.is_empty()) {
         die(
             EX_NOPERM,
             opts.reply,
