@@ -367,7 +367,10 @@ impl<'a, B: Backend> Session<'a, B> {
 
     fn line_error(&mut self, e: LineError) {
         if e == LineError::TooLong {
-            warn!("{}: command line too long", self.namaddr);
+            warn!(
+                "{}: request longer than {}",
+                self.namaddr, self.env.settings.line_length_limit
+            );
         }
         self.stats.count("", false);
         self.last = "UNKNOWN";
