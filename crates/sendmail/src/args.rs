@@ -201,8 +201,8 @@ fn flag(a: &mut Args, opt: u8) {
         b'i' => a.dot_ends = false,
         b't' => a.extract = true,
         b'v' => a.verbose += 1,
-        // -m, -n, -U, -x, -c-less relatives and anything unknown: ignored,
-        // as Postfix ignores them (programs pass all sorts of flags).
+        // -m, -n, -U, -x and any unknown letter: ignored, as Postfix
+        // ignores them (programs pass all sorts of flags).
         other => a
             .notes
             .push(format!("-{} option ignored", char::from(other))),
