@@ -9,9 +9,10 @@
 //! - refused for good (size, content, hops, no recipients): logged as a
 //!   warning and removed (Postfix has cleanup bounce it; Postern has no
 //!   bounce service yet, so the sender learns it from the log only);
-//! - refused for now (cleanup's internal, write or lookup errors) or
-//!   cleanup unreachable: the file stays and the scan stops, to be retried
-//!   at the next wakeup;
+//! - refused for now (cleanup's write or lookup errors) or cleanup
+//!   unreachable: the file stays and the scan stops, to be retried at the
+//!   next wakeup; after a cleanup internal error (which may concern this
+//!   file only) the file stays and the scan goes on with the others;
 //! - unreadable as a queue file (damaged, wrong record types): moved to
 //!   `corrupt/` with a warning.
 //!
@@ -238,7 +239,13 @@ impl Maildrop {
                 "{queue_id}: cleanup refused maildrop/{id} for now: {}; will try again",
                 outcome.smtp_reply().2
             );
-            return Step::Stop;
+            // A write or lookup failure affects every message: stop. An
+            // internal error may be about this file only: go on with the
+            // others, so one file cannot hold up the queue.
+            if outcome.status & (status::WRITE | status::DEFER) != 0 {
+                return Step::Stop;
+            }
+            return Step::Skipped;
         }
         if let Err(e) = postern_queue::remove(&self.queue_dir, id, Queue::Maildrop) {
             warn!("maildrop/{id}: remove after pickup: {e}");
@@ -462,6 +469,24 @@ mod tests {
             ]
         );
         assert!(maildrop_names(dir.path(), "maildrop").is_empty());
+    }
+
+    #[test]
+    fn an_internal_error_skips_one_file_only() {
+        let dir = spool();
+        let first = drop_file(dir.path(), false);
+        let second = drop_file(dir.path(), false);
+        let _seen = fake_cleanup(dir.path(), vec![(status::BAD, ""), (status::OK, "")]);
+        let mut md = Maildrop::new(dir.path().to_path_buf(), Duration::from_secs(10));
+        let steps = md.scan();
+        assert_eq!(
+            steps,
+            vec![
+                (first.clone(), Step::Skipped),
+                (second, Step::Queued("CLEANUPID1".into())),
+            ]
+        );
+        assert_eq!(maildrop_names(dir.path(), "maildrop"), [first.to_string()]);
     }
 
     #[test]
