@@ -499,6 +499,32 @@ fn vrfy_disabled_and_helo_required() {
     c.expect("MAIL FROM:<a@example.org>", "250 2.1.0 Ok");
 }
 
+/// `smtpd_forbid_bare_newline = reject` and an overlong command line.
+#[test]
+fn bare_newline_reject_and_long_lines() {
+    let smtp = start("smtpd_forbid_bare_newline = \"reject\"");
+    let mut c = Client::connect(smtp.port);
+    c.send(b"NOOP\n");
+    assert_eq!(c.reply(), "550 5.5.2 Error: bare <LF> received");
+    c.expect(
+        &format!("NOOP {}", "x".repeat(3000)),
+        "500 5.5.2 Error: line too long",
+    );
+    c.expect("EHLO lf.example", "250-");
+    c.expect("MAIL FROM:<a@example.org>", "250");
+    c.expect("RCPT TO:<root@mail.example.test>", "250");
+    c.expect("DATA", "354");
+    c.send(b"Subject: lf\r\n\r\nbare\nline\r\n.\r\n");
+    assert_eq!(c.reply(), "550 5.5.2 Error: bare <LF> received");
+    c.expect("QUIT", "221");
+    wait_incoming_empty(&smtp);
+    let log = smtp.inst.wait_log("disconnect from", WAIT);
+    assert!(
+        log.contains("warning: unknown[127.0.0.1]: request longer than 2048"),
+        "{log}"
+    );
+}
+
 /// Oversize mail: refused at MAIL by SIZE=, and refused at the end of
 /// DATA by actual size, leaving no queue file behind.
 #[test]
