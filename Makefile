@@ -20,18 +20,27 @@ all: build
 build:
 	$(CARGO) build --workspace --bins $(CARGO_PROFILE_FLAG)
 
-# The embedded development configuration is etc/dev; paths that depend on
-# the checkout are passed as overrides so the files stay portable.
+# The embedded development configuration is etc/dev. make run copies it to
+# var/etc and appends the paths of this checkout, so that master, the daemons
+# and the local tools (`target/debug/sendmail -C var/etc`, `postcat -c var/etc`)
+# all see one configuration.
 run: build
-	@mkdir -p $(VAR)
+	@mkdir -p $(VAR)/etc
 	@chmod 755 $(VAR)
-	@echo "Postern (development configuration etc/dev, spool $(VAR)/spool)"
-	@echo "Services: see the 'service ...' lines below; Ctrl-C stops everything."
-	exec $(BIN)/master -c $(CURDIR)/etc/dev \
-		-o queue_directory=$(VAR)/spool \
-		-o daemon_directory=$(BIN) \
-		-o command_directory=$(BIN) \
-		-o virtual_mailbox_base=$(VAR)/mail
+	@cp etc/dev/master.toml $(VAR)/etc/master.toml
+	@{ cat etc/dev/main.toml; \
+	  echo; \
+	  echo "# Paths of this checkout, added by make run."; \
+	  echo 'queue_directory = "$(VAR)/spool"'; \
+	  echo 'daemon_directory = "$(BIN)"'; \
+	  echo 'command_directory = "$(BIN)"'; \
+	  echo 'virtual_mailbox_base = "$(VAR)/mail"'; \
+	} > $(VAR)/etc/main.toml
+	@echo "Postern: configuration $(VAR)/etc (from etc/dev), spool $(VAR)/spool"
+	@echo "Mail for dev@example.test is queued for $(VAR)/mail/dev/Maildir/."
+	@echo "Local submission: $(BIN)/sendmail -C $(VAR)/etc dev@example.test"
+	@echo "Listening services: the 'service ...' lines below. Ctrl-C stops everything."
+	exec $(BIN)/master -c $(VAR)/etc
 
 test:
 	$(CARGO) build --workspace --bins
