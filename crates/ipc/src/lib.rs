@@ -14,12 +14,14 @@
 //! - [`cleanup`]: handing a message to cleanup (smtpd, pickup) and the
 //!   server side cleanup uses;
 //! - [`rewrite`]: address rewriting and resolving by trivial-rewrite;
+//! - [`deliver`]: delivery requests from qmgr to the delivery agents;
 //! - [`trigger`]: one-byte wakeups (qmgr, pickup).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod cleanup;
 pub mod conn;
+pub mod deliver;
 pub mod rewrite;
 pub mod service;
 pub mod trigger;
