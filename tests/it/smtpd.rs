@@ -391,7 +391,8 @@ fn bdat_chunks() {
 /// Every reply path a client can reach without special configuration.
 #[test]
 fn reply_codes() {
-    let smtp = start("smtpd_recipient_limit = 2");
+    // VRFY is off by default; turn it on to test its replies.
+    let smtp = start("smtpd_recipient_limit = 2\ndisable_vrfy_command = false");
     let mut c = Client::connect(smtp.port);
     c.expect("HELO", "501 Syntax: HELO hostname");
     c.expect("MAIL FROM:<a@example.org>", "250 2.1.0 Ok");

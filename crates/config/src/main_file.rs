@@ -703,7 +703,7 @@ mod tests {
             Duration::from_secs(5 * 86_400)
         );
         assert_eq!(c.time("delay_warning_time"), Duration::ZERO);
-        assert!(!c.bool("disable_vrfy_command"));
+        assert!(c.bool("disable_vrfy_command"));
         assert_eq!(c.int("smtpd_recipient_limit"), 1000);
         assert_eq!(c.str("mail_name"), "Postern");
         assert_eq!(c.str("myorigin"), c.str("myhostname"));

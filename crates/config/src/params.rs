@@ -314,8 +314,8 @@ pub static PARAMS: &[Param] = &[
     Param {
         name: "disable_vrfy_command",
         kind: Kind::Bool,
-        default: "no",
-        doc: "Refuse the SMTP VRFY command in smtpd(8).",
+        default: "yes",
+        doc: "Refuse the SMTP VRFY command in smtpd(8). Postern's default is yes (Postfix's is no): VRFY lets anyone harvest addresses.",
     },
     Param {
         name: "duplicate_filter_limit",

@@ -128,13 +128,14 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_postfix_defaults() {
+    fn defaults_are_postfix_defaults_except_vrfy() {
         let s = Settings::from_config(&Config::defaults());
         assert_eq!(s.message_size_limit, 10_240_000);
         assert_eq!(s.recipient_limit, 1000);
         assert_eq!((s.soft_error_limit, s.hard_error_limit), (10, 20));
         assert_eq!(s.timeout, Duration::from_secs(300));
-        assert!(s.vrfy_enabled);
+        // Off by default, unlike Postfix (see the parameter's doc).
+        assert!(!s.vrfy_enabled);
         assert_eq!(s.bare_newline, BareNewline::Normalize);
         assert!(s.banner.ends_with("ESMTP Postern"));
     }
