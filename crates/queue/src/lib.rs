@@ -49,10 +49,11 @@
 //! # Crash safety
 //!
 //! A file is created under a temporary name with `O_EXCL` and mode 0600,
-//! renamed to its id without replacing anything, written, flushed and
-//! fsynced, and only then given mode 0700: the owner-execute bit means
-//! "ready", and readers skip files without it ([`is_ready`], [`scan`]).
-//! The directory is fsynced last. A file without its `E` record, or with
+//! renamed to its id without replacing anything, written and flushed, then
+//! given mode 0700 and fsynced once (data and mode together, as Postfix's
+//! `mail_stream_finish`): the owner-execute bit means "ready", and readers
+//! skip files without it ([`is_ready`], [`scan`]). The directory is fsynced
+//! last; only then is the message acknowledged. A file without its `E` record, or with
 //! any structural damage, is reported as [`Error::Corrupt`], and the caller
 //! moves it to [`Queue::Corrupt`]. After commit, only type bytes and
 //! fixed-width fields are rewritten.

@@ -343,8 +343,8 @@ impl QueueFileWriter {
     /// Commits the file and returns its id.
     ///
     /// Ends any open segment, writes `E`, flushes, fills in the size
-    /// record, fsyncs the file, sets mode 0700 (ready), fsyncs the file
-    /// again for the mode change, and fsyncs the directory.
+    /// record, sets mode 0700 (ready), fsyncs the file (data and mode in
+    /// one go) and fsyncs the directory.
     pub fn finish(mut self) -> Result<QueueId, Error> {
         if !self.have_time {
             return Err(Error::Incomplete {
@@ -371,7 +371,12 @@ impl QueueFileWriter {
         let file = self.out.get_ref();
         file.write_all_at(&self.size.encode(), SIZE_PAYLOAD_OFFSET)
             .map_err(io(&self.path))?;
-        file.sync_all().map_err(io(&self.path))?;
+        // Postfix mail_stream_finish(): mark ready, then one fsync for the
+        // data and the mode together. A crash before the fsync completes
+        // can at worst leave a ready file without its END record or with
+        // wrong sizes, which every reader refuses as corrupt; it can never
+        // pass for a complete message. Nothing is acknowledged before the
+        // fsync returns.
         file.set_permissions(Permissions::from_mode(MODE_READY | self.extra_mode))
             .map_err(io(&self.path))?;
         file.sync_all().map_err(io(&self.path))?;
