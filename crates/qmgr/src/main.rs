@@ -1,0 +1,294 @@
+//! qmgr(8): the queue manager (Postfix `qmgr/qmgr.c`, `qmgr_active.c`,
+//! `qmgr_message.c`, `qmgr_deliver.c`, `qmgr_defer.c`, `qmgr_bounce.c`).
+//!
+//! SYNOPSIS: `qmgr [generic daemon options]`, started by master for the
+//! `public/qmgr` trigger service:
+//!
+//! ```toml
+//! [qmgr]
+//! type = "unix"
+//! private = false
+//! wakeup = "300s"
+//! maxproc = 1
+//! command = "qmgr"
+//! ```
+//!
+//! DESCRIPTION: qmgr takes messages from `incoming/` (new mail, announced
+//! by cleanup with `I`) and from `deferred/` (when a file's modification
+//! time, its next attempt time, has passed), alternating between the two
+//! for fairness and taking at most `qmgr_message_active_limit` per pass.
+//! It renames each to `active/`, resolves each pending recipient with
+//! trivial-rewrite, groups recipients by (transport, next hop) and sends
+//! one request per group (at most `default_destination_recipient_limit`
+//! recipients) to the delivery agent `private/<transport>`.
+//!
+//! This first version delivers **sequentially**: one request at a time,
+//! one message at a time.
+//!
+//! The `error` transport (or the resolver's error flag) is handled here:
+//! the recipient fails with the next-hop text (`5.1.1 text` gives DSN
+//! 5.1.1). A resolver lookup failure defers the recipient.
+//!
+//! Results: failed recipients go to the bounce log `bounce/ID` (and are
+//! marked done); delayed ones, and any the agent did not report, go to
+//! the defer log `defer/ID` (one line per recipient and attempt:
+//! `address TAB dsn TAB reason`). When nothing is pending, a message with
+//! a bounce log gets an RFC 3464 non-delivery report, queued through
+//! cleanup from `MAILER-DAEMON` with the null sender to the original
+//! sender (never for a null-sender message: that is logged and dropped);
+//! then the logs and the queue file are removed (`ID: removed`). A
+//! message with deferred recipients goes to `deferred/` with the next
+//! attempt after `minimal_backoff_time`, doubled per attempt (counted in
+//! the defer log) up to `maximal_backoff_time`; once older than
+//! `maximal_queue_lifetime` (`bounce_queue_lifetime` for the null
+//! sender) its deferred recipients bounce instead.
+//!
+//! At start, files left in `active/` by a crashed qmgr go back to
+//! `incoming/`. Unreadable or damaged files go to `corrupt/`. `hold/` is
+//! never touched.
+//!
+//! TRIGGERS: `I` and `W` scan the incoming queue (and the deferred queue
+//! when `queue_run_delay` has passed); `D` scans the deferred queue now;
+//! `F` and `A` scan it ignoring the next attempt times.
+//!
+//! CONFIGURATION PARAMETERS: `queue_directory`, `ipc_timeout`,
+//! `myhostname`, `qmgr_message_active_limit`, `queue_run_delay`,
+//! `default_destination_recipient_limit`, `minimal_backoff_time`,
+//! `maximal_backoff_time`, `maximal_queue_lifetime`,
+//! `bounce_queue_lifetime`, `bounce_size_limit`.
+//!
+//! SEE ALSO: cleanup(8), trivial-rewrite(8), master(8).
+
+mod dsn;
+mod message;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use postern_queue::{Entry, Queue, QueueId, move_file, scan};
+use postern_server::Context;
+use postern_server::trigger::{self, TriggerService};
+use postern_util::{info, warn};
+use postern_wire::trigger::{Trigger, collapse};
+
+/// Settings from main.toml.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) spool: PathBuf,
+    pub(crate) ipc_timeout: Duration,
+    pub(crate) hostname: String,
+    pub(crate) active_limit: usize,
+    pub(crate) queue_run_delay: Duration,
+    pub(crate) recipient_limit: usize,
+    pub(crate) min_backoff: Duration,
+    pub(crate) max_backoff: Duration,
+    pub(crate) max_lifetime: Duration,
+    pub(crate) bounce_lifetime: Duration,
+    pub(crate) bounce_size_limit: usize,
+}
+
+impl Settings {
+    fn from_config(c: &postern_config::Config) -> Settings {
+        let int = |n: &str| usize::try_from(c.int(n)).unwrap_or(1).max(1);
+        Settings {
+            spool: c.path("queue_directory"),
+            ipc_timeout: c.time("ipc_timeout"),
+            hostname: c.str("myhostname"),
+            active_limit: int("qmgr_message_active_limit"),
+            queue_run_delay: c.time("queue_run_delay"),
+            recipient_limit: int("default_destination_recipient_limit")
+                .min(postern_ipc::deliver::MAX_RECIPIENTS as usize),
+            min_backoff: c.time("minimal_backoff_time"),
+            max_backoff: c.time("maximal_backoff_time"),
+            max_lifetime: c.time("maximal_queue_lifetime"),
+            bounce_lifetime: c.time("bounce_queue_lifetime"),
+            bounce_size_limit: int("bounce_size_limit"),
+        }
+    }
+}
+
+/// How to treat the deferred queue in a scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deferred {
+    Skip,
+    Due,
+    All,
+}
+
+struct Qmgr {
+    settings: Settings,
+    rewrite: postern_ipc::rewrite::Client,
+    next_deferred: Instant,
+    /// More work was left by the last pass (active limit).
+    more: bool,
+}
+
+/// The ready files of `queue`, oldest id first, with their times.
+fn ready(spool: &std::path::Path, queue: Queue) -> Vec<(QueueId, SystemTime)> {
+    let mut out = Vec::new();
+    let entries = match scan(spool, queue) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("scan {queue}: {e}");
+            return out;
+        }
+    };
+    for entry in entries {
+        match entry {
+            Ok(Entry::Ready { id, modified }) => out.push((id, modified)),
+            Ok(Entry::NotReady { .. }) => {}
+            Ok(Entry::Rejected { name, reason }) => {
+                warn!("{queue}/{}: skipped: {reason:?}", name.to_string_lossy());
+            }
+            Err(e) => warn!("scan {queue}: {e}"),
+        }
+    }
+    out.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    out
+}
+
+/// Picks files alternately from `incoming` and `deferred`, at most `limit`.
+fn interleave<T>(incoming: Vec<T>, deferred: Vec<T>, limit: usize) -> (Vec<T>, bool) {
+    let total = incoming.len() + deferred.len();
+    let mut a = incoming.into_iter();
+    let mut b = deferred.into_iter();
+    let mut out = Vec::new();
+    while out.len() < limit {
+        match (a.next(), b.next()) {
+            (None, None) => break,
+            (x, y) => {
+                out.extend(x);
+                if out.len() < limit {
+                    out.extend(y);
+                }
+            }
+        }
+    }
+    let more = total > out.len();
+    (out, more)
+}
+
+impl Qmgr {
+    fn recover(&self) {
+        let spool = &self.settings.spool;
+        let Ok(entries) = scan(spool, Queue::Active) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let id = match entry {
+                Entry::Ready { id, .. } | Entry::NotReady { id } => id,
+                Entry::Rejected { .. } => continue,
+            };
+            match move_file(spool, &id, Queue::Active, Queue::Incoming) {
+                Ok(()) => info!("{id}: requeued from active to incoming"),
+                Err(e) => warn!("{id}: requeue from active: {e}"),
+            }
+        }
+    }
+
+    fn run(&mut self, deferred: Deferred) {
+        let spool = self.settings.spool.clone();
+        let now = SystemTime::now();
+        let incoming: Vec<(QueueId, Queue)> = ready(&spool, Queue::Incoming)
+            .into_iter()
+            .map(|(id, _)| (id, Queue::Incoming))
+            .collect();
+        let deferred_files: Vec<(QueueId, Queue)> = match deferred {
+            Deferred::Skip => Vec::new(),
+            d => ready(&spool, Queue::Deferred)
+                .into_iter()
+                .filter(|(_, t)| d == Deferred::All || *t <= now)
+                .map(|(id, _)| (id, Queue::Deferred))
+                .collect(),
+        };
+        if deferred != Deferred::Skip {
+            self.next_deferred = Instant::now() + self.settings.queue_run_delay;
+        }
+        let (batch, more) = interleave(incoming, deferred_files, self.settings.active_limit);
+        self.more = more;
+        for (id, from) in batch {
+            if let Err(e) = move_file(&spool, &id, from, Queue::Active) {
+                // Gone (another process) or the spool is in trouble.
+                warn!("{id}: move from {from} to active: {e}");
+                continue;
+            }
+            message::process(&self.settings, &mut self.rewrite, &id);
+        }
+    }
+
+    fn due(&self) -> Deferred {
+        if Instant::now() >= self.next_deferred {
+            Deferred::Due
+        } else {
+            Deferred::Skip
+        }
+    }
+}
+
+impl TriggerService for Qmgr {
+    fn trigger(&mut self, _ctx: &Context, request: &[u8]) {
+        let got = collapse(request);
+        for b in &got.ignored {
+            warn!("ignoring unknown trigger request 0x{b:02x}");
+        }
+        let t = &got.triggers;
+        let mode = if t.contains(&Trigger::ScanAll) || t.contains(&Trigger::FlushDead) {
+            Deferred::All
+        } else if t.contains(&Trigger::ScanDeferred) {
+            Deferred::Due
+        } else {
+            self.due()
+        };
+        if !t.is_empty() {
+            self.run(mode);
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        if self.more {
+            Some(Instant::now())
+        } else {
+            Some(self.next_deferred)
+        }
+    }
+
+    fn timer(&mut self, _ctx: &Context) {
+        let mode = if self.more { self.due() } else { Deferred::Due };
+        self.run(mode);
+    }
+}
+
+fn main() {
+    trigger::run("qmgr", |ctx| {
+        let settings = Settings::from_config(&ctx.config);
+        let rewrite = postern_ipc::rewrite::Client::new(&settings.spool, settings.ipc_timeout);
+        let q = Qmgr {
+            settings,
+            rewrite,
+            // The first scan comes at once (deadline in the past).
+            next_deferred: Instant::now(),
+            more: false,
+        };
+        q.recover();
+        Ok(q)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interleave_alternates_and_limits() {
+        assert_eq!(
+            interleave(vec![1, 2, 3], vec![10, 20], 10),
+            (vec![1, 10, 2, 20, 3], false)
+        );
+        assert_eq!(
+            interleave(vec![1, 2, 3], vec![10, 20], 3),
+            (vec![1, 10, 2], true)
+        );
+        assert_eq!(interleave(Vec::<u8>::new(), vec![], 3), (vec![], false));
+        assert_eq!(interleave(vec![1], vec![10], 1), (vec![1], true));
+    }
+}

@@ -1,0 +1,471 @@
+//! One message in the active queue: resolve, deliver, log, then remove,
+//! bounce or defer it (Postfix `qmgr_message.c`, `qmgr_deliver.c`,
+//! `qmgr_active.c`).
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::time::{Duration, SystemTime};
+
+use postern_ipc::deliver::{self, Action, RcptStatus, Request};
+use postern_ipc::rewrite::{self, flags as rflags};
+use postern_queue::{
+    Queue, QueueFile, QueueId, RecipientStatus, mark_done, move_file, remove, set_next_attempt,
+};
+use postern_util::{info, warn};
+
+use crate::Settings;
+use crate::dsn::{self, LogEntry};
+
+/// Where one recipient goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Deliver with this (transport, nexthop).
+    Deliver(String, String),
+    /// Fail here (error transport): dsn, reason.
+    Fail(String, String),
+    /// Defer here (resolver failure): dsn, reason.
+    Defer(String, String),
+}
+
+/// Splits the `error` transport's next hop into a DSN and text
+/// (`5.1.1 User unknown` → `5.1.1`, `User unknown`).
+pub(crate) fn error_text(nexthop: &str) -> (String, String) {
+    let t = nexthop.trim();
+    if let Some((code, rest)) = t.split_once(' ') {
+        let parts: Vec<&str> = code.split('.').collect();
+        if parts.len() == 3
+            && matches!(parts[0], "4" | "5")
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return (code.to_string(), rest.trim().to_string());
+        }
+    }
+    let text = if t.is_empty() {
+        "mail delivery failed"
+    } else {
+        t
+    };
+    ("5.0.0".to_string(), text.to_string())
+}
+
+/// The route for a resolver answer.
+pub(crate) fn route(r: &Result<rewrite::Resolved, postern_ipc::Error>) -> Route {
+    match r {
+        Err(e) => Route::Defer("4.3.0".into(), format!("address resolver failure: {e}")),
+        Ok(r) if r.flags & rflags::FAIL != 0 => {
+            Route::Defer("4.3.0".into(), "address resolver failure".into())
+        }
+        Ok(r) if r.flags & rflags::ERROR != 0 || r.transport == "error" => {
+            let (d, t) = error_text(&r.nexthop);
+            Route::Fail(d, t)
+        }
+        Ok(r) if r.transport.is_empty() => {
+            Route::Defer("4.3.0".into(), "no transport for recipient".into())
+        }
+        Ok(r) => Route::Deliver(r.transport.clone(), r.nexthop.clone()),
+    }
+}
+
+/// Groups recipient indexes by (transport, nexthop) in order of first
+/// appearance of each group, each group split into chunks of `limit`.
+pub(crate) fn groups(routes: &[(usize, Route)], limit: usize) -> Vec<(String, String, Vec<usize>)> {
+    let mut order: Vec<(String, String)> = Vec::new();
+    let mut map: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for (i, r) in routes {
+        if let Route::Deliver(t, n) = r {
+            let key = (t.clone(), n.clone());
+            if !map.contains_key(&key) {
+                order.push(key.clone());
+            }
+            map.entry(key).or_default().push(*i);
+        }
+    }
+    let mut out = Vec::new();
+    for key in order {
+        let Some(members) = map.remove(&key) else {
+            continue;
+        };
+        for chunk in members.chunks(limit.max(1)) {
+            out.push((key.0.clone(), key.1.clone(), chunk.to_vec()));
+        }
+    }
+    out
+}
+
+fn delay(arrival: SystemTime) -> f64 {
+    SystemTime::now()
+        .duration_since(arrival)
+        .unwrap_or(Duration::ZERO)
+        .as_secs_f64()
+}
+
+fn attr_str(qf: &QueueFile, name: &str) -> String {
+    qf.attr(name)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default()
+}
+
+/// Processes the message `id`, which is in `active/`.
+pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, id: &QueueId) {
+    let spool = &s.spool;
+    let path = id.path(spool, Queue::Active);
+    let qf = match QueueFile::open(&path) {
+        Ok(qf) => qf,
+        Err(e) if e.is_corrupt() => {
+            warn!("{id}: {e}: moved to corrupt");
+            if let Err(e) = move_file(spool, id, Queue::Active, Queue::Corrupt) {
+                warn!("{id}: move to corrupt: {e}");
+            }
+            return;
+        }
+        Err(e) => {
+            // The system failed: try again later.
+            warn!("{id}: open: {e}");
+            defer_file(s, id, s.min_backoff);
+            return;
+        }
+    };
+    let sender = qf.sender().to_string();
+    info!(
+        "{id}: from=<{sender}>, size={}, nrcpt={} (queue active)",
+        qf.size().content_length,
+        qf.recipients().len()
+    );
+    let arrival = qf.arrival();
+    let pending: Vec<_> = qf
+        .recipients()
+        .iter()
+        .filter(|r| r.status == RecipientStatus::Pending)
+        .collect();
+    let routes: Vec<(usize, Route)> = pending
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (i, route(&rw.resolve(&sender, &r.address))))
+        .collect();
+    let mut failed: Vec<(usize, LogEntry)> = Vec::new();
+    let mut delayed: Vec<(usize, LogEntry)> = Vec::new();
+    let entry = |i: usize, dsn: &str, reason: &str| LogEntry {
+        address: pending[i].address.clone(),
+        dsn: dsn.to_string(),
+        reason: reason.to_string(),
+    };
+    for (i, r) in &routes {
+        match r {
+            Route::Fail(d, t) => {
+                info!(
+                    "{id}: to=<{}>, relay=none, delay={:.1}, dsn={d}, status=bounced ({t})",
+                    pending[*i].address,
+                    delay(arrival)
+                );
+                failed.push((*i, entry(*i, d, t)));
+            }
+            Route::Defer(d, t) => {
+                info!(
+                    "{id}: to=<{}>, relay=none, delay={:.1}, dsn={d}, status=deferred ({t})",
+                    pending[*i].address,
+                    delay(arrival)
+                );
+                delayed.push((*i, entry(*i, d, t)));
+            }
+            Route::Deliver(..) => {}
+        }
+    }
+    let base = Request {
+        queue_name: Queue::Active.dir_name().to_string(),
+        queue_id: id.to_string(),
+        arrival: arrival
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        sender: sender.clone(),
+        envid: attr_str(&qf, "envid"),
+        ret: attr_str(&qf, "ret"),
+        flags: if sender.is_empty() {
+            deliver::flags::NOTIFICATION
+        } else {
+            0
+        },
+        attrs: [
+            "client_name",
+            "client_address",
+            "helo_name",
+            "protocol",
+            "encoding",
+            "smtputf8",
+            "sasl_username",
+        ]
+        .iter()
+        .filter_map(|n| {
+            qf.attr(n)
+                .map(|v| (n.to_string(), String::from_utf8_lossy(v).into_owned()))
+        })
+        .collect(),
+        ..Request::default()
+    };
+    for (transport, nexthop, members) in groups(&routes, s.recipient_limit) {
+        let mut req = base.clone();
+        req.nexthop = nexthop;
+        req.recipients = members
+            .iter()
+            .map(|&i| {
+                let r = pending[i];
+                deliver::Recipient {
+                    address: r.address.clone(),
+                    orcpt: r.orcpt.clone().unwrap_or_default(),
+                    dsn_orcpt: r.dsn_orcpt.clone().unwrap_or_default(),
+                    notify: r.notify.map_or(0, |n| n.bits()),
+                    offset: r.offset,
+                }
+            })
+            .collect();
+        let (statuses, err): (Vec<RcptStatus>, Option<String>) =
+            match deliver::deliver(spool, &transport, s.ipc_timeout, &req) {
+                Ok(st) => (st, None),
+                Err((e, st)) => (st, Some(e.to_string())),
+            };
+        for &i in &members {
+            let r = pending[i];
+            match statuses.iter().find(|st| st.offset == r.offset) {
+                Some(st) => match st.action {
+                    Action::Failed => failed.push((i, entry(i, &st.dsn, &st.reason))),
+                    Action::Delayed => delayed.push((i, entry(i, &st.dsn, &st.reason))),
+                    Action::Delivered | Action::Expanded | Action::Relayed => {}
+                },
+                None => {
+                    let why = match &err {
+                        Some(e) => format!("delivery temporarily suspended: {transport}: {e}"),
+                        None => format!("delivery agent {transport} did not report"),
+                    };
+                    info!(
+                        "{id}: to=<{}>, relay={transport}, delay={:.1}, dsn=4.3.0, status=deferred ({why})",
+                        r.address,
+                        delay(arrival)
+                    );
+                    delayed.push((i, entry(i, "4.3.0", &why)));
+                }
+            }
+        }
+    }
+    // Expired: every deferred recipient bounces.
+    let lifetime = if sender.is_empty() {
+        s.bounce_lifetime
+    } else {
+        s.max_lifetime
+    };
+    let expired = !delayed.is_empty()
+        && SystemTime::now()
+            .duration_since(arrival)
+            .unwrap_or(Duration::ZERO)
+            >= lifetime;
+    if expired {
+        for (i, e) in std::mem::take(&mut delayed) {
+            info!(
+                "{id}: to=<{}>, relay=none, delay={:.1}, dsn={}, status=expired, returned to sender",
+                e.address,
+                delay(arrival),
+                e.dsn
+            );
+            let reason = format!("message expired after queue lifetime: {}", e.reason);
+            failed.push((i, LogEntry { reason, ..e }));
+        }
+    }
+    // Failed recipients: bounce log, then crossed off.
+    if !failed.is_empty() {
+        let entries: Vec<LogEntry> = failed.iter().map(|(_, e)| e.clone()).collect();
+        if let Err(e) = dsn::append(&id.path(spool, Queue::Bounce), &entries) {
+            warn!("{id}: bounce log: {e}");
+            defer_file(s, id, s.min_backoff);
+            return;
+        }
+        match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(f) => {
+                for (i, _) in &failed {
+                    if let Err(e) = mark_done(&f, pending[*i].offset) {
+                        warn!("{id}: mark done: {e}");
+                    }
+                }
+            }
+            Err(e) => warn!("{id}: open for update: {e}"),
+        }
+    }
+    if !delayed.is_empty() {
+        let entries: Vec<LogEntry> = delayed.iter().map(|(_, e)| e.clone()).collect();
+        let defer_path = id.path(spool, Queue::Defer);
+        if let Err(e) = dsn::append(&defer_path, &entries) {
+            warn!("{id}: defer log: {e}");
+        }
+        let log = dsn::read(&defer_path).unwrap_or_default();
+        let addrs: Vec<&str> = entries.iter().map(|e| e.address.as_str()).collect();
+        let wait = dsn::backoff(dsn::attempts(&log, &addrs), s.min_backoff, s.max_backoff);
+        defer_file(s, id, wait);
+        return;
+    }
+    finish(s, id, &qf);
+}
+
+/// Moves `id` from active to deferred with its next attempt after `wait`.
+fn defer_file(s: &Settings, id: &QueueId, wait: Duration) {
+    let path = id.path(&s.spool, Queue::Active);
+    match OpenOptions::new().read(true).open(&path) {
+        Ok(f) => {
+            if let Err(e) = set_next_attempt(&f, SystemTime::now() + wait) {
+                warn!("{id}: set next attempt: {e}");
+            }
+        }
+        Err(e) => warn!("{id}: open: {e}"),
+    }
+    if let Err(e) = move_file(&s.spool, id, Queue::Active, Queue::Deferred) {
+        warn!("{id}: move to deferred: {e}");
+    }
+}
+
+/// Nothing is pending: bounce if needed, then remove everything.
+fn finish(s: &Settings, id: &QueueId, qf: &QueueFile) {
+    let spool = &s.spool;
+    let bounce_path = id.path(spool, Queue::Bounce);
+    let failed = match dsn::read(&bounce_path) {
+        Ok(f) => f,
+        Err(e) => {
+            warn!("{id}: bounce log: {e}");
+            defer_file(s, id, s.min_backoff);
+            return;
+        }
+    };
+    if !failed.is_empty() {
+        if qf.sender().is_empty() {
+            info!("{id}: undeliverable postmaster notification discarded");
+        } else {
+            let content = qf.content_to_vec();
+            let report = dsn::non_delivery_report(&dsn::Report {
+                hostname: &s.hostname,
+                queue_id: id.as_str(),
+                sender: qf.sender(),
+                arrival: qf.arrival(),
+                now: SystemTime::now(),
+                ret: &attr_str(qf, "ret"),
+                envid: &attr_str(qf, "envid"),
+                failed: &failed,
+                content: &content,
+                size_limit: s.bounce_size_limit,
+            });
+            match submit(s, qf.sender(), &report) {
+                Ok(new_id) => info!("{id}: sender non-delivery notification: {new_id}"),
+                Err(e) => {
+                    // Keep the message and its bounce log; try again later.
+                    warn!("{id}: sender non-delivery notification failed: {e}");
+                    defer_file(s, id, s.min_backoff);
+                    return;
+                }
+            }
+        }
+    }
+    for q in [Queue::Bounce, Queue::Defer] {
+        match remove(spool, id, q) {
+            Ok(()) => {}
+            Err(postern_queue::Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => warn!("{id}: remove {q} log: {e}"),
+        }
+    }
+    match remove(spool, id, Queue::Active) {
+        Ok(()) => info!("{id}: removed"),
+        Err(e) => warn!("{id}: remove: {e}"),
+    }
+}
+
+/// Queues a report through cleanup; returns the new queue id.
+fn submit(s: &Settings, to: &str, content: &[u8]) -> Result<String, String> {
+    use postern_ipc::cleanup::{Client, Recipient};
+    let run = || -> Result<postern_ipc::cleanup::Outcome, postern_ipc::Error> {
+        let mut c = Client::connect(&s.spool, s.ipc_timeout, 0)?;
+        c.sender("")?;
+        c.recipient(&Recipient {
+            address: to,
+            ..Recipient::default()
+        })?;
+        c.begin_content()?;
+        c.write_content(content)?;
+        c.end_content()?;
+        c.finish()
+    };
+    let outcome = run().map_err(|e| e.to_string())?;
+    if outcome.accepted() {
+        Ok(outcome.queue_id)
+    } else {
+        Err(format!(
+            "cleanup status {}: {}",
+            outcome.status, outcome.reason
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(t: &str, n: &str) -> Route {
+        Route::Deliver(t.into(), n.into())
+    }
+
+    #[test]
+    fn groups_by_transport_and_nexthop_and_splits() {
+        let routes = vec![
+            (0, d("smtp", "a.test")),
+            (1, d("local", "host")),
+            (2, d("smtp", "a.test")),
+            (3, Route::Fail("5.0.0".into(), "x".into())),
+            (4, d("smtp", "b.test")),
+            (5, d("smtp", "a.test")),
+        ];
+        let g = groups(&routes, 2);
+        assert_eq!(
+            g,
+            vec![
+                ("smtp".into(), "a.test".into(), vec![0, 2]),
+                ("smtp".into(), "a.test".into(), vec![5]),
+                ("local".into(), "host".into(), vec![1]),
+                ("smtp".into(), "b.test".into(), vec![4]),
+            ]
+        );
+        assert_eq!(groups(&routes, 0).len(), 5);
+    }
+
+    #[test]
+    fn error_transport_and_resolver_flags() {
+        assert_eq!(
+            error_text("5.1.1 User unknown"),
+            ("5.1.1".into(), "User unknown".into())
+        );
+        assert_eq!(
+            error_text("no such user"),
+            ("5.0.0".into(), "no such user".into())
+        );
+        assert_eq!(
+            error_text(""),
+            ("5.0.0".into(), "mail delivery failed".into())
+        );
+        let r = |flags, transport: &str| {
+            Ok(rewrite::Resolved {
+                flags,
+                transport: transport.into(),
+                nexthop: "5.1.2 bad domain".into(),
+                recipient: "x@y".into(),
+            })
+        };
+        assert_eq!(
+            route(&r(rflags::ERROR, "smtp")),
+            Route::Fail("5.1.2".into(), "bad domain".into())
+        );
+        assert_eq!(
+            route(&r(0, "error")),
+            Route::Fail("5.1.2".into(), "bad domain".into())
+        );
+        assert!(matches!(route(&r(rflags::FAIL, "smtp")), Route::Defer(..)));
+        assert!(matches!(
+            route(&Err(postern_ipc::Error::Closed)),
+            Route::Defer(..)
+        ));
+        assert_eq!(route(&r(0, "local")), d("local", "5.1.2 bad domain"));
+    }
+}
