@@ -23,3 +23,10 @@ mod smtpd;
 /// Local submission: sendmail, postdrop, pickup, mailq, newaliases,
 /// sendmail -bs, postcat.
 mod submit;
+
+/// qmgr: delivery through a test agent, deferral and flush, bounces and
+/// their reports, crash recovery, corrupt files.
+mod qmgr;
+
+/// anvil: connection counting for smtpd.
+mod anvil;

@@ -1,0 +1,306 @@
+//! qmgr through master with cleanup, trivial-rewrite and the test
+//! delivery agent `test-deliver` (see `tests/src/bin/test-deliver.rs`):
+//! messages are handed to cleanup with `ipc::cleanup::Client`, which
+//! triggers qmgr; the spool and the log are checked.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use postern_ipc::cleanup::{Client, Recipient};
+use postern_ipc::service::Class;
+use postern_queue::{Queue, QueueFile, QueueId, RecipientStatus};
+use postern_tests::Instance;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+const TABLE: &str = "\
+[cleanup]\ntype = \"unix\"\ncommand = \"cleanup\"\n\
+[rewrite]\ntype = \"unix\"\ncommand = \"trivial-rewrite\"\n\
+[qmgr]\ntype = \"unix\"\nprivate = false\nwakeup = \"300s\"\nmaxproc = 1\ncommand = \"qmgr\"\n\
+[testagent]\ntype = \"unix\"\ncommand = \"test-deliver\"\n";
+
+/// Local domains go to the test agent; other domains to a transport
+/// that does not exist (deliveries there are deferred).
+const MAIN: &str = "local_transport = \"testagent\"\ndefault_transport = \"nowhere\"\n\
+minimal_backoff_time = \"3600s\"\nmaximal_backoff_time = \"7200s\"\n";
+
+fn start(extra: &str) -> Instance {
+    let mut inst = Instance::new(&format!("{MAIN}{extra}"), TABLE);
+    inst.start();
+    inst
+}
+
+/// Hands a message to cleanup; returns its queue id.
+fn submit(inst: &Instance, sender: &str, rcpts: &[&str]) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let attempt = (|| {
+            let mut c = Client::connect(&inst.queue_dir, WAIT, 0)?;
+            c.sender(sender)?;
+            for r in rcpts {
+                c.recipient(&Recipient {
+                    address: r,
+                    ..Recipient::default()
+                })?;
+            }
+            c.begin_content()?;
+            c.write_content(b"From: a@b\nSubject: test\n\nhello\n")?;
+            c.end_content()?;
+            c.finish()
+        })();
+        match attempt {
+            Ok(o) => {
+                assert!(o.accepted(), "{o:?}");
+                return o.queue_id;
+            }
+            Err(e) => {
+                assert!(Instant::now() < deadline, "submit: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+fn exists(spool: &Path, queue: Queue, id: &str) -> bool {
+    spool.join(queue.dir_name()).join(id).exists()
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn delivered(inst: &Instance) -> String {
+    fs::read_to_string(inst.dir.path().join("delivered")).unwrap_or_default()
+}
+
+#[test]
+fn delivered_message_is_removed() {
+    let inst = start("");
+    let id = submit(
+        &inst,
+        "alice@mail.example.test",
+        &["bob@mail.example.test", "carol@localhost"],
+    );
+    let log = inst.wait_log(&format!("{id}: removed"), WAIT);
+    assert!(
+        log.contains(&format!(
+            "{id}: from=<alice@mail.example.test>, size=31, nrcpt=2 (queue active)"
+        )),
+        "{log}"
+    );
+    let got = delivered(&inst);
+    assert!(
+        got.contains(&format!("{id} bob@mail.example.test")),
+        "{got}"
+    );
+    assert!(got.contains(&format!("{id} carol@localhost")), "{got}");
+    for q in [
+        Queue::Incoming,
+        Queue::Active,
+        Queue::Deferred,
+        Queue::Defer,
+        Queue::Bounce,
+    ] {
+        assert!(!exists(&inst.queue_dir, q, &id), "{id} still in {q}");
+    }
+}
+
+#[test]
+fn deferred_then_delivered_after_flush() {
+    let inst = start("");
+    fs::write(inst.dir.path().join("defer-flag"), "").unwrap();
+    let id = submit(
+        &inst,
+        "alice@mail.example.test",
+        &["ok@mail.example.test", "defer-me@mail.example.test"],
+    );
+    wait_for("deferred file", || {
+        exists(&inst.queue_dir, Queue::Deferred, &id)
+    });
+    let defer_log = fs::read_to_string(inst.queue_dir.join("defer").join(&id)).unwrap();
+    assert_eq!(
+        defer_log,
+        "defer-me@mail.example.test\t4.2.0\tmailbox busy\n"
+    );
+    // The next attempt is an hour away (minimal_backoff_time).
+    let mtime = fs::metadata(inst.queue_dir.join("deferred").join(&id))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let wait = mtime.duration_since(SystemTime::now()).unwrap();
+    assert!(wait > Duration::from_secs(3500), "{wait:?}");
+    // The delivered recipient is done; the deferred one pending.
+    let qf = QueueFile::open(&inst.queue_dir.join("deferred").join(&id)).unwrap();
+    let st: Vec<_> = qf.recipients().iter().map(|r| r.status).collect();
+    assert_eq!(st, [RecipientStatus::Done, RecipientStatus::Pending]);
+
+    // A plain wakeup leaves it alone; F delivers it now.
+    postern_ipc::trigger::send(&inst.queue_dir, (Class::Public, "qmgr"), b"I").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(exists(&inst.queue_dir, Queue::Deferred, &id));
+    fs::remove_file(inst.dir.path().join("defer-flag")).unwrap();
+    postern_ipc::trigger::send(&inst.queue_dir, (Class::Public, "qmgr"), b"F").unwrap();
+    inst.wait_log(&format!("{id}: removed"), WAIT);
+    let got = delivered(&inst);
+    assert_eq!(
+        got.matches(&format!("{id} ok@mail.example.test")).count(),
+        1,
+        "{got}"
+    );
+    assert!(
+        got.contains(&format!("{id} defer-me@mail.example.test")),
+        "{got}"
+    );
+    assert!(!exists(&inst.queue_dir, Queue::Defer, &id));
+}
+
+#[test]
+fn bounce_sends_a_delivery_status_notification() {
+    let inst = start("");
+    // The sender's domain is remote, so the report stays deferred in the
+    // queue where it can be read.
+    let id = submit(
+        &inst,
+        "alice@remote.test",
+        &["bounce-me@mail.example.test", "fine@mail.example.test"],
+    );
+    let log = inst.wait_log(&format!("{id}: removed"), WAIT);
+    let marker = format!("{id}: sender non-delivery notification: ");
+    let line = log
+        .lines()
+        .find(|l| l.contains(&marker))
+        .unwrap_or_else(|| panic!("{log}"));
+    let new_id = line.rsplit(' ').next().unwrap().to_string();
+    wait_for("report in deferred", || {
+        exists(&inst.queue_dir, Queue::Deferred, &new_id)
+    });
+    assert!(!exists(&inst.queue_dir, Queue::Bounce, &id));
+    let qf = QueueFile::open(&inst.queue_dir.join("deferred").join(&new_id)).unwrap();
+    assert_eq!(qf.sender(), "");
+    let rcpts: Vec<_> = qf.recipients().iter().map(|r| r.address.as_str()).collect();
+    assert_eq!(rcpts, ["alice@remote.test"]);
+    let content = String::from_utf8(qf.content_to_vec()).unwrap();
+    assert!(
+        content.contains("Final-Recipient: rfc822; bounce-me@mail.example.test"),
+        "{content}"
+    );
+    assert!(
+        !content.contains("Final-Recipient: rfc822; fine@"),
+        "{content}"
+    );
+    assert!(content.contains("Status: 5.1.1"), "{content}");
+    // Python's email package parses it as an RFC 3464 report.
+    let path = inst.dir.path().join("report.eml");
+    fs::write(&path, &content).unwrap();
+    let script = "import email,sys\n\
+m=email.message_from_binary_file(open(sys.argv[1],'rb'))\n\
+assert m.get_content_type()=='multipart/report', m.get_content_type()\n\
+assert m.get_param('report-type')=='delivery-status'\n\
+parts=m.get_payload()\n\
+print([p.get_content_type() for p in parts])\n\
+ds=parts[1].get_payload()\n\
+print(ds[1]['Final-Recipient'], ds[1]['Action'], ds[1]['Status'])\n";
+    match Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()
+    {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                text.contains("['text/plain', 'message/delivery-status', 'message/rfc822']"),
+                "{text}"
+            );
+            assert!(
+                text.contains("rfc822; bounce-me@mail.example.test failed 5.1.1"),
+                "{text}"
+            );
+        }
+        Err(e) => eprintln!("python3 not available ({e}): report checked by text only"),
+    }
+}
+
+#[test]
+fn null_sender_bounce_is_dropped() {
+    let inst = start("");
+    let id = submit(&inst, "", &["bounce-x@mail.example.test"]);
+    let log = inst.wait_log(&format!("{id}: removed"), WAIT);
+    assert!(
+        log.contains(&format!(
+            "{id}: undeliverable postmaster notification discarded"
+        )),
+        "{log}"
+    );
+    assert!(!log.contains("sender non-delivery notification"), "{log}");
+}
+
+#[test]
+fn active_files_return_to_incoming_after_kill() {
+    let inst = start("");
+    let id = submit(
+        &inst,
+        "alice@mail.example.test",
+        &["slow-x@mail.example.test"],
+    );
+    let log = inst.wait_log(&format!("{id}: from=<"), WAIT);
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!("{id}: from=<")))
+        .unwrap();
+    let pid: i32 = line
+        .split("postern/qmgr[")
+        .nth(1)
+        .and_then(|s| s.split(']').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {line}"));
+    assert!(exists(&inst.queue_dir, Queue::Active, &id));
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    inst.wait_log(&format!("{id}: requeued from active to incoming"), WAIT);
+    inst.wait_log(&format!("{id}: removed"), WAIT);
+    assert!(delivered(&inst).contains(&format!("{id} slow-x@mail.example.test")));
+}
+
+#[test]
+fn corrupt_incoming_file_goes_to_corrupt() {
+    let inst = start("");
+    let id = QueueId::generate(SystemTime::now(), 4242);
+    let path = id.path(&inst.queue_dir, Queue::Incoming);
+    fs::write(&path, b"POSTERN garbage, no records").unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).unwrap();
+    postern_ipc::trigger::send(&inst.queue_dir, (Class::Public, "qmgr"), b"I").unwrap();
+    let log = inst.wait_log(&format!("warning: {id}: "), WAIT);
+    assert!(log.contains("corrupt"), "{log}");
+    wait_for("file in corrupt/", || {
+        exists(&inst.queue_dir, Queue::Corrupt, id.as_str())
+    });
+    assert!(!exists(&inst.queue_dir, Queue::Incoming, id.as_str()));
+    assert!(!exists(&inst.queue_dir, Queue::Active, id.as_str()));
+}
+
+#[test]
+fn hold_is_never_touched() {
+    let inst = start("");
+    let id = submit(&inst, "alice@mail.example.test", &["x@mail.example.test"]);
+    inst.wait_log(&format!("{id}: removed"), WAIT);
+    // A file put on hold stays there through every kind of scan.
+    let held = QueueId::generate(SystemTime::now(), 777);
+    fs::write(held.path(&inst.queue_dir, Queue::Hold), b"held").unwrap();
+    postern_ipc::trigger::send(&inst.queue_dir, (Class::Public, "qmgr"), b"AFDIW").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(exists(&inst.queue_dir, Queue::Hold, held.as_str()));
+}
