@@ -675,6 +675,12 @@ pub static PARAMS: &[Param] = &[
         doc: "How many connections one client may have open to an smtpd(8) service at once; 0 means no limit.",
     },
     Param {
+        name: "smtpd_client_event_limit_exceptions",
+        kind: Kind::NetList,
+        default: "$mynetworks",
+        doc: "Clients that smtpd_client_connection_count_limit does not apply to.",
+    },
+    Param {
         name: "smtpd_client_restrictions",
         kind: Kind::List,
         default: "",

@@ -15,10 +15,12 @@
 //!   server side cleanup uses;
 //! - [`rewrite`]: address rewriting and resolving by trivial-rewrite;
 //! - [`deliver`]: delivery requests from qmgr to the delivery agents;
-//! - [`trigger`]: one-byte wakeups (qmgr, pickup).
+//! - [`trigger`]: one-byte wakeups (qmgr, pickup);
+//! - [`anvil`]: connection counting.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod anvil;
 pub mod cleanup;
 pub mod conn;
 pub mod deliver;

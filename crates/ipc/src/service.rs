@@ -26,6 +26,8 @@ impl Class {
 pub const CLEANUP: (Class, &str) = (Class::Private, "cleanup");
 /// trivial-rewrite: rewrites and resolves addresses (private).
 pub const REWRITE: (Class, &str) = (Class::Private, "rewrite");
+/// anvil: connection counts (private).
+pub const ANVIL: (Class, &str) = (Class::Private, "anvil");
 /// qmgr: triggers about new and deferred mail (public).
 pub const QMGR: (Class, &str) = (Class::Public, "qmgr");
 /// pickup: triggers about new maildrop files (public).

@@ -76,6 +76,17 @@ impl Endpoint {
 
     /// Waits for a connection, a timeout, or master going away.
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> Wake {
+        self.wait_with(&[], timeout).0
+    }
+
+    /// Like [`Endpoint::wait`], also watching `extra` descriptors for
+    /// input; returns which of them are ready. Client readiness alone
+    /// yields `Wake::Ready` with no listener.
+    pub(crate) fn wait_with(
+        &self,
+        extra: &[BorrowedFd<'_>],
+        timeout: Option<Duration>,
+    ) -> (Wake, Vec<bool>) {
         let timeout = match timeout {
             None => PollTimeout::NONE,
             Some(t) => PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX),
@@ -85,32 +96,37 @@ impl Endpoint {
             .iter()
             .map(|l| PollFd::new(l.fd(), PollFlags::POLLIN))
             .collect();
+        let nl = fds.len();
         if let Some(s) = &self.status {
             fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
         }
+        let ns = fds.len();
+        fds.extend(extra.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
+        let none = vec![false; extra.len()];
         loop {
             match poll(&mut fds, timeout) {
-                Ok(0) => return Wake::Timeout,
+                Ok(0) => return (Wake::Timeout, none),
                 Ok(_) => break,
                 Err(nix::errno::Errno::EINTR) => continue,
                 // poll on our own descriptors cannot fail otherwise; treat
                 // it as master trouble rather than spin.
-                Err(_) => return Wake::MasterGone,
+                Err(_) => return (Wake::MasterGone, none),
             }
         }
         let fired = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
-        if self.status.is_some() && fds.last().is_some_and(fired) {
+        if ns > nl && fds.get(nl).is_some_and(fired) {
             // Master never writes to us: readable means end-of-file.
-            return Wake::MasterGone;
+            return (Wake::MasterGone, none);
         }
-        Wake::Ready(
-            fds.iter()
-                .take(self.listeners.len())
-                .enumerate()
-                .filter(|(_, f)| fired(f))
-                .map(|(i, _)| i)
-                .collect(),
-        )
+        let extra_ready = fds.iter().skip(ns).map(fired).collect();
+        let listeners = fds
+            .iter()
+            .take(nl)
+            .enumerate()
+            .filter(|(_, f)| fired(f))
+            .map(|(i, _)| i)
+            .collect();
+        (Wake::Ready(listeners), extra_ready)
     }
 
     /// Accepts one connection from listener `i`; `Ok(None)` when another

@@ -12,10 +12,12 @@
 //!   status records);
 //! - [`args`]: the command line master builds for a daemon;
 //! - [`single`]: one connection at a time per process (smtpd, local, ...);
-//! - [`trigger`]: one-byte wakeup requests (qmgr, pickup).
+//! - [`trigger`]: one-byte wakeup requests (qmgr, pickup);
+//! - [`multi`]: many long-lived clients per process (anvil).
 #![deny(missing_docs)]
 
 pub mod args;
+pub mod multi;
 pub mod proto;
 pub mod single;
 pub mod trigger;

@@ -126,6 +126,8 @@ fn main() {
     postern_server::single::run("smtpd", |ctx| {
         let env = settings::Env::from_config(&ctx.config)?;
         let mut backend = backend::Shared::new(&ctx.config)?;
-        Ok(move |conn, _ctx: &postern_server::Context| serve::serve(conn, &env, &mut backend))
+        Ok(move |conn, ctx: &postern_server::Context| {
+            serve::serve(conn, &ctx.args.service, &env, &mut backend)
+        })
     })
 }

@@ -10,10 +10,12 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 
+use postern_ipc::anvil;
 use postern_server::Conn;
 use postern_util::{info, warn};
 
 use crate::backend::Backend;
+use crate::check::in_networks;
 use crate::session::{Peer, Session};
 use crate::settings::Env;
 
@@ -21,7 +23,7 @@ use crate::settings::Env;
 const READ_SIZE: usize = 64 * 1024;
 
 /// Serves one client connection to its end.
-pub(crate) fn serve<B: Backend>(mut conn: Conn, env: &Env, backend: &mut B) {
+pub(crate) fn serve<B: Backend>(mut conn: Conn, service: &str, env: &Env, backend: &mut B) {
     let peer = match &conn {
         Conn::Tcp(s) => match s.peer_addr() {
             Ok(a) => Peer::inet(a.ip(), a.port()),
@@ -36,11 +38,58 @@ pub(crate) fn serve<B: Backend>(mut conn: Conn, env: &Env, backend: &mut B) {
     if let Err(e) = conn.set_timeout(Some(env.settings.timeout)) {
         warn!("set timeout: {e}");
     }
+    // Held for the whole session: anvil counts it until this is dropped.
+    let Some(_registration) = admit(&mut conn, service, env, &peer) else {
+        return;
+    };
     let mut session = Session::new(env, backend, peer);
     info!("connect from {}", session.namaddr());
     session.greet();
     run(&mut conn, &mut session);
     session.end();
+}
+
+/// `smtpd_client_connection_count_limit` (Postfix `smtpd.c` with
+/// anvil): registers the session with anvil and refuses a client with too
+/// many sessions open with `421 4.7.0`. Clients in
+/// `smtpd_client_event_limit_exceptions` are not counted. When anvil
+/// cannot be reached the session goes ahead unlimited, with a warning (as
+/// Postfix does).
+fn admit(
+    conn: &mut Conn,
+    service: &str,
+    env: &Env,
+    peer: &Peer,
+) -> Option<Option<anvil::Registration>> {
+    let s = &env.settings;
+    let Some(ip) = peer.ip else {
+        return Some(None);
+    };
+    if s.connection_count_limit == 0 || in_networks(ip, &s.limit_exceptions) {
+        return Some(None);
+    }
+    let reg = match anvil::connect(&s.queue_dir, s.ipc_timeout, service, &peer.addr) {
+        Ok(r) => r,
+        Err(e) => {
+            warn!("connection limit not enforced: anvil: {e}");
+            return Some(None);
+        }
+    };
+    if reg.count <= s.connection_count_limit {
+        return Some(Some(reg));
+    }
+    let namaddr = peer.namaddr();
+    warn!(
+        "Connection concurrency limit exceeded: {} from {namaddr} for service {service}",
+        reg.count
+    );
+    let reply = format!(
+        "421 4.7.0 {} Error: too many connections from {}\r\n",
+        s.myhostname, peer.addr
+    );
+    let _ = conn.write_all(reply.as_bytes());
+    info!("disconnect from {namaddr} commands=0/0");
+    None
 }
 
 fn is_timeout(e: &io::Error) -> bool {

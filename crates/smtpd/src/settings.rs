@@ -48,6 +48,14 @@ pub(crate) struct Settings {
     pub(crate) recipient_delimiter: String,
     /// `smtpd_timeout`: per read and per write.
     pub(crate) timeout: Duration,
+    /// `smtpd_client_connection_count_limit` (0 = none).
+    pub(crate) connection_count_limit: u64,
+    /// `smtpd_client_event_limit_exceptions`.
+    pub(crate) limit_exceptions: Vec<IpNet>,
+    /// `queue_directory`, for anvil's socket.
+    pub(crate) queue_dir: std::path::PathBuf,
+    /// `ipc_timeout`.
+    pub(crate) ipc_timeout: Duration,
 }
 
 impl Settings {
@@ -73,6 +81,13 @@ impl Settings {
             mynetworks: config.networks("mynetworks"),
             recipient_delimiter: config.str("recipient_delimiter"),
             timeout: config.time("smtpd_timeout"),
+            connection_count_limit: u64::try_from(
+                config.int("smtpd_client_connection_count_limit"),
+            )
+            .unwrap_or(0),
+            limit_exceptions: config.networks("smtpd_client_event_limit_exceptions"),
+            queue_dir: config.path("queue_directory"),
+            ipc_timeout: config.time("ipc_timeout"),
         }
     }
 }
