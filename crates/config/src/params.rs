@@ -306,6 +306,21 @@ pub static PARAMS: &[Param] = &[
         doc: "How long a message must be queued before the sender gets a \"delayed mail\" notice. A bare number means hours; 0 disables the notice.",
     },
     Param {
+        name: "deliver_lock_attempts",
+        kind: Kind::Int {
+            min: 1,
+            max: INT_MAX,
+        },
+        default: "20",
+        doc: "How often a delivery agent tries to lock a mailbox file before it defers the delivery.",
+    },
+    Param {
+        name: "deliver_lock_delay",
+        kind: Kind::Time { min_secs: 0 },
+        default: "1s",
+        doc: "The pause between attempts to lock a mailbox file.",
+    },
+    Param {
         name: "development_mode",
         kind: Kind::Bool,
         default: "no",
@@ -783,6 +798,12 @@ pub static PARAMS: &[Param] = &[
         doc: "How long smtpd(8) waits for a client request or for the client to accept a reply.",
     },
     Param {
+        name: "stale_lock_time",
+        kind: Kind::Time { min_secs: 1 },
+        default: "500s",
+        doc: "How old a mailbox dotlock file (mailbox.lock) must be before a delivery agent removes it as stale.",
+    },
+    Param {
         name: "strict_rfc821_envelopes",
         kind: Kind::Bool,
         default: "no",
@@ -861,10 +882,25 @@ pub static PARAMS: &[Param] = &[
         doc: "The domains that virtual(8) delivers to.",
     },
     Param {
+        name: "virtual_mailbox_limit",
+        kind: Kind::Size,
+        default: "51200000",
+        doc: "The maximal size in bytes of a mailbox or Maildir file that virtual(8) writes; 0 means no limit.",
+    },
+    Param {
         name: "virtual_mailbox_maps",
         kind: Kind::List,
         default: "",
         doc: "Lookup tables with the mailbox or Maildir path (relative to virtual_mailbox_base) of each virtual recipient.",
+    },
+    Param {
+        name: "virtual_minimum_uid",
+        kind: Kind::Int {
+            min: 1,
+            max: INT_MAX,
+        },
+        default: "100",
+        doc: "The smallest user ID that virtual(8) accepts from virtual_uid_maps.",
     },
     Param {
         name: "virtual_transport",

@@ -1,0 +1,348 @@
+//! virtual: delivers mail to virtual mailboxes (Postfix `virtual(8)`).
+//!
+//! SYNOPSIS: started by master on the unix socket `private/virtual`
+//! (master.toml: `[virtual] type = "unix" command = "virtual"
+//! unpriv = false`).
+//!
+//! DESCRIPTION: qmgr sends one delivery request per connection
+//! (`ipc::deliver`). For each recipient, `virtual_mailbox_maps` is
+//! searched the way Postfix `mail_addr_find()` does (`user+ext@domain`,
+//! `user@domain`, then the catch-all `@domain`). The result is a path
+//! relative to `virtual_mailbox_base`: one ending in `/` is a Maildir, any
+//! other an mbox file (both written by `postern_mailstore`, with
+//! `Return-Path:` and `Delivered-To:` prepended, within
+//! `virtual_mailbox_limit`). A delivered or bounced recipient is marked
+//! done in the queue file before it is reported; a deferred one is left
+//! for qmgr to retry.
+//!
+//! Results: delivered `2.0.0`; unknown user `5.1.1`
+//! (`unknown user: "addr"`); table lookup failure `4.3.0`; bad table
+//! contents `4.3.5`; mailbox errors as `postern_mailstore` classifies them
+//! (full disk or quota and locked mailboxes defer, other errors bounce).
+//!
+//! SECURITY: runs as root (master.toml `unpriv = false`) so that it can
+//! write each mailbox as the owner `virtual_uid_maps` and
+//! `virtual_gid_maps` give (switching effective IDs around each write,
+//! as Postfix `set_eugid()` does); IDs below `virtual_minimum_uid` are
+//! refused. Not run as root, or in `development_mode`, it writes as the
+//! user it runs as and does not consult the ID tables.
+//!
+//! DIAGNOSTICS: one Postfix-style line per recipient
+//! (`ID: to=<a@b>, relay=virtual, delay=0.01, delays=0/0/0/0.01,
+//! dsn=2.0.0, status=sent (delivered to maildir)`). `delays=` is
+//! `a/b/c/d` as in Postfix, except that `a` covers all the time before
+//! this agent got the request (Postfix splits it between before qmgr and
+//! in qmgr, which the request does not tell). Table problems are logged as
+//! warnings.
+//!
+//! CONFIGURATION PARAMETERS: `virtual_mailbox_base`,
+//! `virtual_mailbox_maps`, `virtual_uid_maps`, `virtual_gid_maps`,
+//! `virtual_minimum_uid`, `virtual_mailbox_limit`, `recipient_delimiter`,
+//! `deliver_lock_attempts`, `deliver_lock_delay`, `stale_lock_time`,
+//! `ipc_timeout`, `queue_directory`, `development_mode`.
+
+mod lookup;
+
+use std::fs::{File, OpenOptions};
+use std::time::{Duration, SystemTime};
+
+use postern_ipc::deliver::{Action, RcptStatus, Recipient, Request, Server};
+use postern_mailstore::{Delivery, LockOptions};
+use postern_queue::{Queue, QueueFile, QueueId};
+use postern_server::{Conn, Context};
+use postern_util::{fatal, info, privs, warn};
+
+use lookup::{Problem, Tables, Target};
+
+fn main() {
+    postern_server::single::run("virtual", |ctx| {
+        let tables = Tables::open(&ctx.config)?;
+        Ok(move |conn: Conn, ctx: &Context| serve(conn, ctx, &tables))
+    })
+}
+
+/// What stays the same for every recipient of one request.
+struct Job<'a> {
+    tables: &'a Tables,
+    sender: &'a str,
+    content: &'a [u8],
+    limit: u64,
+    locking: LockOptions,
+    /// Switch to the recipient's IDs for each write.
+    switch_ids: bool,
+}
+
+/// Handles one delivery request.
+fn serve(conn: Conn, ctx: &Context, tables: &Tables) {
+    let stream = match conn {
+        Conn::Unix(s) => s,
+        Conn::Tcp(_) => {
+            warn!("unexpected TCP connection from {}", conn.peer());
+            return;
+        }
+    };
+    let conn = match postern_ipc::Conn::new(stream, ctx.config.time("ipc_timeout")) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!("delivery connection: {e}");
+            return;
+        }
+    };
+    let (mut server, req) = match Server::accept(conn) {
+        Ok(x) => x,
+        Err(e) => {
+            warn!("delivery request: {e}");
+            return;
+        }
+    };
+    let start = SystemTime::now();
+    let cfg = &ctx.config;
+    let queue = open_queue_file(&cfg.path("queue_directory"), &req);
+    let content = queue
+        .as_ref()
+        .map(|(_, qf)| qf.content_to_vec())
+        .unwrap_or_default();
+    let job = Job {
+        tables,
+        sender: &req.sender,
+        content: &content,
+        limit: cfg.size("virtual_mailbox_limit"),
+        locking: LockOptions {
+            attempts: u32::try_from(cfg.int("deliver_lock_attempts")).unwrap_or(1),
+            delay: cfg.time("deliver_lock_delay"),
+            stale_after: cfg.time("stale_lock_time"),
+        },
+        switch_ids: privs::is_root() && !cfg.bool("development_mode"),
+    };
+    for rcpt in &req.recipients {
+        let mut status = match &queue {
+            Ok(_) => deliver_one(&job, rcpt),
+            Err(reason) => defer("4.3.0", reason.clone()),
+        };
+        status.offset = rcpt.offset;
+        if status.action.is_final()
+            && let Ok((file, _)) = &queue
+            && let Err(e) = postern_queue::mark_done(file, rcpt.offset)
+        {
+            warn!("{}: cannot update queue file: {e}", req.queue_id);
+            status = defer("4.3.0", format!("cannot update queue file: {e}"));
+            status.offset = rcpt.offset;
+        }
+        log_status(&req, rcpt, &status, start);
+        if let Err(e) = server.report(&status) {
+            warn!("{}: report to queue manager: {e}", req.queue_id);
+            return;
+        }
+    }
+    if let Err(e) = server.finish() {
+        warn!("{}: report to queue manager: {e}", req.queue_id);
+    }
+}
+
+/// The queue file, read-write (for `mark_done`) and parsed; `Err` is the
+/// reason to defer every recipient.
+fn open_queue_file(spool: &std::path::Path, req: &Request) -> Result<(File, QueueFile), String> {
+    let (Some(queue), Ok(id)) = (
+        Queue::from_dir_name(&req.queue_name),
+        QueueId::parse(&req.queue_id),
+    ) else {
+        warn!(
+            "bad queue file name in request: {}/{}",
+            req.queue_name, req.queue_id
+        );
+        return Err("bad queue file name in delivery request".into());
+    };
+    let path = id.path(spool, queue);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            warn!("{}: open queue file {}: {e}", req.queue_id, path.display());
+            format!("cannot open queue file: {e}")
+        })?;
+    let qf = QueueFile::open(&path).map_err(|e| {
+        warn!("{}: read queue file {}: {e}", req.queue_id, path.display());
+        format!("cannot read queue file: {e}")
+    })?;
+    Ok((file, qf))
+}
+
+fn status(action: Action, dsn: &str, reason: String) -> RcptStatus {
+    RcptStatus {
+        offset: 0,
+        action,
+        dsn: dsn.into(),
+        reason,
+        diagnostic: String::new(),
+        mta: String::new(),
+    }
+}
+
+fn defer(dsn: &str, reason: String) -> RcptStatus {
+    status(Action::Delayed, dsn, reason)
+}
+
+fn from_problem(p: Problem) -> RcptStatus {
+    let action = if p.temporary {
+        Action::Delayed
+    } else {
+        Action::Failed
+    };
+    status(action, p.dsn, p.reason)
+}
+
+/// Delivers to one recipient.
+fn deliver_one(job: &Job<'_>, rcpt: &Recipient) -> RcptStatus {
+    let target = match job.tables.mailbox(&rcpt.address) {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return status(
+                Action::Failed,
+                "5.1.1",
+                format!("unknown user: \"{}\"", rcpt.address.to_lowercase()),
+            );
+        }
+        Err(p) => return from_problem(p),
+    };
+    let owner = if job.switch_ids {
+        match job.tables.owner(&rcpt.address) {
+            Ok(o) => Some(o),
+            Err(p) => return from_problem(p),
+        }
+    } else {
+        None
+    };
+    let d = Delivery {
+        sender: job.sender,
+        recipient: &rcpt.address,
+        content: job.content,
+        limit: job.limit,
+    };
+    let write = || match &target {
+        Target::Maildir(dir) => postern_mailstore::write_maildir(dir, &d)
+            .map(|_| "delivered to maildir")
+            .map_err(|e| ("maildir", e)),
+        Target::Mbox(path) => postern_mailstore::write_mbox(path, &d, &job.locking)
+            .map(|()| "delivered to mailbox")
+            .map_err(|e| ("mailbox", e)),
+    };
+    let result = match owner {
+        Some((uid, gid)) => match as_user(uid, gid, write) {
+            Ok(r) => r,
+            Err(e) => {
+                return defer(
+                    "4.3.0",
+                    format!("cannot switch to uid/gid {uid}/{gid}: {e}"),
+                );
+            }
+        },
+        None => write(),
+    };
+    match result {
+        Ok(what) => status(Action::Delivered, "2.0.0", what.into()),
+        Err((kind, e)) => {
+            let action = if e.temporary {
+                Action::Delayed
+            } else {
+                Action::Failed
+            };
+            status(
+                action,
+                e.dsn,
+                format!("{kind} delivery failed: {}", e.reason),
+            )
+        }
+    }
+}
+
+/// Runs `f` with effective user `uid` and group `gid` (and `gid` as the
+/// only supplementary group), then returns to root (Postfix
+/// `set_eugid()`). Failing to return to root is fatal.
+fn as_user<T>(uid: u32, gid: u32, f: impl FnOnce() -> T) -> nix::Result<T> {
+    use nix::unistd::{Gid, Uid, getgroups, setegid, seteuid, setgroups};
+    let saved = getgroups()?;
+    let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
+    let restore = |saved: &[Gid]| {
+        if let Err(e) = seteuid(Uid::from_raw(0))
+            .and_then(|()| setegid(Gid::from_raw(0)))
+            .and_then(|()| setgroups(saved))
+        {
+            fatal!("cannot return to root privileges: {e}");
+        }
+    };
+    if let Err(e) = setgroups(&[gid])
+        .and_then(|()| setegid(gid))
+        .and_then(|()| seteuid(uid))
+    {
+        restore(&saved);
+        return Err(e);
+    }
+    let out = f();
+    restore(&saved);
+    Ok(out)
+}
+
+/// Postfix's delay format: two significant digits, at most two decimals,
+/// no trailing zeros (`0`, `0.01`, `0.19`, `1.2`, `14`).
+fn fmt_delay(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    let text = if s >= 10.0 {
+        format!("{s:.0}")
+    } else if s >= 1.0 {
+        format!("{s:.1}")
+    } else {
+        format!("{s:.2}")
+    };
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+fn log_status(req: &Request, rcpt: &Recipient, s: &RcptStatus, start: SystemTime) {
+    let arrival = SystemTime::UNIX_EPOCH + Duration::from_secs(req.arrival);
+    let now = SystemTime::now();
+    let before = start.duration_since(arrival).unwrap_or_default();
+    let here = now.duration_since(start).unwrap_or_default();
+    let total = now.duration_since(arrival).unwrap_or_default();
+    let orig = if !rcpt.orcpt.is_empty() && rcpt.orcpt != rcpt.address {
+        format!("orig_to=<{}>, ", rcpt.orcpt)
+    } else {
+        String::new()
+    };
+    let word = match s.action {
+        Action::Delayed => "deferred",
+        Action::Failed => "bounced",
+        _ => "sent",
+    };
+    info!(
+        "{}: to=<{}>, {orig}relay=virtual, delay={}, delays={}/0/0/{}, dsn={}, status={word} ({})",
+        req.queue_id,
+        rcpt.address,
+        fmt_delay(total),
+        fmt_delay(before),
+        fmt_delay(here),
+        s.dsn,
+        s.reason
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delay_format() {
+        let f = |ms| fmt_delay(Duration::from_millis(ms));
+        assert_eq!(f(0), "0");
+        assert_eq!(f(4), "0");
+        assert_eq!(f(10), "0.01");
+        assert_eq!(f(190), "0.19");
+        assert_eq!(f(500), "0.5");
+        assert_eq!(f(1234), "1.2");
+        assert_eq!(f(2000), "2");
+        assert_eq!(f(14_400), "14");
+    }
+}
