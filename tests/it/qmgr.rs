@@ -37,14 +37,21 @@ fn start(extra: &str) -> Instance {
 
 /// Hands a message to cleanup; returns its queue id.
 fn submit(inst: &Instance, sender: &str, rcpts: &[&str]) -> String {
+    let rcpts: Vec<(&str, u8)> = rcpts.iter().map(|r| (*r, 0)).collect();
+    submit_notify(inst, sender, &rcpts)
+}
+
+/// Like [`submit`], with DSN NOTIFY bits per recipient.
+fn submit_notify(inst: &Instance, sender: &str, rcpts: &[(&str, u8)]) -> String {
     let deadline = Instant::now() + WAIT;
     loop {
         let attempt = (|| {
             let mut c = Client::connect(&inst.queue_dir, WAIT, 0)?;
             c.sender(sender)?;
-            for r in rcpts {
+            for (r, notify) in rcpts {
                 c.recipient(&Recipient {
                     address: r,
+                    notify: *notify,
                     ..Recipient::default()
                 })?;
             }
@@ -173,18 +180,8 @@ fn bounce_sends_a_delivery_status_notification() {
         "alice@remote.test",
         &["bounce-me@mail.example.test", "fine@mail.example.test"],
     );
-    let log = inst.wait_log(&format!("{id}: removed"), WAIT);
-    let marker = format!("{id}: sender non-delivery notification: ");
-    let line = log
-        .lines()
-        .find(|l| l.contains(&marker))
-        .unwrap_or_else(|| panic!("{log}"));
-    let new_id = line.rsplit(' ').next().unwrap().to_string();
-    wait_for("report in deferred", || {
-        exists(&inst.queue_dir, Queue::Deferred, &new_id)
-    });
+    let qf = report_of(&inst, &id);
     assert!(!exists(&inst.queue_dir, Queue::Bounce, &id));
-    let qf = QueueFile::open(&inst.queue_dir.join("deferred").join(&new_id)).unwrap();
     assert_eq!(qf.sender(), "");
     let rcpts: Vec<_> = qf.recipients().iter().map(|r| r.address.as_str()).collect();
     assert_eq!(rcpts, ["alice@remote.test"]);
@@ -233,6 +230,58 @@ print(ds[1]['Final-Recipient'], ds[1]['Action'], ds[1]['Status'])\n";
         }
         Err(e) => eprintln!("python3 not available ({e}): report checked by text only"),
     }
+}
+
+/// The report queued for `id` (found through the log), once it waits in
+/// `deferred/` (its recipient's domain is remote).
+fn report_of(inst: &Instance, id: &str) -> QueueFile {
+    let log = inst.wait_log(&format!("{id}: removed"), WAIT);
+    let marker = format!("{id}: sender non-delivery notification: ");
+    let line = log
+        .lines()
+        .find(|l| l.contains(&marker))
+        .unwrap_or_else(|| panic!("{log}"));
+    let new_id = line.rsplit(' ').next().unwrap().to_string();
+    wait_for("report in deferred", || {
+        exists(&inst.queue_dir, Queue::Deferred, &new_id)
+    });
+    QueueFile::open(&inst.queue_dir.join("deferred").join(&new_id)).unwrap()
+}
+
+#[test]
+fn expired_recipients_bounce_and_notify_never_is_honoured() {
+    // Lifetime 0: one attempt only.
+    let inst = start("maximal_queue_lifetime = \"0\"\n");
+    fs::write(inst.dir.path().join("defer-flag"), "").unwrap();
+    let id = submit_notify(
+        &inst,
+        "alice@remote.test",
+        &[
+            ("defer-a@mail.example.test", 0),
+            ("bounce-quiet@mail.example.test", 1),
+        ],
+    );
+    let qf = report_of(&inst, &id);
+    let log = inst.log_text();
+    assert!(
+        log.contains(&format!(
+            "{id}: to=<defer-a@mail.example.test>, relay=none, delay="
+        )) && log.contains("status=expired, returned to sender"),
+        "{log}"
+    );
+    let content = String::from_utf8(qf.content_to_vec()).unwrap();
+    assert!(
+        content.contains("Final-Recipient: rfc822; defer-a@mail.example.test"),
+        "{content}"
+    );
+    assert!(
+        content.contains("message expired after queue lifetime: mailbox busy"),
+        "{content}"
+    );
+    assert!(content.contains("Status: 5.2.0"), "{content}");
+    // NOTIFY=NEVER: failed, but not reported.
+    assert!(!content.contains("bounce-quiet"), "{content}");
+    assert!(!exists(&inst.queue_dir, Queue::Defer, &id));
 }
 
 #[test]

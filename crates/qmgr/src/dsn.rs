@@ -16,8 +16,7 @@ use std::time::{Duration, SystemTime};
 pub(crate) struct LogEntry {
     /// The recipient.
     pub(crate) address: String,
-    /// The original recipient, when known (only in memory: the log keeps
-    /// the address).
+    /// The RFC 3463 status (`5.1.1`).
     pub(crate) dsn: String,
     /// Why.
     pub(crate) reason: String,

@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 use postern_ipc::deliver::{self, Action, RcptStatus, Request};
 use postern_ipc::rewrite::{self, flags as rflags};
 use postern_queue::{
-    Queue, QueueFile, QueueId, RecipientStatus, mark_done, move_file, remove, set_next_attempt,
+    Notify, Queue, QueueFile, QueueId, RecipientStatus, mark_done, move_file, remove,
+    set_next_attempt,
 };
 use postern_util::{info, warn};
 
@@ -92,6 +93,12 @@ pub(crate) fn groups(routes: &[(usize, Route)], limit: usize) -> Vec<(String, St
         }
     }
     out
+}
+
+/// Whether a failed recipient is reported to the sender: unless RCPT
+/// `NOTIFY=` was given without `FAILURE` (`NEVER`, `SUCCESS`, `DELAY`).
+pub(crate) fn wants_failure_notice(notify: Option<Notify>) -> bool {
+    notify.is_none_or(|n| n.contains(Notify::FAILURE))
 }
 
 fn delay(arrival: SystemTime) -> f64 {
@@ -270,9 +277,14 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, id: &QueueId) {
             failed.push((i, LogEntry { reason, ..e }));
         }
     }
-    // Failed recipients: bounce log, then crossed off.
+    // Failed recipients: bounce log (unless DSN NOTIFY excludes
+    // FAILURE), then crossed off.
     if !failed.is_empty() {
-        let entries: Vec<LogEntry> = failed.iter().map(|(_, e)| e.clone()).collect();
+        let entries: Vec<LogEntry> = failed
+            .iter()
+            .filter(|(i, _)| wants_failure_notice(pending[*i].notify))
+            .map(|(_, e)| e.clone())
+            .collect();
         if let Err(e) = dsn::append(&id.path(spool, Queue::Bounce), &entries) {
             warn!("{id}: bounce log: {e}");
             defer_file(s, id, s.min_backoff);
@@ -429,6 +441,14 @@ mod tests {
             ]
         );
         assert_eq!(groups(&routes, 0).len(), 5);
+    }
+
+    #[test]
+    fn notify_decides_failure_notices() {
+        assert!(wants_failure_notice(None));
+        assert!(wants_failure_notice(Notify::FAILURE.union(Notify::DELAY)));
+        assert!(!wants_failure_notice(Some(Notify::NEVER)));
+        assert!(!wants_failure_notice(Some(Notify::SUCCESS)));
     }
 
     #[test]
