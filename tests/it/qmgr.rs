@@ -353,3 +353,41 @@ fn hold_is_never_touched() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(exists(&inst.queue_dir, Queue::Hold, held.as_str()));
 }
+
+#[test]
+fn virtual_agent_delivers_and_bounces() {
+    let mut inst = Instance::new(
+        "",
+        &format!("{TABLE}[virtual]\ntype = \"unix\"\nunpriv = false\ncommand = \"virtual\"\n"),
+    );
+    let base = inst.dir.path().join("vmail");
+    fs::create_dir(&base).unwrap();
+    inst.rewrite_main(&format!(
+        "{MAIN}virtual_mailbox_domains = \"virt.test\"\n\
+         virtual_mailbox_base = \"{}\"\n\
+         virtual_mailbox_maps = \"inline:{{ joe@virt.test=joe/Maildir/ }}\"\n",
+        base.display()
+    ));
+    inst.start();
+    let id = submit(
+        &inst,
+        "alice@remote.test",
+        &["joe@virt.test", "nobody@virt.test"],
+    );
+    let qf = report_of(&inst, &id);
+    let new = base.join("joe/Maildir/new");
+    let files: Vec<_> = fs::read_dir(&new).unwrap().collect();
+    assert_eq!(files.len(), 1, "{new:?}");
+    let mail = fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
+    assert!(mail.contains("Subject: test\n"), "{mail}");
+    let content = String::from_utf8(qf.content_to_vec()).unwrap();
+    assert!(
+        content.contains("Final-Recipient: rfc822; nobody@virt.test"),
+        "{content}"
+    );
+    assert!(
+        !content.contains("Final-Recipient: rfc822; joe@"),
+        "{content}"
+    );
+    assert!(content.contains("Status: 5.1.1"), "{content}");
+}
