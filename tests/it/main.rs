@@ -30,3 +30,8 @@ mod qmgr;
 
 /// anvil: connection counting for smtpd.
 mod anvil;
+
+/// virtual: delivery requests to Maildir and mbox, unknown users, lookup
+/// failures (`virtual` is a keyword, hence the path attribute).
+#[path = "virtual.rs"]
+mod virtual_agent;

@@ -20,8 +20,10 @@
 //! file. Exceeding it fails like a write with `EFBIG`: `5.2.2`.
 //!
 //! DIAGNOSTICS: every failure is an [`Error`] that says whether it is
-//! temporary (out of space or quota, a locked mailbox, `EAGAIN`) or
-//! permanent (anything else: `5.2.0`, as Postfix bounces on e.g. `EACCES`).
+//! temporary (out of space or quota, a locked mailbox, `EAGAIN`, an mbox
+//! file that cannot be opened or locked: `4.x.x`) or permanent (other
+//! write errors: `5.2.0`, as Postfix bounces on e.g. `EACCES` in a
+//! Maildir).
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
@@ -68,12 +70,17 @@ impl Error {
     /// Classifies a system error the way Postfix `mbox_dsn()` does, with
     /// full disks and quotas as temporary.
     fn io(e: &io::Error, what: impl std::fmt::Display) -> Error {
+        Error::io_or(e, what, (false, "5.2.0"))
+    }
+
+    /// Like [`Error::io`], with `default` for errors not classified.
+    fn io_or(e: &io::Error, what: impl std::fmt::Display, default: (bool, &'static str)) -> Error {
         let (temporary, dsn) = match e.raw_os_error() {
             Some(libc::EDQUOT) => (true, "4.2.2"),
             Some(libc::ENOSPC) => (true, "4.3.0"),
             Some(libc::EAGAIN | libc::ESTALE | libc::EINTR) => (true, "4.3.0"),
             Some(libc::EFBIG) => (false, "5.2.2"),
-            _ => (false, "5.2.0"),
+            _ => default,
         };
         Error {
             temporary,
@@ -317,6 +324,12 @@ pub fn write_maildir(dir: &Path, d: &Delivery<'_>) -> Result<PathBuf, Error> {
     Ok(new_path)
 }
 
+/// Failing to open or lock an mbox file defers (Postfix virtual(8)
+/// opens mailboxes with the default status `4.2.0`): a missing parent
+/// directory or a permission problem is usually fixed by the
+/// administrator soon. Failing to write it bounces (`5.2.0`).
+const OPEN_FAILURE: (bool, &str) = (true, "4.2.0");
+
 /// A dotlock we created; removed on drop.
 struct DotLock(PathBuf);
 
@@ -365,9 +378,10 @@ fn dotlock(path: &Path, opts: &LockOptions) -> Result<DotLock, Error> {
                 }
             }
             Err(e) => {
-                return Err(Error::io(
+                return Err(Error::io_or(
                     &e,
                     format_args!("cannot create lock file {}", lock.display()),
+                    OPEN_FAILURE,
                 ));
             }
         }
@@ -392,9 +406,10 @@ fn fcntl_lock(file: &File, path: &Path, opts: &LockOptions) -> Result<(), Error>
             Ok(_) => return Ok(()),
             Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EACCES) => {}
             Err(e) => {
-                return Err(Error::io(
+                return Err(Error::io_or(
                     &io::Error::from(e),
                     format_args!("cannot lock mailbox {}", path.display()),
+                    OPEN_FAILURE,
                 ));
             }
         }
@@ -411,7 +426,13 @@ pub fn write_mbox(path: &Path, d: &Delivery<'_>, opts: &LockOptions) -> Result<(
         .create(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| Error::io(&e, format_args!("cannot open mailbox {}", path.display())))?;
+        .map_err(|e| {
+            Error::io_or(
+                &e,
+                format_args!("cannot open mailbox {}", path.display()),
+                OPEN_FAILURE,
+            )
+        })?;
     let meta = file
         .metadata()
         .map_err(|e| Error::io(&e, format_args!("cannot stat mailbox {}", path.display())))?;

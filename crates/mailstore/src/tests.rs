@@ -263,3 +263,11 @@ fn mbox_error_truncates_to_the_original_size() {
     write_mbox(&mbox, &d, &fast()).unwrap();
     assert!(fs::metadata(&mbox).unwrap().len() > 200 * 1024);
 }
+
+#[test]
+fn mbox_that_cannot_be_opened_defers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mbox = dir.path().join("missing/dev");
+    let err = write_mbox(&mbox, &delivery(0), &fast()).unwrap_err();
+    assert_eq!((err.temporary, err.dsn), (true, "4.2.0"), "{err}");
+}
