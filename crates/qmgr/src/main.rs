@@ -22,8 +22,10 @@
 //! one request per group (at most `default_destination_recipient_limit`
 //! recipients) to the delivery agent `private/<transport>`.
 //!
-//! This first version delivers **sequentially**: one request at a time,
-//! one message at a time.
+//! This first version takes **one message at a time**. The requests of a
+//! message run in parallel threads, at most
+//! `default_destination_concurrency_limit` at once per (transport, next
+//! hop); the next message starts when all of them are done.
 //!
 //! The `error` transport (or the resolver's error flag) is handled here:
 //! the recipient fails with the next-hop text (`5.1.1 text` gives DSN
@@ -53,7 +55,8 @@
 //!
 //! CONFIGURATION PARAMETERS: `queue_directory`, `ipc_timeout`,
 //! `myhostname`, `qmgr_message_active_limit`, `queue_run_delay`,
-//! `default_destination_recipient_limit`, `minimal_backoff_time`,
+//! `default_destination_recipient_limit`,
+//! `default_destination_concurrency_limit`, `minimal_backoff_time`,
 //! `maximal_backoff_time`, `maximal_queue_lifetime`,
 //! `bounce_queue_lifetime`, `bounce_size_limit`.
 //!
@@ -80,6 +83,7 @@ pub(crate) struct Settings {
     pub(crate) active_limit: usize,
     pub(crate) queue_run_delay: Duration,
     pub(crate) recipient_limit: usize,
+    pub(crate) concurrency_limit: usize,
     pub(crate) min_backoff: Duration,
     pub(crate) max_backoff: Duration,
     pub(crate) max_lifetime: Duration,
@@ -98,6 +102,8 @@ impl Settings {
             queue_run_delay: c.time("queue_run_delay"),
             recipient_limit: int("default_destination_recipient_limit")
                 .min(postern_ipc::deliver::MAX_RECIPIENTS as usize),
+            concurrency_limit: usize::try_from(c.int("default_destination_concurrency_limit"))
+                .unwrap_or(0),
             min_backoff: c.time("minimal_backoff_time"),
             max_backoff: c.time("maximal_backoff_time"),
             max_lifetime: c.time("maximal_queue_lifetime"),

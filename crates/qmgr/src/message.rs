@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::time::{Duration, SystemTime};
 
-use postern_ipc::deliver::{self, Action, RcptStatus, Request};
+use postern_ipc::deliver::{self, Action, Request};
 use postern_ipc::rewrite::{self, flags as rflags};
 use postern_queue::{
     Notify, Queue, QueueFile, QueueId, RecipientStatus, mark_done, move_file, remove,
@@ -99,6 +99,65 @@ pub(crate) fn groups(routes: &[(usize, Route)], limit: usize) -> Vec<(String, St
 /// `NOTIFY=` was given without `FAILURE` (`NEVER`, `SUCCESS`, `DELAY`).
 pub(crate) fn wants_failure_notice(notify: Option<Notify>) -> bool {
     notify.is_none_or(|n| n.contains(Notify::FAILURE))
+}
+
+/// Runs `f` over `jobs`, at most `limit` at a time for jobs with the same
+/// `key` (0: no limit), different keys in parallel; returns the results in
+/// the order of `jobs`.
+pub(crate) fn run_concurrently<J, K, R>(
+    jobs: &[J],
+    key: impl Fn(&J) -> K,
+    limit: usize,
+    f: impl Fn(&J) -> R + Sync,
+) -> Vec<R>
+where
+    J: Sync,
+    K: Ord,
+    R: Send,
+{
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+    if jobs.len() <= 1 {
+        return jobs.iter().map(&f).collect();
+    }
+    let mut queues: BTreeMap<K, VecDeque<usize>> = BTreeMap::new();
+    for (i, j) in jobs.iter().enumerate() {
+        queues.entry(key(j)).or_default().push_back(i);
+    }
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
+    let queues: Vec<Mutex<VecDeque<usize>>> = queues.into_values().map(Mutex::new).collect();
+    std::thread::scope(|scope| {
+        for q in &queues {
+            let n = q.lock().map_or(0, |q| q.len());
+            let workers = if limit == 0 { n } else { n.min(limit) };
+            for _ in 0..workers {
+                let (f, results) = (&f, &results);
+                scope.spawn(move || {
+                    loop {
+                        let next = match q.lock() {
+                            Ok(mut q) => q.pop_front(),
+                            Err(_) => None,
+                        };
+                        let Some(i) = next else { break };
+                        let r = f(&jobs[i]);
+                        if let Ok(mut res) = results.lock()
+                            && let Some(slot) = res.get_mut(i)
+                        {
+                            *slot = Some(r);
+                        }
+                    }
+                });
+            }
+        }
+    });
+    let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    // A job whose worker panicked has no result: run it here (it panics
+    // again only if it always does).
+    results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| r.unwrap_or_else(|| f(&jobs[i])))
+        .collect()
 }
 
 fn delay(arrival: SystemTime) -> f64 {
@@ -210,28 +269,38 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, id: &QueueId) {
         .collect(),
         ..Request::default()
     };
-    for (transport, nexthop, members) in groups(&routes, s.recipient_limit) {
-        let mut req = base.clone();
-        req.nexthop = nexthop;
-        req.recipients = members
-            .iter()
-            .map(|&i| {
-                let r = pending[i];
-                deliver::Recipient {
-                    address: r.address.clone(),
-                    orcpt: r.orcpt.clone().unwrap_or_default(),
-                    dsn_orcpt: r.dsn_orcpt.clone().unwrap_or_default(),
-                    notify: r.notify.map_or(0, |n| n.bits()),
-                    offset: r.offset,
-                }
-            })
-            .collect();
-        let (statuses, err): (Vec<RcptStatus>, Option<String>) =
-            match deliver::deliver(spool, &transport, s.ipc_timeout, &req) {
-                Ok(st) => (st, None),
-                Err((e, st)) => (st, Some(e.to_string())),
-            };
-        for &i in &members {
+    let jobs: Vec<(String, Vec<usize>, Request)> = groups(&routes, s.recipient_limit)
+        .into_iter()
+        .map(|(transport, nexthop, members)| {
+            let mut req = base.clone();
+            req.nexthop = nexthop;
+            req.recipients = members
+                .iter()
+                .map(|&i| {
+                    let r = pending[i];
+                    deliver::Recipient {
+                        address: r.address.clone(),
+                        orcpt: r.orcpt.clone().unwrap_or_default(),
+                        dsn_orcpt: r.dsn_orcpt.clone().unwrap_or_default(),
+                        notify: r.notify.map_or(0, |n| n.bits()),
+                        offset: r.offset,
+                    }
+                })
+                .collect();
+            (transport, members, req)
+        })
+        .collect();
+    let results = run_concurrently(
+        &jobs,
+        |(t, _, req)| (t.clone(), req.nexthop.clone()),
+        s.concurrency_limit,
+        |(transport, _, req)| match deliver::deliver(spool, transport, s.ipc_timeout, req) {
+            Ok(st) => (st, None),
+            Err((e, st)) => (st, Some(e.to_string())),
+        },
+    );
+    for ((transport, members, _), (statuses, err)) in jobs.iter().zip(results) {
+        for &i in members {
             let r = pending[i];
             match statuses.iter().find(|st| st.offset == r.offset) {
                 Some(st) => match st.action {
@@ -441,6 +510,41 @@ mod tests {
             ]
         );
         assert_eq!(groups(&routes, 0).len(), 5);
+    }
+
+    #[test]
+    fn concurrency_is_bounded_per_destination() {
+        use std::collections::HashMap;
+        use std::sync::Mutex;
+        let jobs: Vec<(char, usize)> = (0..12)
+            .map(|i| (if i % 3 == 0 { 'b' } else { 'a' }, i))
+            .collect();
+        let now: Mutex<HashMap<char, usize>> = Mutex::new(HashMap::new());
+        let peak: Mutex<HashMap<char, usize>> = Mutex::new(HashMap::new());
+        let got = run_concurrently(
+            &jobs,
+            |j| j.0,
+            2,
+            |j| {
+                {
+                    let mut n = now.lock().unwrap();
+                    let c = n.entry(j.0).or_default();
+                    *c += 1;
+                    let mut p = peak.lock().unwrap();
+                    let e = p.entry(j.0).or_default();
+                    *e = (*e).max(*c);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                *now.lock().unwrap().get_mut(&j.0).unwrap() -= 1;
+                j.1 * 10
+            },
+        );
+        assert_eq!(got, (0..12).map(|i| i * 10).collect::<Vec<_>>());
+        let peak = peak.into_inner().unwrap();
+        assert_eq!(peak[&'a'], 2);
+        assert_eq!(peak[&'b'], 2);
+        let one = run_concurrently(&jobs, |j| j.0, 1, |j| j.1);
+        assert_eq!(one.len(), 12);
     }
 
     #[test]
