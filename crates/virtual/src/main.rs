@@ -332,6 +332,113 @@ fn log_status(req: &Request, rcpt: &Recipient, s: &RcptStatus, start: SystemTime
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// Effective IDs are per process: tests that write files take turns.
+    static IDS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn job<'a>(tables: &'a Tables, switch_ids: bool) -> Job<'a> {
+        Job {
+            tables,
+            sender: "a@example.test",
+            content: b"Subject: x\n\nbody\n",
+            limit: 0,
+            locking: LockOptions::default(),
+            switch_ids,
+        }
+    }
+
+    fn rcpt(address: &str) -> Recipient {
+        Recipient {
+            address: address.into(),
+            ..Recipient::default()
+        }
+    }
+
+    fn tables(base: &std::path::Path, extra: &str) -> Tables {
+        let text = format!(
+            "virtual_mailbox_base = \"{}\"\n\
+             virtual_mailbox_maps = \"inline:{{ u@x.test=u/Maildir/, m@x.test=u/mbox }}\"\n{extra}\n",
+            base.display()
+        );
+        let cfg =
+            postern_config::Config::parse(&text, std::path::Path::new("main.toml"), &[]).unwrap();
+        Tables::open(&cfg).unwrap()
+    }
+
+    #[test]
+    fn delivers_as_the_current_user_without_id_switching() {
+        let _turn = IDS.lock().unwrap_or_else(|e| e.into_inner());
+        let base = tempfile::tempdir().unwrap();
+        let t = tables(base.path(), "virtual_uid_maps = \"fail:uids\"");
+        let s = deliver_one(&job(&t, false), &rcpt("u@x.test"));
+        assert_eq!(
+            (s.action, s.dsn.as_str()),
+            (Action::Delivered, "2.0.0"),
+            "{s:?}"
+        );
+        let s = deliver_one(&job(&t, false), &rcpt("nobody@x.test"));
+        assert_eq!((s.action, s.dsn.as_str()), (Action::Failed, "5.1.1"));
+        assert_eq!(s.reason, "unknown user: \"nobody@x.test\"");
+    }
+
+    #[test]
+    fn as_root_writes_as_the_mapped_owner() {
+        let _turn = IDS.lock().unwrap_or_else(|e| e.into_inner());
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("not root: skipped");
+            return;
+        }
+        let base = tempfile::tempdir().unwrap();
+        let user = base.path().join("u");
+        std::fs::create_dir(&user).unwrap();
+        std::os::unix::fs::chown(&user, Some(65534), Some(65534)).unwrap();
+        let t = tables(
+            base.path(),
+            "virtual_uid_maps = \"static:65534\"\nvirtual_gid_maps = \"static:65534\"",
+        );
+        let s = deliver_one(&job(&t, true), &rcpt("u@x.test"));
+        assert_eq!(s.action, Action::Delivered, "{s:?}");
+        let s = deliver_one(&job(&t, true), &rcpt("m@x.test"));
+        assert_eq!(s.action, Action::Delivered, "{s:?}");
+        assert!(nix::unistd::Uid::effective().is_root());
+        assert!(nix::unistd::Gid::effective().as_raw() == 0);
+        let md = user.join("Maildir");
+        let new = std::fs::read_dir(md.join("new"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        for path in [md.clone(), new.path(), user.join("mbox")] {
+            let m = std::fs::metadata(&path).unwrap();
+            assert_eq!((m.uid(), m.gid()), (65534, 65534), "{}", path.display());
+        }
+        // A directory the owner cannot write: a bounce (Postfix: 5.2.0),
+        // not a root-owned file.
+        let t = tables(
+            base.path(),
+            "virtual_uid_maps = \"static:65533\"\nvirtual_gid_maps = \"static:65533\"",
+        );
+        std::fs::remove_dir_all(&md).unwrap();
+        let s = deliver_one(&job(&t, true), &rcpt("u@x.test"));
+        assert_eq!(
+            (s.action, s.dsn.as_str()),
+            (Action::Failed, "5.2.0"),
+            "{s:?}"
+        );
+        assert!(!md.exists());
+        // uid 0 is below virtual_minimum_uid.
+        let t = tables(
+            base.path(),
+            "virtual_uid_maps = \"static:0\"\nvirtual_gid_maps = \"static:0\"",
+        );
+        let s = deliver_one(&job(&t, true), &rcpt("u@x.test"));
+        assert_eq!(
+            (s.action, s.dsn.as_str()),
+            (Action::Delayed, "4.3.5"),
+            "{s:?}"
+        );
+    }
 
     #[test]
     fn delay_format() {
