@@ -13,7 +13,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use postern_ipc::cleanup::{Client, Recipient};
 use postern_ipc::service::Class;
-use postern_queue::{Queue, QueueFile, QueueId, RecipientStatus};
+use postern_queue::{NewRecipient, Queue, QueueFile, QueueFileWriter, QueueId, RecipientStatus};
 use postern_tests::Instance;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -390,4 +390,33 @@ fn virtual_agent_delivers_and_bounces() {
         "{content}"
     );
     assert!(content.contains("Status: 5.1.1"), "{content}");
+}
+
+#[test]
+fn active_limit_takes_the_queue_in_passes() {
+    let inst = start("qmgr_message_active_limit = 1\n");
+    // Queue files written behind qmgr's back, announced by one trigger.
+    let ids: Vec<QueueId> = (0..3)
+        .map(|n| {
+            let mut w = QueueFileWriter::create(&inst.queue_dir, Queue::Incoming).unwrap();
+            w.time(SystemTime::now()).unwrap();
+            w.sender("alice@mail.example.test").unwrap();
+            w.recipient(&NewRecipient::new(&format!("u{n}@mail.example.test")))
+                .unwrap();
+            w.begin_content().unwrap();
+            w.write_content(b"Subject: batch\n\nhello\n").unwrap();
+            w.finish().unwrap()
+        })
+        .collect();
+    postern_ipc::trigger::send(&inst.queue_dir, (Class::Public, "qmgr"), b"I").unwrap();
+    for id in &ids {
+        inst.wait_log(&format!("{id}: removed"), WAIT);
+    }
+    let got = delivered(&inst);
+    for (n, id) in ids.iter().enumerate() {
+        assert!(
+            got.contains(&format!("{id} u{n}@mail.example.test")),
+            "{got}"
+        );
+    }
 }

@@ -211,15 +211,19 @@ impl Qmgr {
             self.next_deferred = Instant::now() + self.settings.queue_run_delay;
         }
         let (batch, more) = interleave(incoming, deferred_files, self.settings.active_limit);
-        self.more = more;
+        let mut taken = 0;
         for (id, from) in batch {
             if let Err(e) = move_file(&spool, &id, from, Queue::Active) {
                 // Gone (another process) or the spool is in trouble.
                 warn!("{id}: move from {from} to active: {e}");
                 continue;
             }
+            taken += 1;
             message::process(&self.settings, &mut self.rewrite, &id);
         }
+        // Come back at once for the rest, unless nothing could be taken
+        // (then the next trigger or timer retries, without spinning).
+        self.more = more && taken > 0;
     }
 
     fn due(&self) -> Deferred {
