@@ -420,3 +420,41 @@ fn active_limit_takes_the_queue_in_passes() {
         );
     }
 }
+
+#[test]
+fn smtp_to_maildir_through_smtpd_cleanup_qmgr_and_virtual() {
+    let port = postern_tests::free_port();
+    let mut inst = Instance::new(
+        "",
+        &format!(
+            "{TABLE}[virtual]\ntype = \"unix\"\nunpriv = false\ncommand = \"virtual\"\n\
+             [smtp]\ntype = \"inet\"\nlisten = \"127.0.0.1:{port}\"\ncommand = \"smtpd\"\n"
+        ),
+    );
+    let base = inst.dir.path().join("vmail");
+    fs::create_dir(&base).unwrap();
+    inst.rewrite_main(&format!(
+        "{MAIN}virtual_mailbox_domains = \"virt.test\"\n\
+         virtual_mailbox_base = \"{}\"\n\
+         virtual_mailbox_maps = \"inline:{{ joe@virt.test=joe/Maildir/ }}\"\n",
+        base.display()
+    ));
+    inst.start();
+    let mut c = postern_tests::LineClient::connect(port);
+    assert!(c.line().starts_with("220 "));
+    assert!(c.cmd("HELO client.test").starts_with("250"));
+    assert!(c.cmd("MAIL FROM:<alice@remote.test>").starts_with("250"));
+    assert!(c.cmd("RCPT TO:<joe@virt.test>").starts_with("250"));
+    assert!(c.cmd("DATA").starts_with("354"));
+    let reply = c.cmd("Subject: over smtp\r\n\r\nhello joe\r\n.");
+    assert!(reply.starts_with("250"), "{reply}");
+    let id = reply.rsplit(' ').next().unwrap().to_string();
+    c.cmd("QUIT");
+    inst.wait_log(&format!("{id}: removed"), WAIT);
+    let new = base.join("joe/Maildir/new");
+    let files: Vec<_> = fs::read_dir(&new).unwrap().collect();
+    assert_eq!(files.len(), 1, "{new:?}");
+    let mail = fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
+    assert!(mail.contains("Subject: over smtp"), "{mail}");
+    assert!(mail.contains("hello joe"), "{mail}");
+}
