@@ -35,3 +35,6 @@ mod anvil;
 /// failures (`virtual` is a keyword, hence the path attribute).
 #[path = "virtual.rs"]
 mod virtual_agent;
+
+/// local: aliases, commands, files, :include:, forwarding, mailboxes.
+mod local;

@@ -243,6 +243,12 @@ pub static PARAMS: &[Param] = &[
         doc: "The directory with the administrative commands (postconf, postqueue, postsuper, ...).",
     },
     Param {
+        name: "command_time_limit",
+        kind: Kind::Time { min_secs: 1 },
+        default: "1000s",
+        doc: "How long local(8) lets a command run when it delivers to one (alias, .forward, mailbox_command).",
+    },
+    Param {
         name: "daemon_directory",
         kind: Kind::Path,
         default: "/usr/libexec/postern",

@@ -1,0 +1,857 @@
+//! local: delivers mail for the domains in `mydestination` (Postfix
+//! `local(8)`).
+//!
+//! SYNOPSIS: started by master on the unix socket `private/local`
+//! (master.toml: `[local] type = "unix" command = "local"
+//! unpriv = false`).
+//!
+//! DESCRIPTION: qmgr sends one delivery request per connection
+//! (`ipc::deliver`). For each recipient:
+//!
+//! 1. A `Delivered-To:` header equal to the recipient bounces it with
+//!    `5.4.6` (mail forwarding loop).
+//! 2. `alias_maps` is searched for the local part with its extension,
+//!    then without (`recipient_delimiter`). The right-hand side is a list
+//!    of targets (below), delivered with the privileges of
+//!    `default_privs`. Addresses are forwarded in one new message through
+//!    cleanup, with sender `owner-NAME@domain` when the alias `owner-NAME`
+//!    exists, else the original sender; the recipient is reported
+//!    `expanded`.
+//! 3. Otherwise the user must exist in the password database; an unknown
+//!    user is forwarded to `luser_relay` (with `$user`, `$local`,
+//!    `$extension`, `$domain`, `$recipient` expanded) when that is set,
+//!    else bounced `5.1.1`. The user's `~/.forward` (owned by the user or
+//!    root, not group or world writable) is a target list run with the
+//!    user's privileges.
+//! 4. Else the mailbox: `mailbox_command` (run like a command target);
+//!    else `home_mailbox` under the home directory (`Maildir/` style when
+//!    it ends in `/`, else mbox); else the mbox file
+//!    `mail_spool_directory/USER`.
+//!
+//! Targets (`aliases(5)`), separated by commas or newlines, optionally in
+//! double quotes: `|command` runs `/bin/sh -c command` with the message
+//! (with `Return-Path:` and `Delivered-To:` prepended) on standard input
+//! and `SENDER`, `RECIPIENT`, `LOCAL`, `DOMAIN`, `EXTENSION`, `HOME`,
+//! `USER`, `SHELL`, `PATH=/usr/bin:/bin` in its environment, within
+//! `command_time_limit`: exit 0 delivers, 75 (`EX_TEMPFAIL`) or a signal
+//! defers `4.3.0`, anything else or the time limit bounces `5.3.0` with
+//! the command's output (at most 200 bytes) in the reason; `/file` appends
+//! in mbox format (`/dir/` writes a Maildir); `:include:/path` reads more
+//! targets from a file (at most 10 levels deep, as a loop guard); `\user`
+//! delivers to the user's mailbox without alias or `.forward` processing;
+//! anything else is an address to forward to.
+//!
+//! The recipient's result is the worst of its targets' results: any
+//! deferral defers it (all its targets are retried), else any bounce
+//! bounces it.
+//!
+//! SECURITY: runs as root (master.toml `unpriv = false`) to deliver as
+//! each user: commands run in a child with the user's (or
+//! `default_privs`') user and group ID; files and mailboxes are written
+//! with the effective IDs switched around each write (Postfix
+//! `set_eugid()`). Not run as root, or in `development_mode`, everything
+//! runs as the user the daemon runs as.
+//!
+//! DIAGNOSTICS: one Postfix-style line per recipient (`ID: to=<a@b>,
+//! relay=local, delay=0.01, delays=0/0/0/0.01, dsn=2.0.0, status=sent
+//! (delivered to mailbox)`).
+//!
+//! CONFIGURATION PARAMETERS: `alias_maps`, `default_privs`,
+//! `home_mailbox`, `mailbox_command`, `mail_spool_directory`,
+//! `luser_relay`, `mailbox_size_limit`, `recipient_delimiter`,
+//! `command_time_limit`, `deliver_lock_attempts`, `deliver_lock_delay`,
+//! `stale_lock_time`, `ipc_timeout`, `queue_directory`,
+//! `development_mode`.
+
+mod command;
+mod targets;
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use postern_config::Config;
+use postern_ipc::deliver::{Action, RcptStatus, Recipient, Request, Server};
+use postern_mailstore::{Delivery, LockOptions};
+use postern_maps::{Maps, Syntax};
+use postern_queue::{Queue, QueueFile, QueueId};
+use postern_server::{Conn, Context};
+use postern_util::{fatal, info, privs, warn};
+
+use targets::Target;
+
+/// How deep `:include:` files may nest.
+const MAX_INCLUDE_DEPTH: usize = 10;
+
+fn main() {
+    postern_server::single::run("local", |ctx| {
+        let aliases = Maps::open(&ctx.config.list("alias_maps"), Syntax::Aliases)
+            .map_err(|e| format!("alias_maps: {e}"))?;
+        Ok(move |conn: Conn, ctx: &Context| serve(conn, ctx, &aliases))
+    })
+}
+
+/// Whom a delivery runs as.
+#[derive(Debug, Clone)]
+pub(crate) struct Who {
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) name: String,
+    pub(crate) home: PathBuf,
+    pub(crate) shell: String,
+}
+
+impl Who {
+    fn from_user(u: &nix::unistd::User) -> Who {
+        Who {
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+            name: u.name.clone(),
+            home: u.dir.clone(),
+            shell: u.shell.to_string_lossy().into_owned(),
+        }
+    }
+}
+
+/// What stays the same for every recipient of one request.
+struct Job<'a> {
+    cfg: &'a Config,
+    aliases: &'a Maps,
+    sender: &'a str,
+    content: &'a [u8],
+    limit: u64,
+    locking: LockOptions,
+    /// Switch to the recipient's IDs for each delivery.
+    switch_ids: bool,
+}
+
+/// The recipient being delivered and its parts.
+pub(crate) struct Rcpt<'a> {
+    pub(crate) address: &'a str,
+    pub(crate) local: String,
+    pub(crate) user: String,
+    pub(crate) extension: String,
+    pub(crate) domain: String,
+}
+
+impl<'a> Rcpt<'a> {
+    fn new(address: &'a str, delimiter: &str) -> Rcpt<'a> {
+        let (local, domain) = match address.rfind('@') {
+            Some(at) => (&address[..at], &address[at + 1..]),
+            None => (address, ""),
+        };
+        let local = local.to_lowercase();
+        let (user, extension) = match postern_maps::split_extension(&local, delimiter) {
+            Some((u, e)) => (u.to_string(), e[1..].to_string()),
+            None => (local.clone(), String::new()),
+        };
+        Rcpt {
+            address,
+            local,
+            user,
+            extension,
+            domain: domain.to_lowercase(),
+        }
+    }
+}
+
+/// Handles one delivery request.
+fn serve(conn: Conn, ctx: &Context, aliases: &Maps) {
+    let stream = match conn {
+        Conn::Unix(s) => s,
+        Conn::Tcp(_) => {
+            warn!("unexpected TCP connection from {}", conn.peer());
+            return;
+        }
+    };
+    let conn = match postern_ipc::Conn::new(stream, ctx.config.time("ipc_timeout")) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!("delivery connection: {e}");
+            return;
+        }
+    };
+    let (mut server, req) = match Server::accept(conn) {
+        Ok(x) => x,
+        Err(e) => {
+            warn!("delivery request: {e}");
+            return;
+        }
+    };
+    let start = SystemTime::now();
+    let cfg = &ctx.config;
+    let queue = open_queue_file(&cfg.path("queue_directory"), &req);
+    let content = queue
+        .as_ref()
+        .map(|(_, qf)| qf.content_to_vec())
+        .unwrap_or_default();
+    let job = Job {
+        cfg,
+        aliases,
+        sender: &req.sender,
+        content: &content,
+        limit: cfg.size("mailbox_size_limit"),
+        locking: LockOptions {
+            attempts: u32::try_from(cfg.int("deliver_lock_attempts")).unwrap_or(1),
+            delay: cfg.time("deliver_lock_delay"),
+            stale_after: cfg.time("stale_lock_time"),
+        },
+        switch_ids: privs::is_root() && !cfg.bool("development_mode"),
+    };
+    for rcpt in &req.recipients {
+        let mut status = match &queue {
+            Ok(_) => deliver_one(&job, rcpt),
+            Err(reason) => defer("4.3.0", reason.clone()),
+        };
+        status.offset = rcpt.offset;
+        if status.action.is_final()
+            && let Ok((file, _)) = &queue
+            && let Err(e) = postern_queue::mark_done(file, rcpt.offset)
+        {
+            warn!("{}: cannot update queue file: {e}", req.queue_id);
+            status = defer("4.3.0", format!("cannot update queue file: {e}"));
+            status.offset = rcpt.offset;
+        }
+        log_status(&req, rcpt, &status, start);
+        if let Err(e) = server.report(&status) {
+            warn!("{}: report to queue manager: {e}", req.queue_id);
+            return;
+        }
+    }
+    if let Err(e) = server.finish() {
+        warn!("{}: report to queue manager: {e}", req.queue_id);
+    }
+}
+
+/// The queue file, read-write (for `mark_done`) and parsed; `Err` is the
+/// reason to defer every recipient.
+fn open_queue_file(spool: &Path, req: &Request) -> Result<(File, QueueFile), String> {
+    let (Some(queue), Ok(id)) = (
+        Queue::from_dir_name(&req.queue_name),
+        QueueId::parse(&req.queue_id),
+    ) else {
+        warn!(
+            "bad queue file name in request: {}/{}",
+            req.queue_name, req.queue_id
+        );
+        return Err("bad queue file name in delivery request".into());
+    };
+    let path = id.path(spool, queue);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            warn!("{}: open queue file {}: {e}", req.queue_id, path.display());
+            format!("cannot open queue file: {e}")
+        })?;
+    let qf = QueueFile::open(&path).map_err(|e| {
+        warn!("{}: read queue file {}: {e}", req.queue_id, path.display());
+        format!("cannot read queue file: {e}")
+    })?;
+    Ok((file, qf))
+}
+
+pub(crate) fn status(action: Action, dsn: &str, reason: String) -> RcptStatus {
+    RcptStatus {
+        offset: 0,
+        action,
+        dsn: dsn.into(),
+        reason,
+        diagnostic: String::new(),
+        mta: String::new(),
+    }
+}
+
+pub(crate) fn defer(dsn: &str, reason: String) -> RcptStatus {
+    status(Action::Delayed, dsn, reason)
+}
+
+fn bounce(dsn: &str, reason: String) -> RcptStatus {
+    status(Action::Failed, dsn, reason)
+}
+
+fn delivered(reason: &str) -> RcptStatus {
+    status(Action::Delivered, "2.0.0", reason.into())
+}
+
+/// Whether the message header has `Delivered-To: address` (Postfix
+/// `delivered_hdr_find()`).
+fn has_delivered_to(content: &[u8], address: &str) -> bool {
+    for line in content.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let (name, value) = line.split_at(colon);
+        if name.eq_ignore_ascii_case(b"delivered-to")
+            && String::from_utf8_lossy(&value[1..])
+                .trim()
+                .eq_ignore_ascii_case(address)
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// Delivers to one recipient.
+fn deliver_one(job: &Job<'_>, r: &Recipient) -> RcptStatus {
+    let rcpt = Rcpt::new(&r.address, &job.cfg.str("recipient_delimiter"));
+    if has_delivered_to(job.content, r.address.as_str()) {
+        return bounce(
+            "5.4.6",
+            format!("mail forwarding loop for {}", r.address.to_lowercase()),
+        );
+    }
+    // Aliases: with the extension first, then without.
+    let mut keys = vec![rcpt.local.clone()];
+    if rcpt.user != rcpt.local {
+        keys.push(rcpt.user.clone());
+    }
+    for key in keys {
+        match job.aliases.lookup(&key) {
+            Ok(Some(rhs)) => return deliver_alias(job, &rcpt, &key, &rhs),
+            Ok(None) => {}
+            Err(e) => {
+                warn!("alias_maps lookup failure: {e}");
+                return defer("4.3.0", "alias database unavailable".into());
+            }
+        }
+    }
+    deliver_user(job, &rcpt, true)
+}
+
+/// The privileges for alias targets: `default_privs`.
+fn alias_privs(job: &Job<'_>) -> Result<Who, RcptStatus> {
+    if !job.switch_ids {
+        return current_who();
+    }
+    let name = job.cfg.str("default_privs");
+    match nix::unistd::User::from_name(&name) {
+        Ok(Some(u)) if u.uid.as_raw() != 0 => Ok(Who::from_user(&u)),
+        Ok(_) => {
+            warn!("default_privs: unknown or privileged user \"{name}\"");
+            Err(defer("4.3.5", "mail system configuration error".into()))
+        }
+        Err(e) => {
+            warn!("default_privs: lookup of \"{name}\": {e}");
+            Err(defer("4.3.0", "user database unavailable".into()))
+        }
+    }
+}
+
+/// The user this process runs as.
+fn current_who() -> Result<Who, RcptStatus> {
+    match nix::unistd::User::from_uid(nix::unistd::geteuid()) {
+        Ok(Some(u)) => Ok(Who::from_user(&u)),
+        _ => Ok(Who {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+            name: String::new(),
+            home: PathBuf::from("/"),
+            shell: "/bin/sh".into(),
+        }),
+    }
+}
+
+fn deliver_alias(job: &Job<'_>, rcpt: &Rcpt<'_>, name: &str, rhs: &str) -> RcptStatus {
+    let who = match alias_privs(job) {
+        Ok(w) => w,
+        Err(s) => return s,
+    };
+    let owner = format!("owner-{name}");
+    let sender = match job.aliases.lookup(&owner) {
+        Ok(Some(_)) if !name.starts_with("owner-") => {
+            if rcpt.domain.is_empty() {
+                owner
+            } else {
+                format!("{owner}@{}", rcpt.domain)
+            }
+        }
+        Ok(_) => job.sender.to_string(),
+        Err(e) => {
+            warn!("alias_maps lookup failure: {e}");
+            return defer("4.3.0", "alias database unavailable".into());
+        }
+    };
+    let list = targets::parse(rhs);
+    deliver_targets(job, rcpt, &who, &sender, list, 0)
+}
+
+/// Delivers every target in `list` (and in included files) and combines
+/// the results.
+fn deliver_targets(
+    job: &Job<'_>,
+    rcpt: &Rcpt<'_>,
+    who: &Who,
+    sender: &str,
+    list: Vec<Target>,
+    depth: usize,
+) -> RcptStatus {
+    let mut results = Vec::new();
+    let mut forward = Vec::new();
+    expand(job, rcpt, who, list, depth, &mut results, &mut forward);
+    if !forward.is_empty() {
+        results.push(forward_to(job, rcpt, sender, &forward));
+    }
+    combine(results)
+}
+
+fn expand(
+    job: &Job<'_>,
+    rcpt: &Rcpt<'_>,
+    who: &Who,
+    list: Vec<Target>,
+    depth: usize,
+    results: &mut Vec<RcptStatus>,
+    forward: &mut Vec<String>,
+) {
+    for t in list {
+        match t {
+            Target::Address(a) => {
+                if !forward.contains(&a) {
+                    forward.push(a);
+                }
+            }
+            Target::Command(c) => results.push(command::run(job_env(job), rcpt, who, &c)),
+            Target::File(f) => results.push(deliver_file(job, rcpt, Some(who), &f, true)),
+            Target::Mailbox(user) => {
+                let mut r = Rcpt::new(rcpt.address, "");
+                r.user = user;
+                results.push(deliver_user(job, &r, false));
+            }
+            Target::Include(path) => {
+                if depth >= MAX_INCLUDE_DEPTH {
+                    results.push(bounce(
+                        "5.4.6",
+                        format!("mail forwarding loop: :include: nested too deep at {path}"),
+                    ));
+                    continue;
+                }
+                match read_owned_file(Path::new(&path), None, who, job.switch_ids) {
+                    Ok(text) => {
+                        let list = targets::parse(&text);
+                        expand(job, rcpt, who, list, depth + 1, results, forward);
+                    }
+                    Err(s) => results.push(s),
+                }
+            }
+        }
+    }
+}
+
+/// Settings the command runner needs.
+fn job_env<'a>(job: &'a Job<'a>) -> command::Env<'a> {
+    command::Env {
+        sender: job.sender,
+        content: job.content,
+        switch_ids: job.switch_ids,
+        time_limit: job.cfg.time("command_time_limit"),
+    }
+}
+
+/// The worst result: any deferral, else any bounce, else expanded when
+/// something was forwarded, else delivered.
+fn combine(results: Vec<RcptStatus>) -> RcptStatus {
+    let rank = |a: Action| match a {
+        Action::Delayed => 3,
+        Action::Failed => 2,
+        Action::Expanded => 1,
+        _ => 0,
+    };
+    results
+        .into_iter()
+        .reduce(|a, b| {
+            if rank(b.action) > rank(a.action) {
+                b
+            } else {
+                a
+            }
+        })
+        .unwrap_or_else(|| bounce("5.3.0", "alias or forward expands to nothing".into()))
+}
+
+/// Re-injects the message to `to` through cleanup (Postfix
+/// `forward.c`), with `Delivered-To:` prepended.
+fn forward_to(job: &Job<'_>, rcpt: &Rcpt<'_>, sender: &str, to: &[String]) -> RcptStatus {
+    use postern_ipc::cleanup::{Client, Recipient};
+    let result = (|| {
+        let mut c = Client::connect(
+            &job.cfg.path("queue_directory"),
+            job.cfg.time("ipc_timeout"),
+            0,
+        )?;
+        c.sender(sender)?;
+        for a in to {
+            c.recipient(&Recipient {
+                address: a,
+                ..Recipient::default()
+            })?;
+        }
+        c.begin_content()?;
+        c.write_content(format!("Delivered-To: {}\n", rcpt.address.to_lowercase()).as_bytes())?;
+        c.write_content(job.content)?;
+        c.end_content()?;
+        c.finish()
+    })();
+    match result {
+        Ok(o) if o.accepted() => {
+            info!(
+                "{}: from=<{sender}>, forwarded for <{}>",
+                o.queue_id, rcpt.address
+            );
+            status(
+                Action::Expanded,
+                "2.0.0",
+                format!("forwarded as {}", o.queue_id),
+            )
+        }
+        Ok(o) => {
+            let (_, _, text) = o.smtp_reply();
+            defer("4.3.0", format!("cannot forward: {text}"))
+        }
+        Err(e) => {
+            warn!("forward to cleanup: {e}");
+            defer("4.3.0", format!("cannot forward: {e}"))
+        }
+    }
+}
+
+/// Expands `$user`, `$local`, `$extension`, `$domain`, `$recipient` (also
+/// as `${name}`) in `luser_relay`.
+fn expand_relay(template: &str, rcpt: &Rcpt<'_>) -> String {
+    let mut out = template.to_string();
+    let vars = [
+        ("recipient", rcpt.address.to_string()),
+        ("extension", rcpt.extension.clone()),
+        ("domain", rcpt.domain.clone()),
+        ("local", rcpt.local.clone()),
+        ("user", rcpt.user.clone()),
+    ];
+    for (name, value) in &vars {
+        out = out.replace(&format!("${{{name}}}"), value);
+        out = out.replace(&format!("${name}"), value);
+    }
+    out
+}
+
+/// Delivers to a user: `.forward` (when `forward`), else the mailbox.
+fn deliver_user(job: &Job<'_>, rcpt: &Rcpt<'_>, forward: bool) -> RcptStatus {
+    let user = match nix::unistd::User::from_name(&rcpt.user) {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            let relay = job.cfg.str("luser_relay");
+            if !relay.is_empty() && forward {
+                let to = expand_relay(&relay, rcpt);
+                return forward_to(job, rcpt, job.sender, &[to]);
+            }
+            return bounce("5.1.1", format!("unknown user: \"{}\"", rcpt.local));
+        }
+        Err(e) => {
+            warn!("user lookup of \"{}\": {e}", rcpt.user);
+            return defer("4.3.0", "user database unavailable".into());
+        }
+    };
+    let who = Who::from_user(&user);
+    // In development mode everything runs as the current user.
+    let run_as = if job.switch_ids {
+        who.clone()
+    } else {
+        match current_who() {
+            Ok(mut w) => {
+                w.name = who.name.clone();
+                w.home = who.home.clone();
+                w.shell = who.shell.clone();
+                w
+            }
+            Err(s) => return s,
+        }
+    };
+    if forward {
+        let path = who.home.join(".forward");
+        match read_owned_file(&path, Some(who.uid), &run_as, job.switch_ids) {
+            Ok(text) => {
+                let list = targets::parse(&text);
+                let list = list
+                    .into_iter()
+                    .map(|t| match t {
+                        // Forwarding to oneself means the mailbox.
+                        Target::Address(a)
+                            if a.eq_ignore_ascii_case(&who.name)
+                                || a.eq_ignore_ascii_case(rcpt.address) =>
+                        {
+                            Target::Mailbox(who.name.clone())
+                        }
+                        t => t,
+                    })
+                    .collect();
+                return deliver_targets(job, rcpt, &run_as, job.sender, list, 0);
+            }
+            Err(s) if s.dsn.is_empty() => {}
+            Err(s) => return s,
+        }
+    }
+    let mailbox_command = job.cfg.str("mailbox_command");
+    if !mailbox_command.is_empty() {
+        return command::run(job_env(job), rcpt, &run_as, &mailbox_command);
+    }
+    let home_mailbox = job.cfg.str("home_mailbox");
+    let path = if home_mailbox.is_empty() {
+        let spool = job.cfg.path("mail_spool_directory");
+        let path = spool.join(&who.name);
+        if job.switch_ids
+            && let Err(e) = create_spool_file(&path, &who)
+        {
+            return e;
+        }
+        path
+    } else {
+        who.home.join(&home_mailbox)
+    };
+    deliver_file(
+        job,
+        rcpt,
+        job.switch_ids.then_some(&who),
+        &path.to_string_lossy(),
+        false,
+    )
+}
+
+/// Creates a missing mailbox in the spool directory as root and gives it
+/// to the user (Postfix creates spool mailboxes the same way).
+fn create_spool_file(path: &Path, who: &Who) -> Result<(), RcptStatus> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(f) => std::os::unix::fs::fchown(&f, Some(who.uid), Some(who.gid)).map_err(|e| {
+            bounce(
+                "5.2.0",
+                format!("cannot create mailbox {}: {e}", path.display()),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(defer(
+            "4.2.0",
+            format!("cannot create mailbox {}: {e}", path.display()),
+        )),
+    }
+}
+
+/// Reads a `.forward` or `:include:` file with `who`'s privileges. It
+/// must not be group or world writable, and when `owner` is given be
+/// owned by it or root. `Err` with an empty dsn means the file is
+/// missing.
+fn read_owned_file(
+    path: &Path,
+    owner: Option<u32>,
+    who: &Who,
+    switch_ids: bool,
+) -> Result<String, RcptStatus> {
+    let read = || -> Result<String, RcptStatus> {
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && owner.is_some() => {
+                return Err(status(Action::Delayed, "", String::new()));
+            }
+            Err(e) => {
+                return Err(bounce(
+                    "5.3.0",
+                    format!("cannot open {}: {e}", path.display()),
+                ));
+            }
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| defer("4.3.0", format!("cannot stat {}: {e}", path.display())))?;
+        if meta.mode() & 0o022 != 0 {
+            return Err(bounce(
+                "5.3.0",
+                format!("{} is group or world writable", path.display()),
+            ));
+        }
+        if let Some(o) = owner
+            && meta.uid() != o
+            && meta.uid() != 0
+        {
+            return Err(bounce(
+                "5.3.0",
+                format!("{} has the wrong owner", path.display()),
+            ));
+        }
+        std::io::read_to_string(file)
+            .map_err(|e| defer("4.3.0", format!("cannot read {}: {e}", path.display())))
+    };
+    if switch_ids {
+        match as_user(who.uid, who.gid, read) {
+            Ok(r) => r,
+            Err(e) => Err(defer(
+                "4.3.0",
+                format!("cannot switch to uid/gid {}/{}: {e}", who.uid, who.gid),
+            )),
+        }
+    } else {
+        read()
+    }
+}
+
+/// Appends to an mbox file, or writes into a Maildir when `path` ends in
+/// `/`, as `who` (when given); `file_target` is a `/file` target (for
+/// the reason text).
+fn deliver_file(
+    job: &Job<'_>,
+    rcpt: &Rcpt<'_>,
+    who: Option<&Who>,
+    path: &str,
+    file_target: bool,
+) -> RcptStatus {
+    let d = Delivery {
+        sender: job.sender,
+        recipient: rcpt.address,
+        content: job.content,
+        limit: job.limit,
+    };
+    let write = || {
+        if path.ends_with('/') {
+            postern_mailstore::write_maildir(Path::new(path), &d)
+                .map(|_| "delivered to maildir")
+                .map_err(|e| ("maildir", e))
+        } else {
+            postern_mailstore::write_mbox(Path::new(path), &d, &job.locking)
+                .map(|()| "delivered to mailbox")
+                .map_err(|e| ("mailbox", e))
+        }
+    };
+    let result = match who {
+        Some(w) if job.switch_ids => match as_user(w.uid, w.gid, write) {
+            Ok(r) => r,
+            Err(e) => {
+                return defer(
+                    "4.3.0",
+                    format!("cannot switch to uid/gid {}/{}: {e}", w.uid, w.gid),
+                );
+            }
+        },
+        _ => write(),
+    };
+    match result {
+        Ok(_) if file_target => delivered(&format!("delivered to file: {path}")),
+        Ok(what) => delivered(what),
+        Err((kind, e)) => {
+            let action = if e.temporary {
+                Action::Delayed
+            } else {
+                Action::Failed
+            };
+            status(
+                action,
+                e.dsn,
+                format!("{kind} delivery failed: {}", e.reason),
+            )
+        }
+    }
+}
+
+/// Runs `f` with effective user `uid` and group `gid` (and `gid` as the
+/// only supplementary group), then returns to root (Postfix
+/// `set_eugid()`). Failing to return to root is fatal.
+fn as_user<T>(uid: u32, gid: u32, f: impl FnOnce() -> T) -> nix::Result<T> {
+    use nix::unistd::{Gid, Uid, getgroups, setegid, seteuid, setgroups};
+    let saved = getgroups()?;
+    let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
+    let restore = |saved: &[Gid]| {
+        if let Err(e) = seteuid(Uid::from_raw(0))
+            .and_then(|()| setegid(Gid::from_raw(0)))
+            .and_then(|()| setgroups(saved))
+        {
+            fatal!("cannot return to root privileges: {e}");
+        }
+    };
+    if let Err(e) = setgroups(&[gid])
+        .and_then(|()| setegid(gid))
+        .and_then(|()| seteuid(uid))
+    {
+        restore(&saved);
+        return Err(e);
+    }
+    let out = f();
+    restore(&saved);
+    Ok(out)
+}
+
+/// Postfix's delay format: two significant digits, at most two decimals,
+/// no trailing zeros (`0`, `0.01`, `0.19`, `1.2`, `14`).
+fn fmt_delay(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    let text = if s >= 10.0 {
+        format!("{s:.0}")
+    } else if s >= 1.0 {
+        format!("{s:.1}")
+    } else {
+        format!("{s:.2}")
+    };
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+fn log_status(req: &Request, rcpt: &Recipient, s: &RcptStatus, start: SystemTime) {
+    let arrival = SystemTime::UNIX_EPOCH + Duration::from_secs(req.arrival);
+    let now = SystemTime::now();
+    let before = start.duration_since(arrival).unwrap_or_default();
+    let here = now.duration_since(start).unwrap_or_default();
+    let total = now.duration_since(arrival).unwrap_or_default();
+    let orig = if !rcpt.orcpt.is_empty() && rcpt.orcpt != rcpt.address {
+        format!("orig_to=<{}>, ", rcpt.orcpt)
+    } else {
+        String::new()
+    };
+    let word = match s.action {
+        Action::Delayed => "deferred",
+        Action::Failed => "bounced",
+        _ => "sent",
+    };
+    info!(
+        "{}: to=<{}>, {orig}relay=local, delay={}, delays={}/0/0/{}, dsn={}, status={word} ({})",
+        req.queue_id,
+        rcpt.address,
+        fmt_delay(total),
+        fmt_delay(before),
+        fmt_delay(here),
+        s.dsn,
+        s.reason
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_delivered_to_in_the_header_only() {
+        let m = b"Subject: x\nDelivered-To: Joe@Example.test\n\nDelivered-To: a@b\n";
+        assert!(has_delivered_to(m, "joe@example.test"));
+        assert!(!has_delivered_to(m, "a@b"));
+    }
+
+    #[test]
+    fn splits_recipients() {
+        let r = Rcpt::new("Joe+List@Example.TEST", "+");
+        assert_eq!(
+            (r.local.as_str(), r.user.as_str(), r.extension.as_str()),
+            ("joe+list", "joe", "list")
+        );
+        assert_eq!(r.domain, "example.test");
+        assert_eq!(expand_relay("${user}-x@$domain", &r), "joe-x@example.test");
+    }
+}

@@ -1,0 +1,321 @@
+//! local(8): delivery requests as qmgr sends them, against queue files
+//! written into `active/`; aliases to files, Maildirs, commands and
+//! `:include:` lists, forwarding through cleanup, the mailbox of the
+//! current user, loops and unknown users.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use postern_ipc::deliver::{self, Action, RcptStatus, Recipient, Request};
+use postern_queue::{NewRecipient, Queue, QueueFile, QueueFileWriter, RecipientStatus};
+use postern_tests::Instance;
+
+const WAIT: Duration = Duration::from_secs(20);
+const TABLE: &str = "[local]\ntype = \"unix\"\nunpriv = false\ncommand = \"local\"\n\
+    [cleanup]\ntype = \"unix\"\ncommand = \"cleanup\"\n\
+    [rewrite]\ntype = \"unix\"\ncommand = \"trivial-rewrite\"\n";
+const CONTENT: &[u8] = b"From: a@example.test\nSubject: test\n\nFrom the top\nlast line\n";
+
+/// Starts master with `aliases` as the alias table and `extra` in main.cf;
+/// `@T` in either stands for `dir`.
+fn start(dir: &Path, aliases: &str, extra: &str) -> Instance {
+    let d = dir.display().to_string();
+    let table = dir.join("aliases");
+    fs::write(&table, aliases.replace("@T", &d)).unwrap();
+    let main = format!(
+        "alias_maps = \"texthash:{}\"\nrecipient_delimiter = \"+\"\n\
+         mail_spool_directory = \"{d}/spool\"\nmydestination = \"localhost\"\n{}",
+        table.display(),
+        extra.replace("@T", &d)
+    );
+    fs::create_dir_all(dir.join("spool")).unwrap();
+    let mut inst = Instance::new(&main, TABLE);
+    inst.start();
+    inst
+}
+
+/// Writes a queue file into `active/`; returns its id and the
+/// recipients with their offsets.
+fn queue_file(
+    inst: &Instance,
+    sender: &str,
+    rcpts: &[&str],
+    content: &[u8],
+) -> (String, Vec<Recipient>) {
+    let mut w = QueueFileWriter::create(&inst.queue_dir, Queue::Active).unwrap();
+    w.time(SystemTime::now()).unwrap();
+    w.sender(sender).unwrap();
+    let mut out = Vec::new();
+    for r in rcpts {
+        let offset = w.recipient(&NewRecipient::new(r)).unwrap();
+        out.push(Recipient {
+            address: (*r).to_string(),
+            orcpt: (*r).to_string(),
+            offset,
+            ..Recipient::default()
+        });
+    }
+    w.begin_content().unwrap();
+    w.write_content(content).unwrap();
+    w.end_content().unwrap();
+    let id = w.finish().unwrap();
+    (id.as_str().to_string(), out)
+}
+
+fn request(id: &str, sender: &str, recipients: Vec<Recipient>) -> Request {
+    Request {
+        queue_name: "active".into(),
+        queue_id: id.into(),
+        arrival: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        nexthop: "localhost".into(),
+        sender: sender.into(),
+        recipients,
+        ..Request::default()
+    }
+}
+
+/// Sends the request, retrying while the service is not yet reachable.
+fn send(inst: &Instance, req: &Request) -> Vec<RcptStatus> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match deliver::deliver(&inst.queue_dir, "local", WAIT, req) {
+            Ok(s) => return s,
+            Err((e, partial)) => {
+                assert!(partial.is_empty(), "{e}: {partial:?}");
+                assert!(Instant::now() < deadline, "deliver: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// Delivers one message to `rcpts` and returns the statuses.
+fn deliver_to(inst: &Instance, rcpts: &[&str], content: &[u8]) -> (String, Vec<RcptStatus>) {
+    let (id, list) = queue_file(inst, "a@example.test", rcpts, content);
+    let got = send(inst, &request(&id, "a@example.test", list));
+    assert_eq!(got.len(), rcpts.len(), "{got:?}");
+    (id, got)
+}
+
+fn statuses(inst: &Instance, id: &str) -> Vec<RecipientStatus> {
+    let qf = QueueFile::open(&inst.queue_dir.join("active").join(id)).unwrap();
+    qf.recipients().iter().map(|r| r.status).collect()
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect()
+}
+
+/// The message as a mailbox or command sees it after the `From ` line.
+fn with_headers(rcpt: &str) -> Vec<u8> {
+    let mut want = format!("Return-Path: <a@example.test>\nDelivered-To: {rcpt}\n").into_bytes();
+    want.extend_from_slice(CONTENT);
+    want
+}
+
+#[test]
+fn aliases_deliver_to_files_maildirs_commands_and_includes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    fs::write(
+        t.join("list"),
+        format!(
+            "# members\n{}/incl.mbox\n\"|cat > {}/incl.out\"\n",
+            t.display(),
+            t.display()
+        ),
+    )
+    .unwrap();
+    let inst = start(
+        t,
+        "tofile: @T/out.mbox\n\
+         tomd: @T/md/\n\
+         tocmd: \"|cat > @T/cmd.out; env > @T/cmd.env\"\n\
+         tempfail: \"|echo busy now; exit 75\"\n\
+         fails: \"|echo no such mailbox >&2; exit 1\"\n\
+         incl: :include:@T/list\n",
+        "",
+    );
+    let (id, got) = deliver_to(
+        &inst,
+        &[
+            "tofile@localhost",
+            "tomd@localhost",
+            "tocmd+ext@localhost",
+            "tempfail@localhost",
+            "fails@localhost",
+            "incl@localhost",
+            "no-such-user-here@localhost",
+        ],
+        CONTENT,
+    );
+    let d = t.display();
+    assert_eq!(got[0].action, Action::Delivered, "{:?}", got[0]);
+    assert_eq!(got[0].reason, format!("delivered to file: {d}/out.mbox"));
+    assert_eq!(got[1].action, Action::Delivered, "{:?}", got[1]);
+    assert_eq!(got[2].action, Action::Delivered, "{:?}", got[2]);
+    assert_eq!(got[2].dsn, "2.0.0");
+    assert_eq!(got[3].action, Action::Delayed, "{:?}", got[3]);
+    assert_eq!(got[3].dsn, "4.3.0");
+    assert!(got[3].reason.contains("busy now"), "{:?}", got[3]);
+    assert_eq!(got[4].action, Action::Failed, "{:?}", got[4]);
+    assert_eq!(got[4].dsn, "5.3.0");
+    assert_eq!(
+        got[4].reason,
+        "Command died with status 1. Command output: no such mailbox"
+    );
+    assert_eq!(got[5].action, Action::Delivered, "{:?}", got[5]);
+    assert_eq!(got[6].action, Action::Failed, "{:?}", got[6]);
+    assert_eq!(got[6].dsn, "5.1.1");
+    assert_eq!(got[6].reason, "unknown user: \"no-such-user-here\"");
+
+    // The mbox file from the alias.
+    let mbox = fs::read(t.join("out.mbox")).unwrap();
+    assert!(mbox.starts_with(b"From a@example.test  "));
+    let body = &mbox[mbox.iter().position(|&b| b == b'\n').unwrap() + 1..];
+    let mut want = b"Return-Path: <a@example.test>\nDelivered-To: tofile@localhost\n".to_vec();
+    want.extend_from_slice(b"From: a@example.test\nSubject: test\n\n>From the top\nlast line\n\n");
+    assert_eq!(body, &want[..]);
+
+    // The Maildir.
+    let new = files_in(&t.join("md/new"));
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(fs::read(&new[0]).unwrap(), with_headers("tomd@localhost"));
+
+    // The command: stdin without a From_ line, and its environment.
+    assert_eq!(
+        fs::read(t.join("cmd.out")).unwrap(),
+        with_headers("tocmd+ext@localhost")
+    );
+    let env = fs::read_to_string(t.join("cmd.env")).unwrap();
+    for want in [
+        "SENDER=a@example.test",
+        "RECIPIENT=tocmd+ext@localhost",
+        "LOCAL=tocmd+ext",
+        "DOMAIN=localhost",
+        "EXTENSION=ext",
+        "PATH=/usr/bin:/bin",
+        "HOME=",
+        "USER=",
+        "SHELL=",
+    ] {
+        assert!(env.lines().any(|l| l.starts_with(want)), "{want}: {env}");
+    }
+
+    // The :include: list: a file and a command.
+    let incl = fs::read(t.join("incl.mbox")).unwrap();
+    assert!(incl.starts_with(b"From a@example.test  "));
+    assert_eq!(
+        fs::read(t.join("incl.out")).unwrap(),
+        with_headers("incl@localhost")
+    );
+
+    // Final results are done in the queue file; the deferred one is not.
+    let s = statuses(&inst, &id);
+    assert_eq!(s[3], RecipientStatus::Pending);
+    for (i, st) in s.iter().enumerate() {
+        if i != 3 {
+            assert_eq!(*st, RecipientStatus::Done, "{i}");
+        }
+    }
+
+    let log = inst.wait_log("to=<no-such-user-here@localhost>", WAIT);
+    assert!(
+        log.contains(&format!("{id}: to=<tofile@localhost>, relay=local, delay="))
+            && log.contains(&format!("status=sent (delivered to file: {d}/out.mbox)")),
+        "{log}"
+    );
+    assert!(
+        log.contains("dsn=4.3.0, status=deferred (temporary failure. Command output: busy now)"),
+        "{log}"
+    );
+}
+
+#[test]
+fn loops_bounce_and_the_current_user_gets_a_spool_mailbox() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let inst = start(t, "tofile: @T/out.mbox\n", "");
+    let mut looped = b"Delivered-To: TOFILE@localhost\n".to_vec();
+    looped.extend_from_slice(CONTENT);
+    let (_, got) = deliver_to(&inst, &["tofile@localhost"], &looped);
+    assert_eq!(got[0].action, Action::Failed, "{:?}", got[0]);
+    assert_eq!(got[0].dsn, "5.4.6");
+    assert_eq!(got[0].reason, "mail forwarding loop for tofile@localhost");
+    assert!(!t.join("out.mbox").exists());
+
+    // The user this test runs as: its mailbox in mail_spool_directory
+    // (unless it has a .forward, which the test cannot control).
+    let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .unwrap()
+        .unwrap();
+    if me.dir.join(".forward").exists() {
+        return;
+    }
+    let rcpt = format!("{}@localhost", me.name);
+    let (_, got) = deliver_to(&inst, &[rcpt.as_str()], CONTENT);
+    assert_eq!(got[0].action, Action::Delivered, "{:?}", got[0]);
+    assert_eq!(got[0].reason, "delivered to mailbox");
+    let mbox = fs::read(t.join("spool").join(&me.name)).unwrap();
+    assert!(mbox.starts_with(b"From a@example.test  "));
+    let text = String::from_utf8_lossy(&mbox);
+    assert!(text.contains(&format!("Delivered-To: {rcpt}\n")), "{text}");
+}
+
+#[test]
+fn mailbox_command_runs_for_the_user() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let inst = start(
+        t,
+        "x: @T/x\n",
+        "mailbox_command = \"cat > @T/mbc.out; echo $USER $RECIPIENT > @T/mbc.env\"\n",
+    );
+    let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .unwrap()
+        .unwrap();
+    if me.dir.join(".forward").exists() {
+        return;
+    }
+    let rcpt = format!("{}+box@localhost", me.name);
+    let (_, got) = deliver_to(&inst, &[rcpt.as_str()], CONTENT);
+    assert_eq!(got[0].action, Action::Delivered, "{:?}", got[0]);
+    assert_eq!(fs::read(t.join("mbc.out")).unwrap(), with_headers(&rcpt));
+    assert_eq!(
+        fs::read_to_string(t.join("mbc.env")).unwrap(),
+        format!("{} {rcpt}\n", me.name)
+    );
+}
+
+#[test]
+fn aliases_to_addresses_are_forwarded_through_cleanup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let inst = start(
+        t,
+        "list: bob@example.org, carol@example.org\nowner-list: admin@example.org\n",
+        "",
+    );
+    let (id, got) = deliver_to(&inst, &["list@localhost"], CONTENT);
+    assert_eq!(got[0].action, Action::Expanded, "{:?}", got[0]);
+    assert!(got[0].reason.starts_with("forwarded as "), "{:?}", got[0]);
+    assert_eq!(statuses(&inst, &id), vec![RecipientStatus::Done]);
+    let new_id = got[0].reason.trim_start_matches("forwarded as ");
+    let qf = QueueFile::open(&inst.queue_dir.join("incoming").join(new_id)).unwrap();
+    assert_eq!(qf.sender(), "owner-list@localhost");
+    let rcpts: Vec<_> = qf.recipients().iter().map(|r| r.address.clone()).collect();
+    assert_eq!(rcpts, ["bob@example.org", "carol@example.org"]);
+    let content = qf.content_to_vec();
+    assert!(
+        String::from_utf8_lossy(&content).contains("Delivered-To: list@localhost\n"),
+        "{}",
+        String::from_utf8_lossy(&content)
+    );
+}
