@@ -12,9 +12,19 @@ use crate::service::{Class, socket_path};
 
 /// Sends `request` (e.g. `b"I"`) to a trigger service.
 pub fn send(queue_dir: &Path, service: (Class, &str), request: &[u8]) -> io::Result<()> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
     let path = socket_path(queue_dir, service);
-    let mut s = UnixStream::connect(&path)?;
-    s.set_nonblocking(true)?;
+    // A non-blocking connect: when the service's backlog is full it is
+    // busy and will scan anyway, so the request is dropped (EAGAIN) instead
+    // of making the sender (cleanup, and through it an SMTP client) wait.
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &UnixAddr::new(&path)?)?;
+    let mut s = UnixStream::from(fd);
     s.write_all(request)?;
     Ok(())
 }

@@ -17,6 +17,8 @@ use crate::endpoint::Wake;
 
 /// Longest request read from one trigger connection.
 const MAX_TRIGGER: usize = 1024;
+/// Most queued trigger connections taken in one go.
+const MAX_BATCH: usize = 1024;
 
 /// What a trigger daemon does.
 pub trait TriggerService {
@@ -46,23 +48,31 @@ where
         match endpoint.wait(timeout) {
             Wake::Timeout => service.timer(&ctx),
             Wake::MasterGone => std::process::exit(0),
-            Wake::Ready(ready) => match ready.first().map_or(Ok(None), |&i| endpoint.accept(i)) {
-                Ok(Some(mut conn)) => {
-                    let _ = conn.set_timeout(Some(Duration::from_secs(1)));
-                    let mut buf = Vec::new();
-                    // A client that never closes gets what it sent in time.
-                    let _ = (&mut conn).take(MAX_TRIGGER as u64).read_to_end(&mut buf);
-                    drop(conn);
-                    if !buf.is_empty() {
-                        service.trigger(&ctx, &buf);
+            Wake::Ready(ready) => {
+                // Take every request that queued up while the service was
+                // busy and hand them over together (the service collapses
+                // duplicates), so a busy queue manager never makes its
+                // clients wait on a full backlog.
+                let mut all = Vec::new();
+                for _ in 0..MAX_BATCH {
+                    match ready.first().map_or(Ok(None), |&i| endpoint.accept(i)) {
+                        Ok(Some(mut conn)) => {
+                            let _ = conn.set_timeout(Some(Duration::from_secs(1)));
+                            // A client that never closes gets what it sent in time.
+                            let _ = (&mut conn).take(MAX_TRIGGER as u64).read_to_end(&mut all);
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            warn!("accept trigger: {e}");
+                            std::thread::sleep(Duration::from_millis(100));
+                            break;
+                        }
                     }
                 }
-                Ok(None) => {}
-                Err(e) => {
-                    warn!("accept trigger: {e}");
-                    std::thread::sleep(Duration::from_millis(100));
+                if !all.is_empty() {
+                    service.trigger(&ctx, &all);
                 }
-            },
+            }
         }
         if let Some(d) = service.deadline()
             && d <= Instant::now()
