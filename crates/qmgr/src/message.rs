@@ -205,11 +205,16 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, id: &QueueId) {
         .iter()
         .filter(|r| r.status == RecipientStatus::Pending)
         .collect();
-    let routes: Vec<(usize, Route)> = pending
+    let resolved: Vec<_> = pending
         .iter()
-        .enumerate()
-        .map(|(i, r)| (i, route(&rw.resolve(&sender, &r.address))))
+        .map(|r| rw.resolve(&sender, &r.address))
         .collect();
+    let routes: Vec<(usize, Route)> = resolved.iter().map(route).enumerate().collect();
+    // The address the agent gets: the resolver's form of the recipient.
+    let deliver_to = |i: usize| match resolved.get(i) {
+        Some(Ok(r)) if !r.recipient.is_empty() => r.recipient.clone(),
+        _ => pending[i].address.clone(),
+    };
     let mut failed: Vec<(usize, LogEntry)> = Vec::new();
     let mut delayed: Vec<(usize, LogEntry)> = Vec::new();
     let entry = |i: usize, dsn: &str, reason: &str| LogEntry {
@@ -251,6 +256,13 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, id: &QueueId) {
             deliver::flags::NOTIFICATION
         } else {
             0
+        } | if pending
+            .iter()
+            .any(|r| r.notify.is_some_and(|n| n.contains(Notify::SUCCESS)))
+        {
+            deliver::flags::RECORD_SUCCESS
+        } else {
+            0
         },
         attrs: [
             "client_name",
@@ -279,7 +291,7 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, id: &QueueId) {
                 .map(|&i| {
                     let r = pending[i];
                     deliver::Recipient {
-                        address: r.address.clone(),
+                        address: deliver_to(i),
                         orcpt: r.orcpt.clone().unwrap_or_default(),
                         dsn_orcpt: r.dsn_orcpt.clone().unwrap_or_default(),
                         notify: r.notify.map_or(0, |n| n.bits()),
