@@ -319,3 +319,34 @@ fn aliases_to_addresses_are_forwarded_through_cleanup() {
         String::from_utf8_lossy(&content)
     );
 }
+
+#[test]
+fn commands_are_held_to_command_time_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let inst = start(
+        t,
+        "slow: \"|echo started; sleep 30\"\nbg: \"|(sleep 30 &); cat > @T/bg.out\"\n",
+        "command_time_limit = \"1s\"\n",
+    );
+    let begin = Instant::now();
+    let (id, got) = deliver_to(&inst, &["slow@localhost", "bg@localhost"], CONTENT);
+    assert!(begin.elapsed() < Duration::from_secs(15), "{got:?}");
+    assert_eq!(got[0].action, Action::Failed, "{:?}", got[0]);
+    assert_eq!(got[0].dsn, "5.3.0");
+    assert_eq!(
+        got[0].reason,
+        "Command time limit exceeded. Command output: started"
+    );
+    // A background process that keeps the output open does not hold up
+    // the delivery beyond the limit.
+    assert_eq!(got[1].action, Action::Delivered, "{:?}", got[1]);
+    assert_eq!(
+        fs::read(t.join("bg.out")).unwrap(),
+        with_headers("bg@localhost")
+    );
+    assert_eq!(
+        statuses(&inst, &id),
+        vec![RecipientStatus::Done, RecipientStatus::Done]
+    );
+}

@@ -71,13 +71,16 @@ pub(crate) fn run(env: Env<'_>, rcpt: &Rcpt<'_>, who: &Who, cmd: &str) -> RcptSt
     .into_bytes();
     message.extend_from_slice(env.content);
     let stdin = child.stdin.take();
-    let feeder = std::thread::spawn(move || {
+    let (fed_tx, fed_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         if let Some(mut s) = stdin {
             // A command that does not read its input is not an error.
             let _ = s.write_all(&message);
         }
+        let _ = fed_tx.send(());
     });
-    let output = std::thread::spawn(move || {
+    let (out_tx, out_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let mut kept = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
@@ -89,31 +92,46 @@ pub(crate) fn run(env: Env<'_>, rcpt: &Rcpt<'_>, who: &Who, cmd: &str) -> RcptSt
                 }
             }
         }
-        kept
+        let _ = out_tx.send(kept);
     });
+    let pgid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+    let kill_group = || {
+        // The group may be gone already; nothing to do then.
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+    };
     let deadline = Instant::now() + env.time_limit;
     let exit = loop {
         match child.try_wait() {
             Ok(Some(s)) => break Some(s),
             Ok(None) if Instant::now() >= deadline => {
-                let pgid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
-                if let Err(e) = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL) {
-                    warn!("cannot kill command: {e}");
+                kill_group();
+                if let Err(e) = child.wait() {
+                    warn!("wait for command: {e}");
                 }
-                let _ = child.wait();
                 break None;
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return defer("4.3.0", format!("cannot wait for command: {e}")),
+            Err(e) => {
+                kill_group();
+                return defer("4.3.0", format!("cannot wait for command: {e}"));
+            }
         }
     };
-    let _ = feeder.join();
-    let text = match exit {
-        // The output pipe may be held open by background children; only
-        // wait for it when the command finished by itself.
-        Some(_) => output.join().unwrap_or_default(),
-        None => Vec::new(),
+    // Background processes of the command may keep its input or output
+    // open: wait for them only within the time limit, then kill them.
+    let left = deadline.saturating_duration_since(Instant::now());
+    let text = match out_rx.recv_timeout(left) {
+        Ok(t) => t,
+        Err(_) => {
+            kill_group();
+            out_rx
+                .recv_timeout(Duration::from_secs(1))
+                .unwrap_or_default()
+        }
     };
+    if fed_rx.recv_timeout(Duration::from_secs(1)).is_err() {
+        kill_group();
+    }
     let text = String::from_utf8_lossy(&text)
         .split_whitespace()
         .collect::<Vec<_>>()

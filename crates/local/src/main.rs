@@ -601,49 +601,71 @@ fn deliver_user(job: &Job<'_>, rcpt: &Rcpt<'_>, forward: bool) -> RcptStatus {
         return command::run(job_env(job), rcpt, &run_as, &mailbox_command);
     }
     let home_mailbox = job.cfg.str("home_mailbox");
-    let path = if home_mailbox.is_empty() {
+    let (path, owner) = if home_mailbox.is_empty() {
         let spool = job.cfg.path("mail_spool_directory");
         let path = spool.join(&who.name);
-        if job.switch_ids
-            && let Err(e) = create_spool_file(&path, &who)
-        {
-            return e;
-        }
-        path
+        let owner = if job.switch_ids {
+            match prepare_spool_file(&spool, &path, &who) {
+                Ok(true) => None,
+                Ok(false) => Some(&who),
+                Err(e) => return e,
+            }
+        } else {
+            None
+        };
+        (path, owner)
     } else {
-        who.home.join(&home_mailbox)
+        (who.home.join(&home_mailbox), job.switch_ids.then_some(&who))
     };
-    deliver_file(
-        job,
-        rcpt,
-        job.switch_ids.then_some(&who),
-        &path.to_string_lossy(),
-        false,
-    )
+    deliver_file(job, rcpt, owner, &path.to_string_lossy(), false)
 }
 
-/// Creates a missing mailbox in the spool directory as root and gives it
-/// to the user (Postfix creates spool mailboxes the same way).
-fn create_spool_file(path: &Path, who: &Who) -> Result<(), RcptStatus> {
+/// Gets a mailbox in the spool directory ready, as root: creates a
+/// missing one and gives it to the user, refuses an existing one that is
+/// not a plain file of the user's (a symlink, a hard link, another
+/// owner). Returns whether to write it as root: when the spool directory
+/// is not world-writable the user could not take the dotlock there
+/// (Postfix `mailbox.c` locks spool mailboxes as root the same way).
+fn prepare_spool_file(spool: &Path, path: &Path, who: &Who) -> Result<bool, RcptStatus> {
     use std::os::unix::fs::OpenOptionsExt;
+    let fail = |what: &str| {
+        warn!("mailbox {}: {what}", path.display());
+        bounce("5.2.0", format!("mailbox {}: {what}", path.display()))
+    };
     match OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
     {
-        Ok(f) => std::os::unix::fs::fchown(&f, Some(who.uid), Some(who.gid)).map_err(|e| {
-            bounce(
-                "5.2.0",
+        Ok(f) => std::os::unix::fs::fchown(&f, Some(who.uid), Some(who.gid))
+            .map_err(|e| fail(&format!("cannot change owner: {e}")))?,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let meta = std::fs::symlink_metadata(path).map_err(|e| {
+                defer(
+                    "4.2.0",
+                    format!("cannot stat mailbox {}: {e}", path.display()),
+                )
+            })?;
+            if !meta.file_type().is_file() {
+                return Err(fail("not a regular file"));
+            }
+            if meta.nlink() != 1 {
+                return Err(fail("has more than one hard link"));
+            }
+            if meta.uid() != who.uid {
+                return Err(fail("has the wrong owner"));
+            }
+        }
+        Err(e) => {
+            return Err(defer(
+                "4.2.0",
                 format!("cannot create mailbox {}: {e}", path.display()),
-            )
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(defer(
-            "4.2.0",
-            format!("cannot create mailbox {}: {e}", path.display()),
-        )),
+            ));
+        }
     }
+    let dir_mode = std::fs::metadata(spool).map(|m| m.mode()).unwrap_or(0);
+    Ok(dir_mode & 0o002 == 0)
 }
 
 /// Reads a `.forward` or `:include:` file with `who`'s privileges. It
