@@ -458,3 +458,27 @@ fn smtp_to_maildir_through_smtpd_cleanup_qmgr_and_virtual() {
     assert!(mail.contains("Subject: over smtp"), "{mail}");
     assert!(mail.contains("hello joe"), "{mail}");
 }
+
+#[test]
+fn error_transport_bounces_inside_qmgr() {
+    let main = MAIN.replace("\"nowhere\"", "\"error:5.7.1 remote delivery disabled\"");
+    let mut inst = Instance::new(&main, TABLE);
+    inst.start();
+    let id = submit(&inst, "alice@mail.example.test", &["bob@remote.test"]);
+    let log = inst.wait_log(&format!("{id}: removed"), WAIT);
+    assert!(
+        log.contains(&format!("{id}: to=<bob@remote.test>, relay=none, delay="))
+            && log.contains("dsn=5.7.1, status=bounced (remote delivery disabled)"),
+        "{log}"
+    );
+    let marker = format!("{id}: sender non-delivery notification: ");
+    let line = log.lines().find(|l| l.contains(&marker)).unwrap();
+    let new_id = line.rsplit(' ').next().unwrap().to_string();
+    // The report is delivered to the local sender like any message.
+    inst.wait_log(&format!("{new_id}: removed"), WAIT);
+    assert!(
+        delivered(&inst).contains(&format!("{new_id} alice@mail.example.test")),
+        "{}",
+        delivered(&inst)
+    );
+}
