@@ -125,8 +125,9 @@ struct Qmgr {
     settings: Settings,
     rewrite: postern_ipc::rewrite::Client,
     next_deferred: Instant,
-    /// More work was left by the last pass (active limit).
-    more: bool,
+    /// More work was left by the last pass (active limit): the pass to
+    /// continue with.
+    more: Option<Deferred>,
 }
 
 /// The ready files of `queue`, oldest id first, with their times.
@@ -223,7 +224,7 @@ impl Qmgr {
         }
         // Come back at once for the rest, unless nothing could be taken
         // (then the next trigger or timer retries, without spinning).
-        self.more = more && taken > 0;
+        self.more = (more && taken > 0).then_some(deferred);
     }
 
     fn due(&self) -> Deferred {
@@ -255,7 +256,7 @@ impl TriggerService for Qmgr {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        if self.more {
+        if self.more.is_some() {
             Some(Instant::now())
         } else {
             Some(self.next_deferred)
@@ -263,7 +264,13 @@ impl TriggerService for Qmgr {
     }
 
     fn timer(&mut self, _ctx: &Context) {
-        let mode = if self.more { self.due() } else { Deferred::Due };
+        // A flush (F, A) left unfinished by the active limit goes on as a
+        // flush.
+        let mode = match self.more.take() {
+            Some(Deferred::All) => Deferred::All,
+            Some(_) => self.due(),
+            None => Deferred::Due,
+        };
         self.run(mode);
     }
 }
@@ -277,7 +284,7 @@ fn main() {
             rewrite,
             // The first scan comes at once (deadline in the past).
             next_deferred: Instant::now(),
-            more: false,
+            more: None,
         };
         q.recover();
         Ok(q)
