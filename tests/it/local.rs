@@ -169,7 +169,7 @@ fn aliases_deliver_to_files_maildirs_commands_and_includes() {
     assert_eq!(got[4].dsn, "5.3.0");
     assert_eq!(
         got[4].reason,
-        "Command died with status 1. Command output: no such mailbox"
+        "Command died with status 1: \"echo no such mailbox >&2; exit 1\". Command output: no such mailbox"
     );
     assert_eq!(got[5].action, Action::Delivered, "{:?}", got[5]);
     assert_eq!(got[6].action, Action::Failed, "{:?}", got[6]);

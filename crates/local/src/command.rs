@@ -164,7 +164,7 @@ pub(crate) fn run(env: Env<'_>, rcpt: &Rcpt<'_>, who: &Who, cmd: &str) -> RcptSt
         (Some(code), _) => status(
             Action::Failed,
             "5.3.0",
-            with_output(format!("Command died with status {code}")),
+            with_output(format!("Command died with status {code}: \"{cmd}\"")),
         ),
         (None, Some(sig)) => status(
             Action::Delayed,

@@ -559,10 +559,17 @@ fn deliver_user(job: &Job<'_>, rcpt: &Rcpt<'_>, forward: bool) -> RcptStatus {
     };
     let who = Who::from_user(&user);
     // In development mode everything runs as the current user.
-    let run_as = if job.switch_ids {
-        who.clone()
+    // Commands and files for root run as default_privs (Postfix: "command
+    // delivery for root executes with $default_privs privileges").
+    let base = if job.switch_ids && who.uid != 0 {
+        Ok(who.clone())
+    } else if job.switch_ids {
+        alias_privs(job)
     } else {
-        match current_who() {
+        current_who()
+    };
+    let run_as = {
+        match base {
             Ok(mut w) => {
                 w.name = who.name.clone();
                 w.home = who.home.clone();
@@ -573,8 +580,9 @@ fn deliver_user(job: &Job<'_>, rcpt: &Rcpt<'_>, forward: bool) -> RcptStatus {
         }
     };
     if forward {
+        // Read as the user itself (root may read its own .forward).
         let path = who.home.join(".forward");
-        match read_owned_file(&path, Some(who.uid), &run_as, job.switch_ids) {
+        match read_owned_file(&path, Some(who.uid), &who, job.switch_ids) {
             Ok(text) => {
                 let list = targets::parse(&text);
                 let list = list
@@ -864,6 +872,49 @@ mod tests {
         let m = b"Subject: x\nDelivered-To: Joe@Example.test\n\nDelivered-To: a@b\n";
         assert!(has_delivered_to(m, "joe@example.test"));
         assert!(!has_delivered_to(m, "a@b"));
+    }
+
+    #[test]
+    fn forward_files_must_be_safe() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let who = current_who().unwrap();
+        let path = dir.path().join(".forward");
+        let read = |owner| read_owned_file(&path, owner, &who, false);
+        // Missing: no dsn, so the caller goes on to the mailbox.
+        assert_eq!(read(Some(who.uid)).unwrap_err().dsn, "");
+        std::fs::write(&path, "a@b\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(read(Some(who.uid)).unwrap(), "a@b\n");
+        // Owned by someone else: refused, unless that someone is root.
+        let res = read(Some(who.uid.wrapping_add(4242)));
+        if who.uid == 0 {
+            assert!(res.is_ok(), "{res:?}");
+        } else {
+            assert!(res.unwrap_err().reason.ends_with("has the wrong owner"));
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
+        let err = read(Some(who.uid)).unwrap_err();
+        assert_eq!((err.action, err.dsn.as_str()), (Action::Failed, "5.3.0"));
+        assert!(
+            err.reason.ends_with("is group or world writable"),
+            "{err:?}"
+        );
+        // A missing :include: file bounces.
+        let err = read_owned_file(&dir.path().join("nope"), None, &who, false).unwrap_err();
+        assert_eq!(err.action, Action::Failed);
+    }
+
+    #[test]
+    fn results_combine_worst_first() {
+        let d = delivered("x");
+        let e = status(Action::Expanded, "2.0.0", "fwd".into());
+        let f = bounce("5.3.0", "no".into());
+        let t = defer("4.3.0", "later".into());
+        assert_eq!(combine(vec![d.clone(), e.clone()]).action, Action::Expanded);
+        assert_eq!(combine(vec![e, f.clone(), d]).reason, "no");
+        assert_eq!(combine(vec![f, t]).reason, "later");
+        assert_eq!(combine(vec![]).action, Action::Failed);
     }
 
     #[test]
