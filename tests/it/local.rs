@@ -276,7 +276,7 @@ fn mailbox_command_runs_for_the_user() {
     let inst = start(
         t,
         "x: @T/x\n",
-        "mailbox_command = \"cat > @T/mbc.out; echo $USER $RECIPIENT > @T/mbc.env\"\n",
+        "mailbox_command = \"cat > @T/mbc.out; echo $USER $RECIPIENT ${extension} > @T/mbc.env\"\n",
     );
     let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
         .unwrap()
@@ -290,7 +290,7 @@ fn mailbox_command_runs_for_the_user() {
     assert_eq!(fs::read(t.join("mbc.out")).unwrap(), with_headers(&rcpt));
     assert_eq!(
         fs::read_to_string(t.join("mbc.env")).unwrap(),
-        format!("{} {rcpt}\n", me.name)
+        format!("{} {rcpt} box\n", me.name)
     );
 }
 
@@ -349,4 +349,23 @@ fn commands_are_held_to_command_time_limit() {
         statuses(&inst, &id),
         vec![RecipientStatus::Done, RecipientStatus::Done]
     );
+}
+
+#[test]
+fn unknown_users_go_to_luser_relay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let inst = start(
+        t,
+        "x: @T/x\n",
+        "luser_relay = \"catch+$user@example.org\"\n",
+    );
+    let (id, got) = deliver_to(&inst, &["ghost+ext@localhost"], CONTENT);
+    assert_eq!(got[0].action, Action::Expanded, "{:?}", got[0]);
+    assert_eq!(statuses(&inst, &id), vec![RecipientStatus::Done]);
+    let new_id = got[0].reason.trim_start_matches("forwarded as ");
+    let qf = QueueFile::open(&inst.queue_dir.join("incoming").join(new_id)).unwrap();
+    assert_eq!(qf.sender(), "a@example.test");
+    let rcpts: Vec<_> = qf.recipients().iter().map(|r| r.address.clone()).collect();
+    assert_eq!(rcpts, ["catch+ghost@example.org"]);
 }

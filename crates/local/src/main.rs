@@ -23,7 +23,10 @@
 //!    else bounced `5.1.1`. The user's `~/.forward` (owned by the user or
 //!    root, not group or world writable) is a target list run with the
 //!    user's privileges.
-//! 4. Else the mailbox: `mailbox_command` (run like a command target);
+//! 4. Else the mailbox: `mailbox_command` (run like a command target,
+//!    after the same macro expansion as `luser_relay` plus `$home` and
+//!    `$shell`, characters outside Postfix's default
+//!    `command_expansion_filter` in the values replaced by `_`);
 //!    else `home_mailbox` under the home directory (`Maildir/` style when
 //!    it ends in `/`, else mbox); else the mbox file
 //!    `mail_spool_directory/USER`.
@@ -522,21 +525,67 @@ fn forward_to(job: &Job<'_>, rcpt: &Rcpt<'_>, sender: &str, to: &[String]) -> Rc
     }
 }
 
-/// Expands `$user`, `$local`, `$extension`, `$domain`, `$recipient` (also
-/// as `${name}`) in `luser_relay`.
-fn expand_relay(template: &str, rcpt: &Rcpt<'_>) -> String {
-    let mut out = template.to_string();
-    let vars = [
-        ("recipient", rcpt.address.to_string()),
-        ("extension", rcpt.extension.clone()),
-        ("domain", rcpt.domain.clone()),
-        ("local", rcpt.local.clone()),
-        ("user", rcpt.user.clone()),
-    ];
-    for (name, value) in &vars {
-        out = out.replace(&format!("${{{name}}}"), value);
-        out = out.replace(&format!("${name}"), value);
+/// The characters that `mailbox_command` expansions keep; others become
+/// `_` (Postfix's default `command_expansion_filter`).
+const COMMAND_SAFE: &str = "1234567890!@%-_=+:,./\
+    abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+/// Expands the local(8) macros `$user`, `$local`, `$extension`,
+/// `$domain`, `$recipient`, `$home`, `$shell` (also as `${name}`) and `$$`
+/// in `luser_relay` or `mailbox_command`; other `$` text is kept for the
+/// shell (`$HOME`, `$EXTENSION`). With `filter`, characters outside
+/// [`COMMAND_SAFE`] in the expanded values become `_`.
+fn expand_macros(template: &str, rcpt: &Rcpt<'_>, who: Option<&Who>, filter: bool) -> String {
+    let value = |name: &str| -> Option<String> {
+        Some(match name {
+            "recipient" => rcpt.address.to_string(),
+            "extension" => rcpt.extension.clone(),
+            "domain" => rcpt.domain.clone(),
+            "local" => rcpt.local.clone(),
+            "user" => rcpt.user.clone(),
+            "home" => who?.home.to_string_lossy().into_owned(),
+            "shell" => who?.shell.clone(),
+            _ => return None,
+        })
+    };
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, len) = if let Some(braced) = after.strip_prefix('{') {
+            match braced.find('}') {
+                Some(end) => (&braced[..end], end + 2),
+                None => ("", 0),
+            }
+        } else if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+            continue;
+        } else {
+            let end = after.find(|c| !is_name(c)).unwrap_or(after.len());
+            (&after[..end], end)
+        };
+        match value(name) {
+            Some(v) if len > 0 => {
+                if filter {
+                    out.extend(
+                        v.chars()
+                            .map(|c| if COMMAND_SAFE.contains(c) { c } else { '_' }),
+                    );
+                } else {
+                    out.push_str(&v);
+                }
+                rest = &after[len..];
+            }
+            _ => {
+                out.push('$');
+                rest = after;
+            }
+        }
     }
+    out.push_str(rest);
     out
 }
 
@@ -547,7 +596,7 @@ fn deliver_user(job: &Job<'_>, rcpt: &Rcpt<'_>, forward: bool) -> RcptStatus {
         Ok(None) => {
             let relay = job.cfg.str("luser_relay");
             if !relay.is_empty() && forward {
-                let to = expand_relay(&relay, rcpt);
+                let to = expand_macros(&relay, rcpt, None, false);
                 return forward_to(job, rcpt, job.sender, &[to]);
             }
             return bounce("5.1.1", format!("unknown user: \"{}\"", rcpt.local));
@@ -606,7 +655,8 @@ fn deliver_user(job: &Job<'_>, rcpt: &Rcpt<'_>, forward: bool) -> RcptStatus {
     }
     let mailbox_command = job.cfg.str("mailbox_command");
     if !mailbox_command.is_empty() {
-        return command::run(job_env(job), rcpt, &run_as, &mailbox_command);
+        let cmd = expand_macros(&mailbox_command, rcpt, Some(&who), true);
+        return command::run(job_env(job), rcpt, &run_as, &cmd);
     }
     let home_mailbox = job.cfg.str("home_mailbox");
     let (path, owner) = if home_mailbox.is_empty() {
@@ -925,6 +975,16 @@ mod tests {
             ("joe+list", "joe", "list")
         );
         assert_eq!(r.domain, "example.test");
-        assert_eq!(expand_relay("${user}-x@$domain", &r), "joe-x@example.test");
+        let x = |t| expand_macros(t, &r, None, false);
+        assert_eq!(x("${user}-x@$domain"), "joe-x@example.test");
+        assert_eq!(
+            x("$username $USER $$user ${nope} $"),
+            "$username $USER $user ${nope} $"
+        );
+        let r = Rcpt::new("a+x;rm -rf@h", "+");
+        assert_eq!(
+            expand_macros("deliver -e $extension", &r, None, true),
+            "deliver -e x_rm_-rf"
+        );
     }
 }
