@@ -369,3 +369,44 @@ fn unknown_users_go_to_luser_relay() {
     let rcpts: Vec<_> = qf.recipients().iter().map(|r| r.address.clone()).collect();
     assert_eq!(rcpts, ["catch+ghost@example.org"]);
 }
+
+/// As root outside development_mode: alias commands and files run as
+/// `default_privs`, the spool mailbox is created for its owner.
+#[test]
+fn as_root_aliases_run_as_default_privs() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let Ok(Some(nobody)) = nix::unistd::User::from_name("nobody") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    fs::set_permissions(t, fs::Permissions::from_mode(0o755)).unwrap();
+    let public = t.join("pub");
+    fs::create_dir(&public).unwrap();
+    fs::set_permissions(&public, fs::Permissions::from_mode(0o1777)).unwrap();
+    let inst = start(
+        t,
+        "cmd: \"|id -u > @T/pub/id.out\"\ntofile: @T/pub/f.mbox\n",
+        "development_mode = false\nmail_owner = \"nobody\"\nsetgid_group = \"daemon\"\n\
+         default_privs = \"nobody\"\n",
+    );
+    let (_, got) = deliver_to(
+        &inst,
+        &["cmd@localhost", "tofile@localhost", "root@localhost"],
+        CONTENT,
+    );
+    for g in &got {
+        assert_eq!(g.action, Action::Delivered, "{g:?}");
+    }
+    let uid = nobody.uid.as_raw();
+    assert_eq!(
+        fs::read_to_string(public.join("id.out")).unwrap(),
+        format!("{uid}\n")
+    );
+    assert_eq!(fs::metadata(public.join("f.mbox")).unwrap().uid(), uid);
+    let spool = fs::metadata(t.join("spool/root")).unwrap();
+    assert_eq!((spool.uid(), spool.mode() & 0o777), (0, 0o600));
+}
