@@ -18,7 +18,7 @@
 //! and bounces.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use postern_wire::attr::{AttrList, AttrReader, Mode};
 
@@ -157,6 +157,56 @@ pub struct RcptStatus {
     pub diagnostic: String,
     /// Remote MTA (`dns; mx.example.com`), empty if none.
     pub mta: String,
+}
+
+/// Postfix's delay format: two significant digits, at most two decimals,
+/// no trailing zeros (`0`, `0.01`, `0.19`, `1.2`, `14`).
+pub fn fmt_delay(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    let text = if s >= 10.0 {
+        format!("{s:.0}")
+    } else if s >= 1.0 {
+        format!("{s:.1}")
+    } else {
+        format!("{s:.2}")
+    };
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+/// Logs an agent's result for one recipient in Postfix's shape:
+/// `ID: to=<a>, orig_to=<o>, relay=RELAY, delay=1.2, delays=a/0/0/d,
+/// dsn=2.0.0, status=sent (reason)`. `start` is when the agent got the
+/// request.
+pub fn log_status(req: &Request, rcpt: &Recipient, s: &RcptStatus, start: SystemTime, relay: &str) {
+    let arrival = SystemTime::UNIX_EPOCH + Duration::from_secs(req.arrival);
+    let now = SystemTime::now();
+    let before = start.duration_since(arrival).unwrap_or_default();
+    let here = now.duration_since(start).unwrap_or_default();
+    let total = now.duration_since(arrival).unwrap_or_default();
+    let orig = if !rcpt.orcpt.is_empty() && rcpt.orcpt != rcpt.address {
+        format!("orig_to=<{}>, ", rcpt.orcpt)
+    } else {
+        String::new()
+    };
+    let word = match s.action {
+        Action::Delayed => "deferred",
+        Action::Failed => "bounced",
+        _ => "sent",
+    };
+    postern_util::info!(
+        "{}: to=<{}>, {orig}relay={relay}, delay={}, delays={}/0/0/{}, dsn={}, status={word} ({})",
+        req.queue_id,
+        rcpt.address,
+        fmt_delay(total),
+        fmt_delay(before),
+        fmt_delay(here),
+        s.dsn,
+        s.reason
+    );
 }
 
 fn header(req: &Request) -> AttrList {
@@ -401,5 +451,18 @@ mod tests {
         assert!(matches!(err, Error::Closed), "{err}");
         assert_eq!(partial.len(), 1);
         assert!(deliver(dir.path(), "nope", t, &req).is_err());
+    }
+
+    #[test]
+    fn delay_format() {
+        let f = |ms| fmt_delay(Duration::from_millis(ms));
+        assert_eq!(f(0), "0");
+        assert_eq!(f(4), "0");
+        assert_eq!(f(10), "0.01");
+        assert_eq!(f(190), "0.19");
+        assert_eq!(f(500), "0.5");
+        assert_eq!(f(1234), "1.2");
+        assert_eq!(f(2000), "2");
+        assert_eq!(f(14_400), "14");
     }
 }

@@ -100,6 +100,34 @@ pub fn drop_to(who: &Identity, jail: Option<&Path>) -> io::Result<()> {
     Ok(())
 }
 
+/// Runs `f` with effective user `uid` and group `gid` (and `gid` as the
+/// only supplementary group), then returns to root (Postfix
+/// `set_eugid()`); for delivery agents writing as a mailbox owner. Failing
+/// to return to root is fatal. Call only as root.
+pub fn as_user<T>(uid: u32, gid: u32, f: impl FnOnce() -> T) -> nix::Result<T> {
+    use nix::unistd::{getgroups, setegid, seteuid, setgroups};
+    let saved = getgroups()?;
+    let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
+    let restore = |saved: &[Gid]| {
+        if let Err(e) = seteuid(Uid::from_raw(0))
+            .and_then(|()| setegid(Gid::from_raw(0)))
+            .and_then(|()| setgroups(saved))
+        {
+            crate::fatal!("cannot return to root privileges: {e}");
+        }
+    };
+    if let Err(e) = setgroups(&[gid])
+        .and_then(|()| setegid(gid))
+        .and_then(|()| seteuid(uid))
+    {
+        restore(&saved);
+        return Err(e);
+    }
+    let out = f();
+    restore(&saved);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
