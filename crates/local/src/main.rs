@@ -425,6 +425,7 @@ fn expand(
             Target::File(f) => results.push(deliver_file(job, rcpt, Some(who), &f, true)),
             Target::Mailbox(user) => {
                 let mut r = Rcpt::new(rcpt.address, "");
+                r.local.clone_from(&user);
                 r.user = user;
                 results.push(deliver_user(job, &r, false));
             }
@@ -634,7 +635,7 @@ fn deliver_user(job: &Job<'_>, rcpt: &Rcpt<'_>, forward: bool) -> RcptStatus {
         match read_owned_file(&path, Some(who.uid), &who, job.switch_ids) {
             Ok(text) => {
                 let list = targets::parse(&text);
-                let list = list
+                let list: Vec<Target> = list
                     .into_iter()
                     .map(|t| match t {
                         // Forwarding to oneself means the mailbox.
@@ -647,7 +648,10 @@ fn deliver_user(job: &Job<'_>, rcpt: &Rcpt<'_>, forward: bool) -> RcptStatus {
                         t => t,
                     })
                     .collect();
-                return deliver_targets(job, rcpt, &run_as, job.sender, list, 0);
+                // An empty .forward means no forwarding.
+                if !list.is_empty() {
+                    return deliver_targets(job, rcpt, &run_as, job.sender, list, 0);
+                }
             }
             Err(s) if s.dsn.is_empty() => {}
             Err(s) => return s,
@@ -741,6 +745,13 @@ fn read_owned_file(
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && owner.is_some() => {
                 return Err(status(Action::Delayed, "", String::new()));
+            }
+            // A .forward that cannot be read now may be readable later.
+            Err(e) if owner.is_some() => {
+                return Err(defer(
+                    "4.3.0",
+                    format!("cannot open {}: {e}", path.display()),
+                ));
             }
             Err(e) => {
                 return Err(bounce(
