@@ -410,3 +410,52 @@ fn as_root_aliases_run_as_default_privs() {
     let spool = fs::metadata(t.join("spool/root")).unwrap();
     assert_eq!((spool.uid(), spool.mode() & 0o777), (0, 0o600));
 }
+
+#[test]
+fn forward_files_deliver_to_commands_the_mailbox_and_addresses() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .unwrap()
+        .unwrap();
+    fs::create_dir(t.join("fwd")).unwrap();
+    let fwd = t.join("fwd").join(&me.name);
+    fs::write(
+        &fwd,
+        format!(
+            "\"|cat > {}/fwd.out\"\n\\{}, other@example.org\n",
+            t.display(),
+            me.name
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&fwd, fs::Permissions::from_mode(0o644)).unwrap();
+    let inst = start(
+        t,
+        "x: @T/x\n",
+        "forward_path = \"@T/fwd/$user$recipient_delimiter$extension, @T/fwd/$user\"\n",
+    );
+    let rcpt = format!("{}+tag@localhost", me.name);
+    let (id, got) = deliver_to(&inst, &[rcpt.as_str()], CONTENT);
+    assert_eq!(got[0].action, Action::Expanded, "{:?}", got[0]);
+    assert_eq!(statuses(&inst, &id), vec![RecipientStatus::Done]);
+    assert_eq!(fs::read(t.join("fwd.out")).unwrap(), with_headers(&rcpt));
+    let mbox = fs::read_to_string(t.join("spool").join(&me.name)).unwrap();
+    assert!(mbox.contains(&format!("Delivered-To: {rcpt}\n")), "{mbox}");
+    let new_id = got[0].reason.trim_start_matches("forwarded as ");
+    let qf = QueueFile::open(&inst.queue_dir.join("incoming").join(new_id)).unwrap();
+    assert_eq!(qf.sender(), "a@example.test");
+    let rcpts: Vec<_> = qf.recipients().iter().map(|r| r.address.clone()).collect();
+    assert_eq!(rcpts, ["other@example.org"]);
+
+    // A group-writable .forward is refused.
+    fs::set_permissions(&fwd, fs::Permissions::from_mode(0o664)).unwrap();
+    let (_, got) = deliver_to(&inst, &[rcpt.as_str()], CONTENT);
+    assert_eq!(got[0].action, Action::Failed, "{:?}", got[0]);
+    assert!(
+        got[0].reason.ends_with("is group or world writable"),
+        "{:?}",
+        got[0]
+    );
+}

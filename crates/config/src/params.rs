@@ -348,6 +348,12 @@ pub static PARAMS: &[Param] = &[
         doc: "The maximal number of addresses that cleanup(8) remembers when it removes duplicate recipients; 0 means no limit.",
     },
     Param {
+        name: "forward_path",
+        kind: Kind::Raw,
+        default: "$home/.forward${recipient_delimiter}${extension}, $home/.forward",
+        doc: "Where local(8) looks for a user's .forward file; the first that exists is used. Its $home, $user, $extension, ... macros are expanded by local(8), not at load time.",
+    },
+    Param {
         name: "header_checks",
         kind: Kind::List,
         default: "",

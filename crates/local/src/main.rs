@@ -20,8 +20,9 @@
 //! 3. Otherwise the user must exist in the password database; an unknown
 //!    user is forwarded to `luser_relay` (with `$user`, `$local`,
 //!    `$extension`, `$domain`, `$recipient` expanded) when that is set,
-//!    else bounced `5.1.1`. The user's `~/.forward` (owned by the user or
-//!    root, not group or world writable) is a target list run with the
+//!    else bounced `5.1.1`. The user's `.forward` (the first file in
+//!    `forward_path` that exists; owned by the user or root, not group or
+//!    world writable) is a target list run with the
 //!    user's privileges.
 //! 4. Else the mailbox: `mailbox_command` (run like a command target,
 //!    after the same macro expansion as `luser_relay` plus `$home` and
@@ -59,7 +60,7 @@
 //! relay=local, delay=0.01, delays=0/0/0/0.01, dsn=2.0.0, status=sent
 //! (delivered to mailbox)`).
 //!
-//! CONFIGURATION PARAMETERS: `alias_maps`, `default_privs`,
+//! CONFIGURATION PARAMETERS: `alias_maps`, `default_privs`, `forward_path`,
 //! `home_mailbox`, `mailbox_command`, `mail_spool_directory`,
 //! `luser_relay`, `mailbox_size_limit`, `recipient_delimiter`,
 //! `command_time_limit`, `deliver_lock_attempts`, `deliver_lock_delay`,
@@ -136,6 +137,8 @@ pub(crate) struct Rcpt<'a> {
     pub(crate) user: String,
     pub(crate) extension: String,
     pub(crate) domain: String,
+    /// The delimiter character that starts the extension, empty if none.
+    pub(crate) delimiter: String,
 }
 
 impl<'a> Rcpt<'a> {
@@ -145,9 +148,12 @@ impl<'a> Rcpt<'a> {
             None => (address, ""),
         };
         let local = local.to_lowercase();
-        let (user, extension) = match postern_maps::split_extension(&local, delimiter) {
-            Some((u, e)) => (u.to_string(), e[1..].to_string()),
-            None => (local.clone(), String::new()),
+        let (user, extension, delimiter) = match postern_maps::split_extension(&local, delimiter) {
+            Some((u, e)) => {
+                let d = e.chars().next().map(String::from).unwrap_or_default();
+                (u.to_string(), e[d.len()..].to_string(), d)
+            }
+            None => (local.clone(), String::new(), String::new()),
         };
         Rcpt {
             address,
@@ -155,6 +161,7 @@ impl<'a> Rcpt<'a> {
             user,
             extension,
             domain: domain.to_lowercase(),
+            delimiter,
         }
     }
 }
@@ -546,6 +553,8 @@ fn expand_macros(template: &str, rcpt: &Rcpt<'_>, who: Option<&Who>, filter: boo
             "user" => rcpt.user.clone(),
             "home" => who?.home.to_string_lossy().into_owned(),
             "shell" => who?.shell.clone(),
+            // Only with an extension (Postfix local.c).
+            "recipient_delimiter" => rcpt.delimiter.clone(),
             _ => return None,
         })
     };
@@ -630,9 +639,7 @@ fn deliver_user(job: &Job<'_>, rcpt: &Rcpt<'_>, forward: bool) -> RcptStatus {
         }
     };
     if forward {
-        // Read as the user itself (root may read its own .forward).
-        let path = who.home.join(".forward");
-        match read_owned_file(&path, Some(who.uid), &who, job.switch_ids) {
+        match read_forward(job, rcpt, &who) {
             Ok(text) => {
                 let list = targets::parse(&text);
                 let list: Vec<Target> = list
@@ -680,6 +687,23 @@ fn deliver_user(job: &Job<'_>, rcpt: &Rcpt<'_>, forward: bool) -> RcptStatus {
         (who.home.join(&home_mailbox), job.switch_ids.then_some(&who))
     };
     deliver_file(job, rcpt, owner, &path.to_string_lossy(), false)
+}
+
+/// The first `.forward` file in `forward_path` that exists, read as the
+/// user (root may read its own). `Err` with an empty dsn: none exists.
+fn read_forward(job: &Job<'_>, rcpt: &Rcpt<'_>, who: &Who) -> Result<String, RcptStatus> {
+    let mut seen = Vec::new();
+    for entry in job.cfg.list("forward_path") {
+        let path = PathBuf::from(expand_macros(&entry, rcpt, Some(who), false));
+        if seen.contains(&path) {
+            continue;
+        }
+        match read_owned_file(&path, Some(who.uid), who, job.switch_ids) {
+            Err(s) if s.dsn.is_empty() => seen.push(path),
+            other => return other,
+        }
+    }
+    Err(status(Action::Delayed, "", String::new()))
 }
 
 /// Gets a mailbox in the spool directory ready, as root: creates a
