@@ -511,17 +511,11 @@ fn forward_to(job: &Job<'_>, rcpt: &Rcpt<'_>, sender: &str, to: &[String]) -> Rc
         c.finish()
     })();
     match result {
-        Ok(o) if o.accepted() => {
-            info!(
-                "{}: from=<{sender}>, forwarded for <{}>",
-                o.queue_id, rcpt.address
-            );
-            status(
-                Action::Expanded,
-                "2.0.0",
-                format!("forwarded as {}", o.queue_id),
-            )
-        }
+        Ok(o) if o.accepted() => status(
+            Action::Expanded,
+            "2.0.0",
+            format!("forwarded as {}", o.queue_id),
+        ),
         Ok(o) => {
             let (_, _, text) = o.smtp_reply();
             defer("4.3.0", format!("cannot forward: {text}"))
