@@ -396,12 +396,6 @@ pub static PARAMS: &[Param] = &[
         doc: "The IP protocols to use: \"all\", \"ipv4\", \"ipv6\", or \"ipv4, ipv6\".",
     },
     Param {
-        name: "ipc_idle",
-        kind: Kind::Time { min_secs: 1 },
-        default: "5s",
-        doc: "How long an internal communication channel may stay idle before it is closed; trivial-rewrite(8) closes idle client connections after this time and clients reconnect on demand (in Postfix the client closes them).",
-    },
-    Param {
         name: "ipc_timeout",
         kind: Kind::Time { min_secs: 1 },
         default: "3600s",

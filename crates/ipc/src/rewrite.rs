@@ -213,40 +213,97 @@ impl Server {
             Err(Error::Closed) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let mut r = AttrReader::new(&payload, Mode::Lenient)?;
-        let address = r.require_str("address")?.to_string();
-        match r.require_str("request")? {
-            "rewrite" => {
-                let rule = r.require_str("rule")?;
-                let rule = Rule::parse(rule)
-                    .ok_or_else(|| Error::Protocol(format!("unknown rewrite rule {rule}")))?;
-                Ok(Some(Request::Rewrite { rule, address }))
-            }
-            "resolve" => {
-                let sender = r.take_str("sender")?.unwrap_or_default().to_string();
-                Ok(Some(Request::Resolve { sender, address }))
-            }
-            other => Err(Error::Protocol(format!("unknown request {other}"))),
-        }
+        parse_request(&payload).map(Some)
     }
 
     /// Answers a rewrite request.
     pub fn reply_rewrite(&mut self, address: &str) -> Result<(), Error> {
-        let mut l = AttrList::new();
-        l.put_u64("flags", 0).put_str("address", address);
-        self.conn.send_attrs(l)?;
+        self.conn.send_attrs(rewrite_reply(address))?;
         self.conn.flush()
     }
 
     /// Answers a resolve request.
     pub fn reply_resolve(&mut self, r: &Resolved) -> Result<(), Error> {
-        let mut l = AttrList::new();
-        l.put_u64("flags", r.flags)
-            .put_str("transport", &r.transport)
-            .put_str("nexthop", &r.nexthop)
-            .put_str("recipient", &r.recipient);
-        self.conn.send_attrs(l)?;
+        self.conn.send_attrs(resolve_reply(r))?;
         self.conn.flush()
+    }
+}
+
+fn parse_request(payload: &[u8]) -> Result<Request, Error> {
+    let mut r = AttrReader::new(payload, Mode::Lenient)?;
+    let address = r.require_str("address")?.to_string();
+    match r.require_str("request")? {
+        "rewrite" => {
+            let rule = r.require_str("rule")?;
+            let rule = Rule::parse(rule)
+                .ok_or_else(|| Error::Protocol(format!("unknown rewrite rule {rule}")))?;
+            Ok(Request::Rewrite { rule, address })
+        }
+        "resolve" => {
+            let sender = r.take_str("sender")?.unwrap_or_default().to_string();
+            Ok(Request::Resolve { sender, address })
+        }
+        other => Err(Error::Protocol(format!("unknown request {other}"))),
+    }
+}
+
+fn rewrite_reply(address: &str) -> AttrList {
+    let mut l = AttrList::new();
+    l.put_u64("flags", 0).put_str("address", address);
+    l
+}
+
+fn resolve_reply(r: &Resolved) -> AttrList {
+    let mut l = AttrList::new();
+    l.put_u64("flags", r.flags)
+        .put_str("transport", &r.transport)
+        .put_str("nexthop", &r.nexthop)
+        .put_str("recipient", &r.recipient);
+    l
+}
+
+/// Sans-I/O server side, for a multi-client trivial-rewrite: the greeting
+/// bytes, requests taken from a client's input buffer, encoded replies.
+pub mod sans_io {
+    use super::*;
+
+    /// The greeting a new client gets.
+    pub fn greeting() -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut l = AttrList::new();
+        l.put_str("protocol", PROTOCOL).put_u64("version", VERSION);
+        // A fixed, valid list always encodes.
+        let _ = l.encode_record(&mut out);
+        out
+    }
+
+    /// Takes the complete requests from the front of `input`.
+    pub fn take_requests(input: &mut Vec<u8>) -> Result<Vec<Request>, Error> {
+        let decoder = postern_wire::Decoder::with_max_len(1 << 16);
+        let mut used = 0;
+        let mut out = Vec::new();
+        while let Some((rec, n)) = decoder.feed(&input[used..])? {
+            if rec.kind != postern_wire::RecordType::AttrList {
+                return Err(Error::Protocol(format!(
+                    "unexpected {} record",
+                    rec.kind.name()
+                )));
+            }
+            out.push(parse_request(rec.data)?);
+            used += n;
+        }
+        input.drain(..used);
+        Ok(out)
+    }
+
+    /// Appends the reply to a rewrite request.
+    pub fn reply_rewrite(out: &mut Vec<u8>, address: &str) {
+        let _ = rewrite_reply(address).encode_record(out);
+    }
+
+    /// Appends the reply to a resolve request.
+    pub fn reply_resolve(out: &mut Vec<u8>, r: &Resolved) {
+        let _ = resolve_reply(r).encode_record(out);
     }
 }
 

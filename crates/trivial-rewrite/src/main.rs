@@ -10,11 +10,9 @@
 //! `transport_maps`). The answers depend only on the configuration and
 //! the tables, so a request can be repeated safely.
 //!
-//! Postfix runs trivial-rewrite as a multi-server; here it is a single
-//! server (one client connection per process, master starts more up to
-//! the service's process limit). So that idle clients do not tie up
-//! processes, a connection without a request for `ipc_idle` is closed;
-//! clients reconnect on demand.
+//! Like Postfix, trivial-rewrite is a multi-server
+//! (`postern_server::multi`): one process answers every client, and
+//! clients (smtpd, cleanup, qmgr) keep their connection open.
 //!
 //! SECURITY: not security sensitive; it runs unprivileged and may run
 //! chrooted (tables are opened before privileges are dropped; a table
@@ -32,97 +30,66 @@
 //! `virtual_mailbox_domains`, `relay_domains`,
 //! `parent_domain_matches_subdomains`, `local_transport`,
 //! `virtual_transport`, `relay_transport`, `default_transport`,
-//! `relayhost`, `transport_maps`, `recipient_delimiter`, `ipc_timeout`,
-//! `ipc_idle`.
+//! `relayhost`, `transport_maps`, `recipient_delimiter`.
 
 mod addr;
 mod resolve;
 mod rewrite;
 mod transport;
 
-use std::io;
-use std::time::Duration;
-
-use postern_ipc::rewrite::{Request, Server};
-use postern_server::{Conn, Context};
-use postern_util::{debug, warn};
+use postern_ipc::rewrite::{Request, sans_io};
+use postern_server::Context;
+use postern_server::multi::{self, ClientId, MultiService};
+use postern_util::debug;
 
 use resolve::Tables;
 
-fn main() {
-    postern_server::single::run("trivial-rewrite", |ctx| {
-        let tables = Tables::open(&ctx.config).map_err(|e| e.to_string())?;
-        Ok(move |conn: Conn, ctx: &Context| serve(conn, ctx, &tables))
-    })
+/// One process answers every client: cleanup and smtpd processes keep
+/// their connection for as long as they live.
+struct Rewriter {
+    tables: Tables,
 }
 
-/// Answers one client's requests until it closes, goes idle, or errs.
-fn serve(conn: Conn, ctx: &Context, tables: &Tables) {
-    let stream = match conn {
-        Conn::Unix(s) => s,
-        Conn::Tcp(_) => {
-            warn!("unexpected TCP connection from {}", conn.peer());
-            return;
-        }
-    };
-    let timeout = ctx.config.time("ipc_timeout");
-    let idle = ctx.config.time("ipc_idle");
-    // The read timeout is a socket option: setting it through a second
-    // handle changes it for the connection (writes keep ipc_timeout).
-    let handle = stream.try_clone();
-    let conn = match postern_ipc::Conn::new(stream, timeout) {
-        Ok(c) => c,
-        Err(e) => {
-            warn!("rewrite connection: {e}");
-            return;
-        }
-    };
-    if let Ok(h) = &handle {
-        let _ = h.set_read_timeout(Some(idle.max(Duration::from_millis(1))));
+impl MultiService for Rewriter {
+    fn greeting(&mut self, _ctx: &Context) -> Vec<u8> {
+        sans_io::greeting()
     }
-    let mut server = match Server::accept(conn) {
-        Ok(s) => s,
-        Err(e) => {
-            warn!("rewrite connection: {e}");
-            return;
+
+    fn input(
+        &mut self,
+        ctx: &Context,
+        _client: ClientId,
+        input: &mut Vec<u8>,
+    ) -> Result<Vec<u8>, String> {
+        let requests =
+            sans_io::take_requests(input).map_err(|e| format!("rewrite connection: {e}"))?;
+        let mut out = Vec::new();
+        for request in requests {
+            match request {
+                Request::Rewrite { rule, address } => {
+                    let result = rewrite::rewrite(&ctx.config, rule, &address);
+                    debug!("rewrite {}: <{address}> -> <{result}>", rule.as_str());
+                    sans_io::reply_rewrite(&mut out, &result);
+                }
+                Request::Resolve { address, .. } => {
+                    let r = resolve::resolve(&ctx.config, &self.tables, &address);
+                    debug!(
+                        "resolve <{address}> -> flags={:#x} transport={} nexthop={} recipient=<{}>",
+                        r.flags, r.transport, r.nexthop, r.recipient
+                    );
+                    sans_io::reply_resolve(&mut out, &r);
+                }
+            }
         }
-    };
-    loop {
-        let request = match server.next_request() {
-            Ok(Some(r)) => r,
-            Ok(None) => return,
-            Err(postern_ipc::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                debug!("closing idle rewrite connection");
-                return;
-            }
-            Err(e) => {
-                warn!("rewrite connection: {e}");
-                return;
-            }
-        };
-        let sent = match request {
-            Request::Rewrite { rule, address } => {
-                let result = rewrite::rewrite(&ctx.config, rule, &address);
-                debug!("rewrite {}: <{address}> -> <{result}>", rule.as_str());
-                server.reply_rewrite(&result)
-            }
-            Request::Resolve { address, .. } => {
-                let r = resolve::resolve(&ctx.config, tables, &address);
-                debug!(
-                    "resolve <{address}> -> flags={:#x} transport={} nexthop={} recipient=<{}>",
-                    r.flags, r.transport, r.nexthop, r.recipient
-                );
-                server.reply_resolve(&r)
-            }
-        };
-        if let Err(e) = sent {
-            warn!("rewrite connection: {e}");
-            return;
-        }
+        Ok(out)
     }
+
+    fn disconnect(&mut self, _ctx: &Context, _client: ClientId) {}
+}
+
+fn main() {
+    multi::run("trivial-rewrite", |ctx| {
+        let tables = Tables::open(&ctx.config).map_err(|e| e.to_string())?;
+        Ok(Rewriter { tables })
+    })
 }
