@@ -5,10 +5,9 @@
 # Postern / Postfix (above 1 = Postern accepts more messages per second).
 #
 # Both sides are durable: a 250 means the queue file is fsynced (Postfix's
-# stock settings; Postern's cleanup fsyncs file and directory). Postfix also
-# delivers what it accepts to its Maildir while the test runs; Postern has
-# no delivery agent yet, so its queue only grows (it is emptied between
-# runs). Needs root: the kit installs and runs Postfix.
+# stock settings; Postern's cleanup fsyncs file and directory), and both
+# deliver what they accept to a Maildir while the test runs (emptied
+# between runs). Needs root: the kit installs and runs Postfix.
 #
 #   bench/smtp-accept.sh            sizes 1024 65536, sessions 1 10 50
 #   ACCEPT_MSGS=2000 RUNS=3 SIZES="1024" SESSIONS="10" bench/smtp-accept.sh
@@ -56,7 +55,7 @@ for size in $SIZES; do
     for sessions in $SESSIONS; do
         a=() t=()
         for r in $(seq 0 "$RUNS"); do
-            rm -f "$here"/var/spool/incoming/* 2>/dev/null || true
+            rm -f "$TARGET_MAILDIR"/new/* "$ANCHOR_MAILDIR"/new/* 2>/dev/null || true
             x=$(run "$anchor_port" "$size" "$sessions" "$ANCHOR_USER@$ANCHOR_DOMAIN")
             y=$(run "$target_port" "$size" "$sessions" "$TARGET_USER@$TARGET_DOMAIN")
             echo "  run $r size=$size sessions=$sessions postfix=$x postern=$y" >&2
@@ -68,4 +67,4 @@ for size in $SIZES; do
         echo "bench smtp-accept size=$size sessions=$sessions postfix_per_s=$ma postern_per_s=$mt ratio=$ratio"
     done
 done
-rm -f "$here"/var/spool/incoming/* 2>/dev/null || true
+rm -f "$TARGET_MAILDIR"/new/* "$ANCHOR_MAILDIR"/new/* 2>/dev/null || true
