@@ -141,7 +141,8 @@ fn aliases_deliver_to_files_maildirs_commands_and_includes() {
          tempfail: \"|echo busy now; exit 75\"\n\
          fails: \"|echo no such mailbox >&2; exit 1\"\n\
          incl: :include:@T/list\n",
-        "",
+        "allow_mail_to_commands = \"alias, forward, include\"\n\
+         allow_mail_to_files = \"alias, forward, include\"\n",
     );
     let (id, got) = deliver_to(
         &inst,
@@ -242,7 +243,25 @@ fn aliases_deliver_to_files_maildirs_commands_and_includes() {
 fn loops_bounce_and_the_current_user_gets_a_spool_mailbox() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let inst = start(t, "tofile: @T/out.mbox\n", "");
+    fs::write(
+        t.join("list"),
+        format!("{}/x.mbox\n\"|true\"\n", t.display()),
+    )
+    .unwrap();
+    let inst = start(t, "tofile: @T/out.mbox\nrestricted: :include:@T/list\n", "");
+    // By default (Postfix's too) :include: files may not name commands or
+    // files.
+    let (_, got) = deliver_to(&inst, &["restricted@localhost"], CONTENT);
+    assert_eq!(got[0].action, Action::Failed, "{:?}", got[0]);
+    assert_eq!(got[0].dsn, "5.7.1");
+    assert!(
+        got[0].reason == "mail to file is restricted"
+            || got[0].reason == "mail to command is restricted",
+        "{:?}",
+        got[0]
+    );
+    assert!(!t.join("x.mbox").exists());
+
     let mut looped = b"Delivered-To: TOFILE@localhost\n".to_vec();
     looped.extend_from_slice(CONTENT);
     let (_, got) = deliver_to(&inst, &["tofile@localhost"], &looped);

@@ -192,6 +192,18 @@ pub static PARAMS: &[Param] = &[
         doc: "Lookup tables with the aliases that local(8) expands. Postfix's default is system dependent; Postern uses hash:/etc/aliases.",
     },
     Param {
+        name: "allow_mail_to_commands",
+        kind: Kind::List,
+        default: "alias, forward",
+        doc: "Where local(8) may deliver to \"|command\" targets: any of alias, forward, include (:include: files).",
+    },
+    Param {
+        name: "allow_mail_to_files",
+        kind: Kind::List,
+        default: "alias, forward",
+        doc: "Where local(8) may deliver to /file/name targets: any of alias, forward, include (:include: files).",
+    },
+    Param {
         name: "allow_percent_hack",
         kind: Kind::Bool,
         default: "yes",

@@ -45,6 +45,11 @@
 //! delivers to the user's mailbox without alias or `.forward` processing;
 //! anything else is an address to forward to.
 //!
+//! Commands and files are allowed only in the kinds of lists that
+//! `allow_mail_to_commands` and `allow_mail_to_files` name (`alias`,
+//! `forward`, `include`; by default not in `:include:` files), else the
+//! target bounces with `5.7.1`.
+//!
 //! The recipient's result is the worst of its targets' results: any
 //! deferral defers it (all its targets are retried), else any bounce
 //! bounces it.
@@ -60,7 +65,8 @@
 //! relay=local, delay=0.01, delays=0/0/0/0.01, dsn=2.0.0, status=sent
 //! (delivered to mailbox)`).
 //!
-//! CONFIGURATION PARAMETERS: `alias_maps`, `default_privs`, `forward_path`,
+//! CONFIGURATION PARAMETERS: `alias_maps`, `allow_mail_to_commands`,
+//! `allow_mail_to_files`, `default_privs`, `forward_path`,
 //! `home_mailbox`, `mailbox_command`, `mail_spool_directory`,
 //! `luser_relay`, `mailbox_size_limit`, `recipient_delimiter`,
 //! `command_time_limit`, `deliver_lock_attempts`, `deliver_lock_delay`,
@@ -390,7 +396,7 @@ fn deliver_alias(job: &Job<'_>, rcpt: &Rcpt<'_>, name: &str, rhs: &str) -> RcptS
         }
     };
     let list = targets::parse(rhs);
-    deliver_targets(job, rcpt, &who, &sender, list, 0)
+    deliver_targets(job, rcpt, &who, &sender, list, "alias")
 }
 
 /// Delivers every target in `list` (and in included files) and combines
@@ -401,15 +407,24 @@ fn deliver_targets(
     who: &Who,
     sender: &str,
     list: Vec<Target>,
-    depth: usize,
+    class: &'static str,
 ) -> RcptStatus {
-    let mut results = Vec::new();
-    let mut forward = Vec::new();
-    expand(job, rcpt, who, list, depth, &mut results, &mut forward);
-    if !forward.is_empty() {
-        results.push(forward_to(job, rcpt, sender, &forward));
+    let mut out = Collected::default();
+    expand(job, rcpt, who, list, class, 0, &mut out);
+    if !out.forward.is_empty() {
+        let fwd = forward_to(job, rcpt, sender, &out.forward);
+        out.results.push(fwd);
     }
-    combine(results)
+    combine(out.results)
+}
+
+/// What the targets of one recipient came to.
+#[derive(Default)]
+struct Collected {
+    /// Results of the deliveries done.
+    results: Vec<RcptStatus>,
+    /// Addresses to forward to, without duplicates.
+    forward: Vec<String>,
 }
 
 fn expand(
@@ -417,28 +432,41 @@ fn expand(
     rcpt: &Rcpt<'_>,
     who: &Who,
     list: Vec<Target>,
+    class: &'static str,
     depth: usize,
-    results: &mut Vec<RcptStatus>,
-    forward: &mut Vec<String>,
+    out: &mut Collected,
 ) {
     for t in list {
         match t {
             Target::Address(a) => {
-                if !forward.contains(&a) {
-                    forward.push(a);
+                if !out.forward.contains(&a) {
+                    out.forward.push(a);
                 }
             }
-            Target::Command(c) => results.push(command::run(job_env(job), rcpt, who, &c)),
-            Target::File(f) => results.push(deliver_file(job, rcpt, Some(who), &f, true)),
+            Target::Command(c) => {
+                out.results
+                    .push(if allowed(job, "allow_mail_to_commands", class) {
+                        command::run(job_env(job), rcpt, who, &c)
+                    } else {
+                        bounce("5.7.1", "mail to command is restricted".into())
+                    })
+            }
+            Target::File(f) => out
+                .results
+                .push(if allowed(job, "allow_mail_to_files", class) {
+                    deliver_file(job, rcpt, Some(who), &f, true)
+                } else {
+                    bounce("5.7.1", "mail to file is restricted".into())
+                }),
             Target::Mailbox(user) => {
                 let mut r = Rcpt::new(rcpt.address, "");
                 r.local.clone_from(&user);
                 r.user = user;
-                results.push(deliver_user(job, &r, false));
+                out.results.push(deliver_user(job, &r, false));
             }
             Target::Include(path) => {
                 if depth >= MAX_INCLUDE_DEPTH {
-                    results.push(bounce(
+                    out.results.push(bounce(
                         "5.4.6",
                         format!("mail forwarding loop: :include: nested too deep at {path}"),
                     ));
@@ -447,13 +475,23 @@ fn expand(
                 match read_owned_file(Path::new(&path), None, who, job.switch_ids) {
                     Ok(text) => {
                         let list = targets::parse(&text);
-                        expand(job, rcpt, who, list, depth + 1, results, forward);
+                        expand(job, rcpt, who, list, "include", depth + 1, out);
                     }
-                    Err(s) => results.push(s),
+                    Err(s) => out.results.push(s),
                 }
             }
         }
     }
+}
+
+/// Whether the `class` of target list (`alias`, `forward`, `include`) may
+/// deliver to commands or files (`param` is `allow_mail_to_commands` or
+/// `allow_mail_to_files`).
+fn allowed(job: &Job<'_>, param: &str, class: &str) -> bool {
+    job.cfg
+        .list(param)
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(class))
 }
 
 /// Settings the command runner needs.
@@ -651,7 +689,7 @@ fn deliver_user(job: &Job<'_>, rcpt: &Rcpt<'_>, forward: bool) -> RcptStatus {
                     .collect();
                 // An empty .forward means no forwarding.
                 if !list.is_empty() {
-                    return deliver_targets(job, rcpt, &run_as, job.sender, list, 0);
+                    return deliver_targets(job, rcpt, &run_as, job.sender, list, "forward");
                 }
             }
             Err(s) if s.dsn.is_empty() => {}
