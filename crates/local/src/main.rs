@@ -79,7 +79,7 @@ mod targets;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use postern_config::Config;
 use postern_ipc::deliver::{Action, RcptStatus, Recipient, Request, Server};
@@ -87,7 +87,7 @@ use postern_mailstore::{Delivery, LockOptions};
 use postern_maps::{Maps, Syntax};
 use postern_queue::{Queue, QueueFile, QueueId};
 use postern_server::{Conn, Context};
-use postern_util::{fatal, info, privs, warn};
+use postern_util::{privs, warn};
 
 use targets::Target;
 
@@ -229,7 +229,7 @@ fn serve(conn: Conn, ctx: &Context, aliases: &Maps) {
             status = defer("4.3.0", format!("cannot update queue file: {e}"));
             status.offset = rcpt.offset;
         }
-        log_status(&req, rcpt, &status, start);
+        postern_ipc::deliver::log_status(&req, rcpt, &status, start, "local");
         if let Err(e) = server.report(&status) {
             warn!("{}: report to queue manager: {e}", req.queue_id);
             return;
@@ -838,7 +838,7 @@ fn read_owned_file(
             .map_err(|e| defer("4.3.0", format!("cannot read {}: {e}", path.display())))
     };
     if switch_ids {
-        match as_user(who.uid, who.gid, read) {
+        match privs::as_user(who.uid, who.gid, read) {
             Ok(r) => r,
             Err(e) => Err(defer(
                 "4.3.0",
@@ -878,7 +878,7 @@ fn deliver_file(
         }
     };
     let result = match who {
-        Some(w) if job.switch_ids => match as_user(w.uid, w.gid, write) {
+        Some(w) if job.switch_ids => match privs::as_user(w.uid, w.gid, write) {
             Ok(r) => r,
             Err(e) => {
                 return defer(
@@ -905,79 +905,6 @@ fn deliver_file(
             )
         }
     }
-}
-
-/// Runs `f` with effective user `uid` and group `gid` (and `gid` as the
-/// only supplementary group), then returns to root (Postfix
-/// `set_eugid()`). Failing to return to root is fatal.
-fn as_user<T>(uid: u32, gid: u32, f: impl FnOnce() -> T) -> nix::Result<T> {
-    use nix::unistd::{Gid, Uid, getgroups, setegid, seteuid, setgroups};
-    let saved = getgroups()?;
-    let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
-    let restore = |saved: &[Gid]| {
-        if let Err(e) = seteuid(Uid::from_raw(0))
-            .and_then(|()| setegid(Gid::from_raw(0)))
-            .and_then(|()| setgroups(saved))
-        {
-            fatal!("cannot return to root privileges: {e}");
-        }
-    };
-    if let Err(e) = setgroups(&[gid])
-        .and_then(|()| setegid(gid))
-        .and_then(|()| seteuid(uid))
-    {
-        restore(&saved);
-        return Err(e);
-    }
-    let out = f();
-    restore(&saved);
-    Ok(out)
-}
-
-/// Postfix's delay format: two significant digits, at most two decimals,
-/// no trailing zeros (`0`, `0.01`, `0.19`, `1.2`, `14`).
-fn fmt_delay(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    let text = if s >= 10.0 {
-        format!("{s:.0}")
-    } else if s >= 1.0 {
-        format!("{s:.1}")
-    } else {
-        format!("{s:.2}")
-    };
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
-    }
-}
-
-fn log_status(req: &Request, rcpt: &Recipient, s: &RcptStatus, start: SystemTime) {
-    let arrival = SystemTime::UNIX_EPOCH + Duration::from_secs(req.arrival);
-    let now = SystemTime::now();
-    let before = start.duration_since(arrival).unwrap_or_default();
-    let here = now.duration_since(start).unwrap_or_default();
-    let total = now.duration_since(arrival).unwrap_or_default();
-    let orig = if !rcpt.orcpt.is_empty() && rcpt.orcpt != rcpt.address {
-        format!("orig_to=<{}>, ", rcpt.orcpt)
-    } else {
-        String::new()
-    };
-    let word = match s.action {
-        Action::Delayed => "deferred",
-        Action::Failed => "bounced",
-        _ => "sent",
-    };
-    info!(
-        "{}: to=<{}>, {orig}relay=local, delay={}, delays={}/0/0/{}, dsn={}, status={word} ({})",
-        req.queue_id,
-        rcpt.address,
-        fmt_delay(total),
-        fmt_delay(before),
-        fmt_delay(here),
-        s.dsn,
-        s.reason
-    );
 }
 
 #[cfg(test)]
