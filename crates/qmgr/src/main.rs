@@ -131,6 +131,9 @@ struct Qmgr {
 }
 
 /// The ready files of `queue`, oldest id first, with their times.
+/// Most messages delivered at the same time.
+const MAX_WORKERS: usize = 32;
+
 fn ready(spool: &std::path::Path, queue: Queue) -> Vec<(QueueId, SystemTime)> {
     let mut out = Vec::new();
     let entries = match scan(spool, queue) {
@@ -212,19 +215,58 @@ impl Qmgr {
             self.next_deferred = Instant::now() + self.settings.queue_run_delay;
         }
         let (batch, more) = interleave(incoming, deferred_files, self.settings.active_limit);
-        let mut taken = 0;
+        let mut active = Vec::new();
         for (id, from) in batch {
             if let Err(e) = move_file(&spool, &id, from, Queue::Active) {
                 // Gone (another process) or the spool is in trouble.
                 warn!("{id}: move from {from} to active: {e}");
                 continue;
             }
-            taken += 1;
-            message::process(&self.settings, &mut self.rewrite, &id);
+            active.push(id);
         }
+        let taken = active.len();
+        self.process_all(active);
         // Come back at once for the rest, unless nothing could be taken
         // (then the next trigger or timer retries, without spinning).
         self.more = (more && taken > 0).then_some(deferred);
+    }
+
+    /// Delivers the messages now in `active/`, several at a time: up to
+    /// `default_destination_concurrency_limit` worker threads, each taking
+    /// the next message and with its own trivial-rewrite connection. A
+    /// message's own delivery requests run in parallel too (per
+    /// destination, bounded by the same limit); with several messages in
+    /// flight that bound holds per message, not across messages.
+    fn process_all(&mut self, ids: Vec<QueueId>) {
+        let workers = self
+            .settings
+            .concurrency_limit
+            .clamp(1, MAX_WORKERS)
+            .min(ids.len());
+        if workers <= 1 {
+            for id in &ids {
+                message::process(&self.settings, &mut self.rewrite, id);
+            }
+            return;
+        }
+        let next = std::sync::Mutex::new(ids.into_iter());
+        let settings = &self.settings;
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    let mut rw =
+                        postern_ipc::rewrite::Client::new(&settings.spool, settings.ipc_timeout);
+                    loop {
+                        let id = match next.lock() {
+                            Ok(mut it) => it.next(),
+                            Err(_) => None,
+                        };
+                        let Some(id) = id else { break };
+                        message::process(settings, &mut rw, &id);
+                    }
+                });
+            }
+        });
     }
 
     fn due(&self) -> Deferred {
