@@ -25,7 +25,7 @@ build:
 # and the local tools (`target/debug/sendmail -C var/etc`, `postcat -c var/etc`)
 # all see one configuration.
 run: build
-	@mkdir -p $(VAR)/etc
+	@mkdir -p $(VAR)/etc $(VAR)/mail/spool
 	@chmod 755 $(VAR)
 	@cp etc/dev/master.toml $(VAR)/etc/master.toml
 	@{ cat etc/dev/main.toml; \
@@ -35,6 +35,7 @@ run: build
 	  echo 'daemon_directory = "$(BIN)"'; \
 	  echo 'command_directory = "$(BIN)"'; \
 	  echo 'virtual_mailbox_base = "$(VAR)/mail"'; \
+	  echo 'mail_spool_directory = "$(VAR)/mail/spool"'; \
 	} > $(VAR)/etc/main.toml
 	@echo "Postern: configuration $(VAR)/etc (from etc/dev), spool $(VAR)/spool"
 	@echo "Mail for dev@example.test is queued for $(VAR)/mail/dev/Maildir/."
