@@ -79,13 +79,11 @@ mod targets;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use postern_config::Config;
-use postern_ipc::deliver::{Action, RcptStatus, Recipient, Request, Server};
+use postern_ipc::deliver::{Action, RcptStatus, Recipient};
 use postern_mailstore::{Delivery, LockOptions};
 use postern_maps::{Maps, Syntax};
-use postern_queue::{Queue, QueueFile, QueueId};
 use postern_server::{Conn, Context};
 use postern_util::{privs, warn};
 
@@ -174,30 +172,11 @@ impl<'a> Rcpt<'a> {
 
 /// Handles one delivery request.
 fn serve(conn: Conn, ctx: &Context, aliases: &Maps) {
-    let stream = match conn {
-        Conn::Unix(s) => s,
-        Conn::Tcp(_) => {
-            warn!("unexpected TCP connection from {}", conn.peer());
-            return;
-        }
+    let Some((mut server, req, start)) = postern_server::agent::accept(conn, ctx) else {
+        return;
     };
-    let conn = match postern_ipc::Conn::new(stream, ctx.config.time("ipc_timeout")) {
-        Ok(c) => c,
-        Err(e) => {
-            warn!("delivery connection: {e}");
-            return;
-        }
-    };
-    let (mut server, req) = match Server::accept(conn) {
-        Ok(x) => x,
-        Err(e) => {
-            warn!("delivery request: {e}");
-            return;
-        }
-    };
-    let start = SystemTime::now();
     let cfg = &ctx.config;
-    let queue = open_queue_file(&cfg.path("queue_directory"), &req);
+    let queue = postern_server::agent::open_queue_file(&cfg.path("queue_directory"), &req);
     let content = queue
         .as_ref()
         .map(|(_, qf)| qf.content_to_vec())
@@ -238,35 +217,6 @@ fn serve(conn: Conn, ctx: &Context, aliases: &Maps) {
     if let Err(e) = server.finish() {
         warn!("{}: report to queue manager: {e}", req.queue_id);
     }
-}
-
-/// The queue file, read-write (for `mark_done`) and parsed; `Err` is the
-/// reason to defer every recipient.
-fn open_queue_file(spool: &Path, req: &Request) -> Result<(File, QueueFile), String> {
-    let (Some(queue), Ok(id)) = (
-        Queue::from_dir_name(&req.queue_name),
-        QueueId::parse(&req.queue_id),
-    ) else {
-        warn!(
-            "bad queue file name in request: {}/{}",
-            req.queue_name, req.queue_id
-        );
-        return Err("bad queue file name in delivery request".into());
-    };
-    let path = id.path(spool, queue);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| {
-            warn!("{}: open queue file {}: {e}", req.queue_id, path.display());
-            format!("cannot open queue file: {e}")
-        })?;
-    let qf = QueueFile::open(&path).map_err(|e| {
-        warn!("{}: read queue file {}: {e}", req.queue_id, path.display());
-        format!("cannot read queue file: {e}")
-    })?;
-    Ok((file, qf))
 }
 
 pub(crate) fn status(action: Action, dsn: &str, reason: String) -> RcptStatus {

@@ -13,9 +13,11 @@
 //! - [`args`]: the command line master builds for a daemon;
 //! - [`single`]: one connection at a time per process (smtpd, local, ...);
 //! - [`trigger`]: one-byte wakeup requests (qmgr, pickup);
-//! - [`multi`]: many long-lived clients per process (anvil).
+//! - [`multi`]: many long-lived clients per process (anvil);
+//! - [`agent`]: the delivery agents' side of a delivery request.
 #![deny(missing_docs)]
 
+pub mod agent;
 pub mod args;
 pub mod multi;
 pub mod proto;

@@ -43,12 +43,8 @@
 
 mod lookup;
 
-use std::fs::{File, OpenOptions};
-use std::time::SystemTime;
-
-use postern_ipc::deliver::{Action, RcptStatus, Recipient, Request, Server, log_status};
+use postern_ipc::deliver::{Action, RcptStatus, Recipient, log_status};
 use postern_mailstore::{Delivery, LockOptions};
-use postern_queue::{Queue, QueueFile, QueueId};
 use postern_server::{Conn, Context};
 use postern_util::{privs, warn};
 
@@ -74,30 +70,11 @@ struct Job<'a> {
 
 /// Handles one delivery request.
 fn serve(conn: Conn, ctx: &Context, tables: &Tables) {
-    let stream = match conn {
-        Conn::Unix(s) => s,
-        Conn::Tcp(_) => {
-            warn!("unexpected TCP connection from {}", conn.peer());
-            return;
-        }
+    let Some((mut server, req, start)) = postern_server::agent::accept(conn, ctx) else {
+        return;
     };
-    let conn = match postern_ipc::Conn::new(stream, ctx.config.time("ipc_timeout")) {
-        Ok(c) => c,
-        Err(e) => {
-            warn!("delivery connection: {e}");
-            return;
-        }
-    };
-    let (mut server, req) = match Server::accept(conn) {
-        Ok(x) => x,
-        Err(e) => {
-            warn!("delivery request: {e}");
-            return;
-        }
-    };
-    let start = SystemTime::now();
     let cfg = &ctx.config;
-    let queue = open_queue_file(&cfg.path("queue_directory"), &req);
+    let queue = postern_server::agent::open_queue_file(&cfg.path("queue_directory"), &req);
     let content = queue
         .as_ref()
         .map(|(_, qf)| qf.content_to_vec())
@@ -137,35 +114,6 @@ fn serve(conn: Conn, ctx: &Context, tables: &Tables) {
     if let Err(e) = server.finish() {
         warn!("{}: report to queue manager: {e}", req.queue_id);
     }
-}
-
-/// The queue file, read-write (for `mark_done`) and parsed; `Err` is the
-/// reason to defer every recipient.
-fn open_queue_file(spool: &std::path::Path, req: &Request) -> Result<(File, QueueFile), String> {
-    let (Some(queue), Ok(id)) = (
-        Queue::from_dir_name(&req.queue_name),
-        QueueId::parse(&req.queue_id),
-    ) else {
-        warn!(
-            "bad queue file name in request: {}/{}",
-            req.queue_name, req.queue_id
-        );
-        return Err("bad queue file name in delivery request".into());
-    };
-    let path = id.path(spool, queue);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| {
-            warn!("{}: open queue file {}: {e}", req.queue_id, path.display());
-            format!("cannot open queue file: {e}")
-        })?;
-    let qf = QueueFile::open(&path).map_err(|e| {
-        warn!("{}: read queue file {}: {e}", req.queue_id, path.display());
-        format!("cannot read queue file: {e}")
-    })?;
-    Ok((file, qf))
 }
 
 fn status(action: Action, dsn: &str, reason: String) -> RcptStatus {
