@@ -209,6 +209,21 @@ pub fn log_status(req: &Request, rcpt: &Recipient, s: &RcptStatus, start: System
     );
 }
 
+impl RcptStatus {
+    /// A result without remote details; the offset is filled in by the
+    /// caller that knows the recipient.
+    pub fn new(action: Action, dsn: &str, reason: String) -> RcptStatus {
+        RcptStatus {
+            offset: 0,
+            action,
+            dsn: dsn.into(),
+            reason,
+            diagnostic: String::new(),
+            mta: String::new(),
+        }
+    }
+}
+
 fn header(req: &Request) -> AttrList {
     let mut l = AttrList::new();
     l.put_str("queue_name", &req.queue_name)

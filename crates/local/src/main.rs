@@ -172,62 +172,27 @@ impl<'a> Rcpt<'a> {
 
 /// Handles one delivery request.
 fn serve(conn: Conn, ctx: &Context, aliases: &Maps) {
-    let Some((mut server, req, start)) = postern_server::agent::accept(conn, ctx) else {
-        return;
-    };
     let cfg = &ctx.config;
-    let queue = postern_server::agent::open_queue_file(&cfg.path("queue_directory"), &req);
-    let content = queue
-        .as_ref()
-        .map(|(_, qf)| qf.content_to_vec())
-        .unwrap_or_default();
-    let job = Job {
-        cfg,
-        aliases,
-        sender: &req.sender,
-        content: &content,
-        limit: cfg.size("mailbox_size_limit"),
-        locking: LockOptions {
-            attempts: u32::try_from(cfg.int("deliver_lock_attempts")).unwrap_or(1),
-            delay: cfg.time("deliver_lock_delay"),
-            stale_after: cfg.time("stale_lock_time"),
-        },
-        switch_ids: privs::is_root() && !cfg.bool("development_mode"),
-    };
-    for rcpt in &req.recipients {
-        let mut status = match &queue {
-            Ok(_) => deliver_one(&job, rcpt),
-            Err(reason) => defer("4.3.0", reason.clone()),
+    postern_server::agent::serve(conn, ctx, "local", |req, content, rcpt| {
+        let job = Job {
+            cfg,
+            aliases,
+            sender: &req.sender,
+            content,
+            limit: cfg.size("mailbox_size_limit"),
+            locking: LockOptions {
+                attempts: u32::try_from(cfg.int("deliver_lock_attempts")).unwrap_or(1),
+                delay: cfg.time("deliver_lock_delay"),
+                stale_after: cfg.time("stale_lock_time"),
+            },
+            switch_ids: privs::is_root() && !cfg.bool("development_mode"),
         };
-        status.offset = rcpt.offset;
-        if status.action.is_final()
-            && let Ok((file, _)) = &queue
-            && let Err(e) = postern_queue::mark_done(file, rcpt.offset)
-        {
-            warn!("{}: cannot update queue file: {e}", req.queue_id);
-            status = defer("4.3.0", format!("cannot update queue file: {e}"));
-            status.offset = rcpt.offset;
-        }
-        postern_ipc::deliver::log_status(&req, rcpt, &status, start, "local");
-        if let Err(e) = server.report(&status) {
-            warn!("{}: report to queue manager: {e}", req.queue_id);
-            return;
-        }
-    }
-    if let Err(e) = server.finish() {
-        warn!("{}: report to queue manager: {e}", req.queue_id);
-    }
+        deliver_one(&job, rcpt)
+    });
 }
 
 pub(crate) fn status(action: Action, dsn: &str, reason: String) -> RcptStatus {
-    RcptStatus {
-        offset: 0,
-        action,
-        dsn: dsn.into(),
-        reason,
-        diagnostic: String::new(),
-        mta: String::new(),
-    }
+    RcptStatus::new(action, dsn, reason)
 }
 
 pub(crate) fn defer(dsn: &str, reason: String) -> RcptStatus {

@@ -1,12 +1,14 @@
 //! The agent side of a delivery request (Postfix `deliver_request.c`):
-//! what every delivery agent (local, virtual, ...) does before it
-//! delivers — accept qmgr's request and open the queue file it names.
+//! what every delivery agent (local, virtual, ...) does around the
+//! delivery itself — accept qmgr's request, open the queue file it names,
+//! and for each recipient mark it done when final, log the Postfix status
+//! line and report to qmgr ([`serve`]).
 
 use std::fs::{File, OpenOptions};
 use std::path::Path;
 use std::time::SystemTime;
 
-use postern_ipc::deliver::{Request, Server};
+use postern_ipc::deliver::{Action, RcptStatus, Recipient, Request, Server, log_status};
 use postern_queue::{Queue, QueueFile, QueueId};
 use postern_util::warn;
 
@@ -68,4 +70,52 @@ pub fn open_queue_file(spool: &Path, req: &Request) -> Result<(File, QueueFile),
         format!("cannot read queue file: {e}")
     })?;
     Ok((file, qf))
+}
+
+/// Serves one delivery request: `deliver` is called per recipient with
+/// the request and the message content and returns its result. When the
+/// queue file cannot be opened, or a final result cannot be recorded in
+/// it, the recipient is deferred instead (`4.3.0`), so it is never lost
+/// and never delivered twice. `relay` names the agent in the log line.
+pub fn serve(
+    conn: Conn,
+    ctx: &Context,
+    relay: &str,
+    mut deliver: impl FnMut(&Request, &[u8], &Recipient) -> RcptStatus,
+) {
+    let Some((mut server, req, start)) = accept(conn, ctx) else {
+        return;
+    };
+    let queue = open_queue_file(&ctx.config.path("queue_directory"), &req);
+    let content = queue
+        .as_ref()
+        .map(|(_, qf)| qf.content_to_vec())
+        .unwrap_or_default();
+    for rcpt in &req.recipients {
+        let mut status = match &queue {
+            Ok(_) => deliver(&req, &content, rcpt),
+            Err(reason) => RcptStatus::new(Action::Delayed, "4.3.0", reason.clone()),
+        };
+        status.offset = rcpt.offset;
+        if status.action.is_final()
+            && let Ok((file, _)) = &queue
+            && let Err(e) = postern_queue::mark_done(file, rcpt.offset)
+        {
+            warn!("{}: cannot update queue file: {e}", req.queue_id);
+            status = RcptStatus::new(
+                Action::Delayed,
+                "4.3.0",
+                format!("cannot update queue file: {e}"),
+            );
+            status.offset = rcpt.offset;
+        }
+        log_status(&req, rcpt, &status, start, relay);
+        if let Err(e) = server.report(&status) {
+            warn!("{}: report to queue manager: {e}", req.queue_id);
+            return;
+        }
+    }
+    if let Err(e) = server.finish() {
+        warn!("{}: report to queue manager: {e}", req.queue_id);
+    }
 }

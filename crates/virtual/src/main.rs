@@ -43,10 +43,10 @@
 
 mod lookup;
 
-use postern_ipc::deliver::{Action, RcptStatus, Recipient, log_status};
+use postern_ipc::deliver::{Action, RcptStatus, Recipient};
 use postern_mailstore::{Delivery, LockOptions};
 use postern_server::{Conn, Context};
-use postern_util::{privs, warn};
+use postern_util::privs;
 
 use lookup::{Problem, Tables, Target};
 
@@ -70,61 +70,26 @@ struct Job<'a> {
 
 /// Handles one delivery request.
 fn serve(conn: Conn, ctx: &Context, tables: &Tables) {
-    let Some((mut server, req, start)) = postern_server::agent::accept(conn, ctx) else {
-        return;
-    };
     let cfg = &ctx.config;
-    let queue = postern_server::agent::open_queue_file(&cfg.path("queue_directory"), &req);
-    let content = queue
-        .as_ref()
-        .map(|(_, qf)| qf.content_to_vec())
-        .unwrap_or_default();
-    let job = Job {
-        tables,
-        sender: &req.sender,
-        content: &content,
-        limit: cfg.size("virtual_mailbox_limit"),
-        locking: LockOptions {
-            attempts: u32::try_from(cfg.int("deliver_lock_attempts")).unwrap_or(1),
-            delay: cfg.time("deliver_lock_delay"),
-            stale_after: cfg.time("stale_lock_time"),
-        },
-        switch_ids: privs::is_root() && !cfg.bool("development_mode"),
-    };
-    for rcpt in &req.recipients {
-        let mut status = match &queue {
-            Ok(_) => deliver_one(&job, rcpt),
-            Err(reason) => defer("4.3.0", reason.clone()),
+    postern_server::agent::serve(conn, ctx, "virtual", |req, content, rcpt| {
+        let job = Job {
+            tables,
+            sender: &req.sender,
+            content,
+            limit: cfg.size("virtual_mailbox_limit"),
+            locking: LockOptions {
+                attempts: u32::try_from(cfg.int("deliver_lock_attempts")).unwrap_or(1),
+                delay: cfg.time("deliver_lock_delay"),
+                stale_after: cfg.time("stale_lock_time"),
+            },
+            switch_ids: privs::is_root() && !cfg.bool("development_mode"),
         };
-        status.offset = rcpt.offset;
-        if status.action.is_final()
-            && let Ok((file, _)) = &queue
-            && let Err(e) = postern_queue::mark_done(file, rcpt.offset)
-        {
-            warn!("{}: cannot update queue file: {e}", req.queue_id);
-            status = defer("4.3.0", format!("cannot update queue file: {e}"));
-            status.offset = rcpt.offset;
-        }
-        log_status(&req, rcpt, &status, start, "virtual");
-        if let Err(e) = server.report(&status) {
-            warn!("{}: report to queue manager: {e}", req.queue_id);
-            return;
-        }
-    }
-    if let Err(e) = server.finish() {
-        warn!("{}: report to queue manager: {e}", req.queue_id);
-    }
+        deliver_one(&job, rcpt)
+    });
 }
 
 fn status(action: Action, dsn: &str, reason: String) -> RcptStatus {
-    RcptStatus {
-        offset: 0,
-        action,
-        dsn: dsn.into(),
-        reason,
-        diagnostic: String::new(),
-        mta: String::new(),
-    }
+    RcptStatus::new(action, dsn, reason)
 }
 
 fn defer(dsn: &str, reason: String) -> RcptStatus {
