@@ -5,11 +5,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use postern_ipc::deliver::{self, Action, RcptStatus, Recipient, Request};
-use postern_queue::{NewRecipient, Queue, QueueFile, QueueFileWriter, RecipientStatus};
-use postern_tests::Instance;
+use postern_ipc::deliver::{Action, RcptStatus};
+use postern_queue::{QueueFile, RecipientStatus};
+use postern_tests::{Instance, agent};
 
 const WAIT: Duration = Duration::from_secs(20);
 const TABLE: &str = "[local]\ntype = \"unix\"\nunpriv = false\ncommand = \"local\"\n\
@@ -35,68 +35,14 @@ fn start(dir: &Path, aliases: &str, extra: &str) -> Instance {
     inst
 }
 
-/// Writes a queue file into `active/`; returns its id and the
-/// recipients with their offsets.
-fn queue_file(
-    inst: &Instance,
-    sender: &str,
-    rcpts: &[&str],
-    content: &[u8],
-) -> (String, Vec<Recipient>) {
-    let mut w = QueueFileWriter::create(&inst.queue_dir, Queue::Active).unwrap();
-    w.time(SystemTime::now()).unwrap();
-    w.sender(sender).unwrap();
-    let mut out = Vec::new();
-    for r in rcpts {
-        let offset = w.recipient(&NewRecipient::new(r)).unwrap();
-        out.push(Recipient {
-            address: (*r).to_string(),
-            orcpt: (*r).to_string(),
-            offset,
-            ..Recipient::default()
-        });
-    }
-    w.begin_content().unwrap();
-    w.write_content(content).unwrap();
-    w.end_content().unwrap();
-    let id = w.finish().unwrap();
-    (id.as_str().to_string(), out)
-}
-
-fn request(id: &str, sender: &str, recipients: Vec<Recipient>) -> Request {
-    Request {
-        queue_name: "active".into(),
-        queue_id: id.into(),
-        arrival: SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-        nexthop: "localhost".into(),
-        sender: sender.into(),
-        recipients,
-        ..Request::default()
-    }
-}
-
-/// Sends the request, retrying while the service is not yet reachable.
-fn send(inst: &Instance, req: &Request) -> Vec<RcptStatus> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match deliver::deliver(&inst.queue_dir, "local", WAIT, req) {
-            Ok(s) => return s,
-            Err((e, partial)) => {
-                assert!(partial.is_empty(), "{e}: {partial:?}");
-                assert!(Instant::now() < deadline, "deliver: {e}");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    }
-}
-
 /// Delivers one message to `rcpts` and returns the statuses.
 fn deliver_to(inst: &Instance, rcpts: &[&str], content: &[u8]) -> (String, Vec<RcptStatus>) {
-    let (id, list) = queue_file(inst, "a@example.test", rcpts, content);
-    let got = send(inst, &request(&id, "a@example.test", list));
+    let (id, list) = agent::queue_file(&inst.queue_dir, "a@example.test", rcpts, content);
+    let got = agent::send(
+        &inst.queue_dir,
+        "local",
+        &agent::request(&id, "localhost", "a@example.test", list),
+    );
     assert_eq!(got.len(), rcpts.len(), "{got:?}");
     (id, got)
 }

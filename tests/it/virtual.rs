@@ -3,11 +3,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use postern_ipc::deliver::{self, Action, RcptStatus, Recipient, Request};
-use postern_queue::{NewRecipient, Queue, QueueFile, QueueFileWriter, RecipientStatus};
-use postern_tests::Instance;
+use postern_ipc::deliver::{Action, RcptStatus, Recipient, Request};
+use postern_queue::{QueueFile, RecipientStatus};
+use postern_tests::{Instance, agent};
 
 const WAIT: Duration = Duration::from_secs(20);
 const TABLE: &str = "[virtual]\ntype = \"unix\"\nunpriv = false\ncommand = \"virtual\"\n";
@@ -25,57 +25,16 @@ fn start(base: &Path, maps: &str) -> Instance {
     inst
 }
 
-/// Writes a queue file into `active/`; returns its id and the
-/// recipients with their offsets.
 fn queue_file(inst: &Instance, sender: &str, rcpts: &[&str]) -> (String, Vec<Recipient>) {
-    let mut w = QueueFileWriter::create(&inst.queue_dir, Queue::Active).unwrap();
-    w.time(SystemTime::now()).unwrap();
-    w.sender(sender).unwrap();
-    let mut out = Vec::new();
-    for r in rcpts {
-        let offset = w.recipient(&NewRecipient::new(r)).unwrap();
-        out.push(Recipient {
-            address: (*r).to_string(),
-            orcpt: (*r).to_string(),
-            offset,
-            ..Recipient::default()
-        });
-    }
-    w.begin_content().unwrap();
-    w.write_content(CONTENT).unwrap();
-    w.end_content().unwrap();
-    let id = w.finish().unwrap();
-    (id.as_str().to_string(), out)
+    agent::queue_file(&inst.queue_dir, sender, rcpts, CONTENT)
 }
 
 fn request(id: &str, sender: &str, recipients: Vec<Recipient>) -> Request {
-    Request {
-        queue_name: "active".into(),
-        queue_id: id.into(),
-        arrival: SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-        nexthop: "example.test".into(),
-        sender: sender.into(),
-        recipients,
-        ..Request::default()
-    }
+    agent::request(id, "example.test", sender, recipients)
 }
 
-/// Sends the request, retrying while the service is not yet reachable.
 fn send(inst: &Instance, req: &Request) -> Vec<RcptStatus> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match deliver::deliver(&inst.queue_dir, "virtual", WAIT, req) {
-            Ok(s) => return s,
-            Err((e, partial)) => {
-                assert!(partial.is_empty(), "{e}: {partial:?}");
-                assert!(Instant::now() < deadline, "deliver: {e}");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    }
+    agent::send(&inst.queue_dir, "virtual", req)
 }
 
 fn statuses(inst: &Instance, id: &str) -> Vec<(String, RecipientStatus)> {

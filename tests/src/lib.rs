@@ -225,3 +225,73 @@ impl LineClient {
 pub fn alive(pid: i32) -> bool {
     kill(Pid::from_raw(pid), None).is_ok()
 }
+
+/// Driving a delivery agent directly, the way qmgr does.
+pub mod agent {
+    use std::path::Path;
+    use std::time::{Duration, Instant, SystemTime};
+
+    use postern_ipc::deliver::{self, RcptStatus, Recipient, Request};
+    use postern_queue::{NewRecipient, Queue, QueueFileWriter};
+
+    /// Writes a queue file into `active/`; returns its id and the
+    /// recipients with their record offsets.
+    pub fn queue_file(
+        queue_dir: &Path,
+        sender: &str,
+        rcpts: &[&str],
+        content: &[u8],
+    ) -> (String, Vec<Recipient>) {
+        let mut w = QueueFileWriter::create(queue_dir, Queue::Active).expect("create");
+        w.time(SystemTime::now()).expect("time");
+        w.sender(sender).expect("sender");
+        let mut out = Vec::new();
+        for r in rcpts {
+            let offset = w.recipient(&NewRecipient::new(r)).expect("recipient");
+            out.push(Recipient {
+                address: (*r).to_string(),
+                orcpt: (*r).to_string(),
+                offset,
+                ..Recipient::default()
+            });
+        }
+        w.begin_content().expect("content");
+        w.write_content(content).expect("content");
+        w.end_content().expect("content");
+        let id = w.finish().expect("finish");
+        (id.as_str().to_string(), out)
+    }
+
+    /// A request for a file in `active/`.
+    pub fn request(id: &str, nexthop: &str, sender: &str, recipients: Vec<Recipient>) -> Request {
+        Request {
+            queue_name: "active".into(),
+            queue_id: id.into(),
+            arrival: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .expect("clock")
+                .as_secs(),
+            nexthop: nexthop.into(),
+            sender: sender.into(),
+            recipients,
+            ..Request::default()
+        }
+    }
+
+    /// Sends the request to `private/<transport>`, retrying while the
+    /// service is not reachable yet.
+    pub fn send(queue_dir: &Path, transport: &str, req: &Request) -> Vec<RcptStatus> {
+        let wait = Duration::from_secs(20);
+        let deadline = Instant::now() + wait;
+        loop {
+            match deliver::deliver(queue_dir, transport, wait, req) {
+                Ok(s) => return s,
+                Err((e, partial)) => {
+                    assert!(partial.is_empty(), "{e}: {partial:?}");
+                    assert!(Instant::now() < deadline, "deliver: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+}
