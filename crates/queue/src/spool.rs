@@ -4,41 +4,40 @@
 //! `global/mail_queue.c`, and the deferred-queue time stamps of
 //! `qmgr/qmgr_active.c`.
 
-use std::fs::{self, File, FileTimes, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{self, File, FileTimes};
 use std::path::Path;
 use std::time::SystemTime;
 
 use crate::{Error, Queue, QueueId};
 
-fn sync_dir(path: &Path) -> Result<(), Error> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY)
-        .open(path)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|e| Error::io(path, e))
-}
-
-/// Moves the file `id` from queue `from` to queue `to` with rename(2), then
-/// fsyncs both directories. Moving a file to the queue it is in does
-/// nothing.
+/// Moves the file `id` from queue `from` to queue `to` with rename(2).
+/// Moving a file to the queue it is in does nothing.
+///
+/// No directory is fsynced, as in Postfix: a move lost in a crash leaves
+/// the file in the queue it came from, and every queue a move can start
+/// from (maildrop, incoming, active, deferred, hold) is scanned again when
+/// the system starts, so the message is found and nothing is lost. What
+/// must not be undone by a crash (the file's creation, a recipient's done
+/// mark) is fsynced where it is written.
 pub fn move_file(spool: &Path, id: &QueueId, from: Queue, to: Queue) -> Result<(), Error> {
     if from == to {
         return Ok(());
     }
     let old = id.path(spool, from);
     let new = id.path(spool, to);
-    fs::rename(&old, &new).map_err(|e| Error::io(&old, e))?;
-    sync_dir(&spool.join(to.dir_name()))?;
-    sync_dir(&spool.join(from.dir_name()))
+    fs::rename(&old, &new).map_err(|e| Error::io(&old, e))
 }
 
-/// Removes the file `id` from `queue`, then fsyncs the directory.
+/// Removes the file `id` from `queue`.
+///
+/// The directory is not fsynced: the queue manager removes a file once
+/// every recipient is done, and the done marks are on stable storage
+/// ([`crate::mark_done`]), so a removal lost in a crash brings back a
+/// file with nothing left to deliver, which the queue manager removes
+/// again.
 pub fn remove(spool: &Path, id: &QueueId, queue: Queue) -> Result<(), Error> {
     let path = id.path(spool, queue);
-    fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-    sync_dir(&spool.join(queue.dir_name()))
+    fs::remove_file(&path).map_err(|e| Error::io(&path, e))
 }
 
 /// Sets the next delivery attempt of a deferred file, which is its
