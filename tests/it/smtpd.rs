@@ -655,6 +655,34 @@ s.quit()
     c.expect("RCPT TO:<victim@remote.example>", "250 2.1.5 Ok");
 }
 
+/// relay_domains are relayed for outside clients, and relay_recipient_maps
+/// turns away the recipients it does not list.
+#[test]
+fn relay_domains_and_relay_recipient_maps() {
+    let smtp = start(
+        "relay_domains = \"relay.example\"\n\
+         relay_recipient_maps = \"inline:{known@relay.example=ok}\"",
+    );
+    let script = r#"
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), local_hostname="stranger.example", source_address=("127.0.0.2", 0))
+s.ehlo()
+print(s.mail("a@example.org"))
+print(s.rcpt("known@relay.example"))
+print(s.rcpt("unknown@relay.example"))
+print(s.rcpt("victim@remote.example"))
+s.quit()
+"#;
+    let out = python(script, smtp.port);
+    assert_eq!(
+        out,
+        "(250, b'2.1.0 Ok')\n(250, b'2.1.5 Ok')\n\
+         (550, b'5.1.1 <unknown@relay.example>: Recipient address rejected: \
+         User unknown in relay recipient table')\n\
+         (454, b'4.7.1 <victim@remote.example>: Relay access denied')\n"
+    );
+}
+
 /// swaks, when installed: a plain message and a pipelined one.
 #[test]
 fn swaks_sends_mail() {

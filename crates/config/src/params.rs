@@ -603,6 +603,12 @@ pub static PARAMS: &[Param] = &[
         doc: "Domains (not local, not virtual) that smtpd(8) accepts mail for and relays (Postfix 3.0 compatibility default: empty).",
     },
     Param {
+        name: "relay_recipient_maps",
+        kind: Kind::List,
+        default: "",
+        doc: "Lookup tables with all addresses in relay_domains that smtpd(8) accepts; other recipients there are rejected with 550 5.1.1. Empty accepts every recipient in relay_domains.",
+    },
+    Param {
         name: "relay_transport",
         kind: Kind::Str,
         default: "relay",

@@ -188,6 +188,7 @@ pub(crate) fn open_tables(config: &Config, delimiter: &str) -> Result<Tables, St
         local_recipient: open("local_recipient_maps")?,
         virtual_mailbox: open("virtual_mailbox_maps")?,
         virtual_alias: open("virtual_alias_maps")?,
+        relay_recipient: open("relay_recipient_maps")?,
         canonical,
     })
 }

@@ -359,6 +359,8 @@ pub(crate) struct Tables {
     pub(crate) virtual_mailbox: Option<Box<dyn AddressTable>>,
     /// `virtual_alias_maps`.
     pub(crate) virtual_alias: Option<Box<dyn AddressTable>>,
+    /// `relay_recipient_maps`.
+    pub(crate) relay_recipient: Option<Box<dyn AddressTable>>,
     /// `recipient_canonical_maps` and `canonical_maps`: an address with
     /// an entry there is accepted (Postfix assumes it is rewritten to
     /// something deliverable).
@@ -450,6 +452,12 @@ pub(crate) fn check_recipient_maps(
     } else if class & flags::CLASS_ALIAS != 0 {
         // Known aliases returned above.
         return unknown("virtual alias table");
+    } else if class & flags::CLASS_RELAY != 0 {
+        if let Some(table) = &tables.relay_recipient
+            && !find(table.as_ref())?
+        {
+            return unknown("relay recipient table");
+        }
     }
     Ok(())
 }
@@ -713,6 +721,7 @@ pub(crate) mod tests {
             local_recipient: Some(SetTable::boxed(&["alice", "root"])),
             virtual_mailbox: Some(SetTable::boxed(&["v@virt.example"])),
             virtual_alias: Some(SetTable::boxed(&["alias@valias.example"])),
+            relay_recipient: Some(SetTable::boxed(&["known@relay"])),
             canonical: vec![SetTable::boxed(&["canon@mail.example.test"])],
         }
     }
@@ -769,9 +778,18 @@ pub(crate) mod tests {
                     .into()
             )
         );
-        // Remote and relay domains are not checked here.
+        // Remote domains are not checked here; relay domains against
+        // relay_recipient_maps.
         assert_eq!(maps(flags::CLASS_DEFAULT, "x@remote", "x@remote"), Ok(()));
-        assert_eq!(maps(flags::CLASS_RELAY, "x@relay", "x@relay"), Ok(()));
+        assert_eq!(
+            maps(flags::CLASS_RELAY, "known@relay", "known@relay"),
+            Ok(())
+        );
+        assert!(
+            maps(flags::CLASS_RELAY, "x@relay", "x@relay")
+                .unwrap_err()
+                .starts_with("550 5.1.1 <x@relay>: Recipient address rejected: User unknown in relay recipient table")
+        );
     }
 
     #[test]

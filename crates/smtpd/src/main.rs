@@ -35,7 +35,8 @@
 //! client, HELO and sender restriction lists (as with the default
 //! `smtpd_delay_reject = yes`), then `smtpd_relay_restrictions` and
 //! `smtpd_recipient_restrictions`, then the "user unknown" check against
-//! `local_recipient_maps`, `virtual_mailbox_maps` and `virtual_alias_maps`
+//! `local_recipient_maps`, `virtual_mailbox_maps`, `virtual_alias_maps`
+//! and `relay_recipient_maps`
 //! (see [`check`]). Recipients are rewritten and resolved through
 //! trivial-rewrite(8).
 //!
@@ -92,7 +93,7 @@
 //! `smtpd_client_restrictions`, `smtpd_helo_restrictions`,
 //! `smtpd_sender_restrictions`, `smtpd_relay_restrictions`,
 //! `smtpd_recipient_restrictions`, `smtpd_data_restrictions`,
-//! `local_recipient_maps`, `alias_maps`,
+//! `local_recipient_maps`, `alias_maps`, `relay_recipient_maps`,
 //! `virtual_mailbox_maps`, `virtual_alias_maps`, `canonical_maps`,
 //! `recipient_canonical_maps`, `recipient_delimiter`, `ipc_timeout`,
 //! `queue_directory`.

@@ -255,6 +255,7 @@ fn env_with(overrides: &[&str]) -> Env {
             local_recipient: Some(SetTable::boxed(&["alice", "bob", "jösé"])),
             virtual_mailbox: Some(SetTable::boxed(&["v@virt.example"])),
             virtual_alias: Some(SetTable::boxed(&["a@valias.example"])),
+            relay_recipient: None,
             canonical: vec![],
         },
     }
