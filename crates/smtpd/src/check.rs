@@ -452,12 +452,11 @@ pub(crate) fn check_recipient_maps(
     } else if class & flags::CLASS_ALIAS != 0 {
         // Known aliases returned above.
         return unknown("virtual alias table");
-    } else if class & flags::CLASS_RELAY != 0 {
-        if let Some(table) = &tables.relay_recipient
-            && !find(table.as_ref())?
-        {
-            return unknown("relay recipient table");
-        }
+    } else if class & flags::CLASS_RELAY != 0
+        && let Some(table) = &tables.relay_recipient
+        && !find(table.as_ref())?
+    {
+        return unknown("relay recipient table");
     }
     Ok(())
 }
