@@ -10,9 +10,15 @@
 //!
 //! The client reconnects once when the connection broke (the server
 //! process may have retired after `max_use` or `max_idle`).
+//!
+//! Like Postfix's clients, it remembers its last rewrite and its last
+//! resolve answer for [`CACHE_TTL`]: mail comes in runs of the same
+//! sender and recipients, and a repeated question then costs no round
+//! trip. A table change reaches a client after at most that long, as in
+//! Postfix.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postern_wire::attr::{AttrList, AttrReader, Mode};
 
@@ -117,12 +123,20 @@ pub enum Request {
     },
 }
 
+/// How long a client trusts its last answer (Postfix `rewrite_clnt.c`
+/// and `resolve_clnt.c` use 30 seconds).
+pub const CACHE_TTL: Duration = Duration::from_secs(30);
+
 /// Client side, reconnecting on demand.
 #[derive(Debug)]
 pub struct Client {
     queue_dir: PathBuf,
     timeout: Duration,
     conn: Option<Conn>,
+    /// The last rewrite: (rule, address) → result, until the instant.
+    last_rewrite: Option<(Rule, String, String, Instant)>,
+    /// The last resolve: (sender, address) → answer, until the instant.
+    last_resolve: Option<(String, String, Resolved, Instant)>,
 }
 
 impl Client {
@@ -132,34 +146,67 @@ impl Client {
             queue_dir: queue_dir.to_path_buf(),
             timeout,
             conn: None,
+            last_rewrite: None,
+            last_resolve: None,
         }
     }
 
     /// Canonicalizes `address` in the context `rule`.
     pub fn rewrite(&mut self, rule: Rule, address: &str) -> Result<String, Error> {
+        if let Some((r, a, result, until)) = &self.last_rewrite
+            && *r == rule
+            && a == address
+            && Instant::now() < *until
+        {
+            return Ok(result.clone());
+        }
         let reply = self.call(|l| {
             l.put_str("request", "rewrite")
                 .put_str("rule", rule.as_str())
                 .put_str("address", address);
         })?;
         let mut r = AttrReader::new(&reply, Mode::Lenient)?;
-        Ok(r.require_str("address")?.to_string())
+        let result = r.require_str("address")?.to_string();
+        self.last_rewrite = Some((
+            rule,
+            address.to_string(),
+            result.clone(),
+            Instant::now() + CACHE_TTL,
+        ));
+        Ok(result)
     }
 
     /// Resolves `address` to a transport, next hop and recipient.
     pub fn resolve(&mut self, sender: &str, address: &str) -> Result<Resolved, Error> {
+        if let Some((s, a, resolved, until)) = &self.last_resolve
+            && s == sender
+            && a == address
+            && Instant::now() < *until
+        {
+            return Ok(resolved.clone());
+        }
         let reply = self.call(|l| {
             l.put_str("request", "resolve")
                 .put_str("sender", sender)
                 .put_str("address", address);
         })?;
         let mut r = AttrReader::new(&reply, Mode::Lenient)?;
-        Ok(Resolved {
+        let resolved = Resolved {
             flags: r.require_u64("flags")?,
             transport: r.require_str("transport")?.to_string(),
             nexthop: r.require_str("nexthop")?.to_string(),
             recipient: r.require_str("recipient")?.to_string(),
-        })
+        };
+        // A temporary failure is not remembered: the next question asks again.
+        if resolved.flags & flags::FAIL == 0 {
+            self.last_resolve = Some((
+                sender.to_string(),
+                address.to_string(),
+                resolved.clone(),
+                Instant::now() + CACHE_TTL,
+            ));
+        }
+        Ok(resolved)
     }
 
     fn call(&mut self, fill: impl Fn(&mut AttrList)) -> Result<Vec<u8>, Error> {
