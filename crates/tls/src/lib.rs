@@ -100,3 +100,7 @@ pub fn provider() -> Arc<CryptoProvider> {
 
 #[cfg(test)]
 mod testutil;
+
+/// The rustls version this crate is built with, for the configuration
+/// types in its API.
+pub use rustls;
