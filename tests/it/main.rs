@@ -20,6 +20,10 @@ mod rewrite;
 /// with cleanup and trivial-rewrite; queue files checked.
 mod smtpd;
 
+/// smtpd with TLS: STARTTLS from smtplib, swaks, curl and postern-tls,
+/// the encrypt level, command injection after STARTTLS, wrapper mode.
+mod smtpd_tls;
+
 /// Local submission: sendmail, postdrop, pickup, mailq, newaliases,
 /// sendmail -bs, postcat.
 mod submit;

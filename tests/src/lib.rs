@@ -226,6 +226,8 @@ pub fn alive(pid: i32) -> bool {
     kill(Pid::from_raw(pid), None).is_ok()
 }
 
+pub mod tls;
+
 /// Driving a delivery agent directly, the way qmgr does.
 pub mod agent {
     use std::path::Path;

@@ -122,6 +122,7 @@ mod serve;
 mod session;
 mod settings;
 mod stats;
+mod tls;
 
 fn main() {
     postern_server::single::run("smtpd", |ctx| {

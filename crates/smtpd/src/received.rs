@@ -33,6 +33,8 @@ pub(crate) struct Received<'a> {
     pub(crate) single_recipient: Option<&'a str>,
     /// The date, as from [`date`].
     pub(crate) date: &'a str,
+    /// The TLS session, when `smtpd_tls_received_header = yes`.
+    pub(crate) tls: Option<&'a postern_tls::TlsInfo>,
 }
 
 impl Received<'_> {
@@ -40,15 +42,25 @@ impl Received<'_> {
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let helo = self.helo.unwrap_or(self.client_name);
         let mut h = format!(
-            "Received: from {} ({} [{}])\r\n\tby {} ({}) with {} id {}",
+            "Received: from {} ({} [{}])\r\n",
             clean(helo),
             self.client_name,
             self.client_rfc_addr,
-            self.hostname,
-            self.mail_name,
-            self.protocol,
-            self.queue_id
         );
+        if let Some(tls) = self.tls {
+            // Postfix smtpd.c: the cipher clause, then whether a client
+            // certificate was asked for (never, here).
+            h.push_str(&format!("\t(using {tls}"));
+            match &tls.key_exchange {
+                Some(kx) => h.push_str(&format!("\r\n\t key-exchange {kx})\r\n")),
+                None => h.push_str(")\r\n"),
+            }
+            h.push_str("\t(No client certificate requested)\r\n");
+        }
+        h.push_str(&format!(
+            "\tby {} ({}) with {} id {}",
+            self.hostname, self.mail_name, self.protocol, self.queue_id
+        ));
         match self.single_recipient {
             Some(rcpt) => h.push_str(&format!("\r\n\tfor <{}>; {}\r\n", clean(rcpt), self.date)),
             None => h.push_str(&format!(";\r\n\t{}\r\n", self.date)),
@@ -87,7 +99,32 @@ mod tests {
             queue_id: "4ABCDEF",
             single_recipient: Some("bob@example.test"),
             date: "Tue, 3 Mar 2026 10:04:05 +0000 (UTC)",
+            tls: None,
         }
+    }
+
+    #[test]
+    fn tls_clause_postfix_shape() {
+        let info = postern_tls::TlsInfo {
+            protocol: "TLSv1.3".into(),
+            cipher: "TLS_AES_256_GCM_SHA384".into(),
+            bits: 256,
+            key_exchange: Some("X25519".into()),
+        };
+        let r = Received {
+            protocol: "ESMTPS",
+            tls: Some(&info),
+            ..base()
+        };
+        assert_eq!(
+            String::from_utf8(r.to_bytes()).unwrap(),
+            "Received: from client.example (unknown [127.0.0.1])\r\n\
+             \t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)\r\n\
+             \t key-exchange X25519)\r\n\
+             \t(No client certificate requested)\r\n\
+             \tby mail.example.test (Postern) with ESMTPS id 4ABCDEF\r\n\
+             \tfor <bob@example.test>; Tue, 3 Mar 2026 10:04:05 +0000 (UTC)\r\n"
+        );
     }
 
     #[test]

@@ -7,11 +7,17 @@
 //! Every read and every write has `smtpd_timeout`; a read that times out
 //! gets `421 4.4.2 ... Error: timeout exceeded`, a write that times out or
 //! fails ends the session as a lost connection.
+//!
+//! TLS: after the session accepted STARTTLS (and threw away any plaintext
+//! pipelined behind it), the `220` is flushed and the handshake runs here
+//! with `smtpd_starttls_timeout`; in `smtpd_tls_wrappermode` it runs
+//! before the greeting. A failed handshake ends the session.
 
 use std::io::{self, ErrorKind, Read, Write};
 
 use postern_ipc::anvil;
 use postern_server::Conn;
+use postern_tls::{MaybeTls, TlsInfo};
 use postern_util::{info, warn};
 
 use crate::backend::Backend;
@@ -44,9 +50,50 @@ pub(crate) fn serve<B: Backend>(mut conn: Conn, service: &str, env: &Env, backen
     };
     let mut session = Session::new(env, backend, peer);
     info!("connect from {}", session.namaddr());
+    let mut stream = MaybeTls::Plain(conn);
+    if env.tls.wrapper {
+        if env.tls.config.is_none() {
+            warn!(
+                "Wrapper-mode request dropped from {} for service {service}. \
+                 TLS context initialization failed. For details see earlier warnings \
+                 in your logs.",
+                session.namaddr()
+            );
+            session.end();
+            return;
+        }
+        stream = match handshake(stream, env) {
+            Ok((s, info)) => {
+                session.tls_started(info);
+                s
+            }
+            Err(e) => {
+                session.tls_failed(&e);
+                session.end();
+                return;
+            }
+        };
+    }
     session.greet();
-    run(&mut conn, &mut session);
+    run(stream, &mut session, env);
     session.end();
+}
+
+/// Runs the server side of the TLS handshake with
+/// `smtpd_starttls_timeout`.
+fn handshake(stream: MaybeTls<Conn>, env: &Env) -> io::Result<(MaybeTls<Conn>, TlsInfo)> {
+    let Some(config) = env.tls.config.clone() else {
+        // Session::starttls answers 454 without a configuration.
+        return Err(io::Error::other("no TLS configuration"));
+    };
+    let t = &env.tls;
+    stream.get_ref().set_timeout(Some(t.handshake_timeout))?;
+    let stream = stream.accept(config)?;
+    stream.get_ref().set_timeout(Some(env.settings.timeout))?;
+    let info = stream
+        .info()
+        .ok_or_else(|| io::Error::other("handshake incomplete"))?;
+    Ok((stream, info))
 }
 
 /// `smtpd_client_connection_count_limit` (Postfix `smtpd.c` with
@@ -97,7 +144,7 @@ fn is_timeout(e: &io::Error) -> bool {
 }
 
 /// The read-process-write loop.
-fn run<B: Backend, S: Read + Write>(conn: &mut S, session: &mut Session<'_, B>) {
+fn run<B: Backend>(mut conn: MaybeTls<Conn>, session: &mut Session<'_, B>, env: &Env) {
     let mut buf = vec![0u8; READ_SIZE];
     loop {
         let out = session.take_output();
@@ -112,7 +159,21 @@ fn run<B: Backend, S: Read + Write>(conn: &mut S, session: &mut Session<'_, B>) 
             return;
         }
         if session.is_closed() {
+            conn.close_notify();
             return;
+        }
+        if session.wants_tls() {
+            conn = match handshake(conn, env) {
+                Ok((tls, info)) => {
+                    session.tls_started(info);
+                    tls
+                }
+                Err(e) => {
+                    session.tls_failed(&e);
+                    return;
+                }
+            };
+            continue;
         }
         match conn.read(&mut buf) {
             Ok(0) => {

@@ -35,6 +35,7 @@ use postern_smtp_proto::{
     DataError, DataOptions, DataProgress, DataReceiver, LineEnding, LineError, MailParams, Mailbox,
     Notify, ParseOptions, Path, RcptParams, RequestReceiver, Ret,
 };
+use postern_tls::TlsInfo;
 use postern_util::{info, warn};
 
 use crate::backend::{Backend, QueueSink};
@@ -42,6 +43,7 @@ use crate::check::{self, Facts};
 use crate::received::Received;
 use crate::settings::Env;
 use crate::stats::CommandStats;
+use crate::tls::Level;
 
 /// The client at the other end.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +106,9 @@ enum Phase {
     Data(DataReceiver),
     /// A BDAT chunk (read into `Session::bdat`).
     Chunk(Chunk),
+    /// STARTTLS was accepted: the caller flushes the `220` and runs the
+    /// handshake, then calls [`Session::tls_started`].
+    Handshake,
 }
 
 #[derive(Debug)]
@@ -159,6 +164,8 @@ pub(crate) struct Session<'a, B: Backend> {
     stats: CommandStats,
     /// The last command (Postfix `state->where`), for logs.
     last: &'static str,
+    /// The TLS session, once the handshake is done.
+    tls: Option<TlsInfo>,
 }
 
 impl<'a, B: Backend> Session<'a, B> {
@@ -186,6 +193,7 @@ impl<'a, B: Backend> Session<'a, B> {
             junk: 0,
             stats: CommandStats::default(),
             last: "CONNECT",
+            tls: None,
         }
     }
 
@@ -215,10 +223,14 @@ impl<'a, B: Backend> Session<'a, B> {
         let mut input: &[u8] = bytes;
         loop {
             match self.phase {
-                Phase::Closed => return,
+                Phase::Closed | Phase::Handshake => return,
                 Phase::Command => {
                     self.input.feed(input);
                     self.run_commands();
+                    if matches!(self.phase, Phase::Handshake) {
+                        self.discard_plaintext();
+                        return;
+                    }
                     if !self.in_content() {
                         return;
                     }
@@ -236,6 +248,63 @@ impl<'a, B: Backend> Session<'a, B> {
                 }
             }
         }
+    }
+
+    /// Whether the caller must run the TLS handshake now (after writing
+    /// out the `220 2.0.0 Ready to start TLS`).
+    pub(crate) fn wants_tls(&self) -> bool {
+        matches!(self.phase, Phase::Handshake)
+    }
+
+    /// The handshake (after STARTTLS, or at connect in wrapper mode)
+    /// succeeded: the session starts over as RFC 3207 §4.2 says (no
+    /// greeting, no transaction; done by `Session::accept(STARTTLS)`).
+    pub(crate) fn tls_started(&mut self, info: TlsInfo) {
+        if self.env.tls.loglevel >= 1 {
+            info!(
+                "Anonymous TLS connection established from {}: {}",
+                self.namaddr,
+                info.summary()
+            );
+        }
+        self.tls = Some(info);
+        if matches!(self.phase, Phase::Handshake) {
+            self.phase = Phase::Command;
+        } else {
+            // Wrapper mode: TLS from the start, so STARTTLS is refused.
+            self.proto = self.proto.clone().in_tls();
+        }
+    }
+
+    /// The handshake failed; the connection cannot go on (there is no
+    /// way back to plaintext).
+    pub(crate) fn tls_failed(&mut self, error: &std::io::Error) {
+        info!("SSL_accept error from {}: {error}", self.namaddr);
+        self.lost();
+    }
+
+    /// Whether the session runs inside TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Throws away whatever the client sent after STARTTLS before the
+    /// handshake. Executing it would let a man in the middle inject
+    /// commands into the TLS session (CVE-2011-0411; Postfix: "At this
+    /// point there must not be any pending plaintext").
+    fn discard_plaintext(&mut self) {
+        if self.input.has_buffered() {
+            let pending = String::from_utf8_lossy(self.input.buffered())
+                .chars()
+                .take(100)
+                .map(|c| if c.is_control() { '_' } else { c })
+                .collect::<String>();
+            info!(
+                "improper command pipelining after STARTTLS from {}: {pending}",
+                self.namaddr
+            );
+        }
+        self.input.clear();
     }
 
     /// The client did not send or receive in time.
@@ -271,7 +340,7 @@ impl<'a, B: Backend> Session<'a, B> {
         match self.phase {
             Phase::Data(_) => self.stats.count("DATA", false),
             Phase::Chunk(_) => self.stats.count("BDAT", false),
-            Phase::Closed | Phase::Command => {}
+            Phase::Closed | Phase::Command | Phase::Handshake => {}
         }
         self.phase = Phase::Closed;
     }
@@ -416,6 +485,18 @@ impl<'a, B: Backend> Session<'a, B> {
             }
         };
         self.last = command.verb();
+        if self.must_start_tls(&command) {
+            // Postfix smtpd_tls_security_level = encrypt: only commands
+            // flagged SMTPD_CMD_FLAG_PRE_TLS run before STARTTLS.
+            let reply = standard::starttls_first();
+            if let Command::Bdat { size, last } = command {
+                self.refuse_chunk(size, last, reply);
+            } else {
+                self.stats.count(command.verb(), false);
+                self.fail(reply);
+            }
+            return;
+        }
         if matches!(
             command,
             Command::Helo(_)
@@ -467,10 +548,7 @@ impl<'a, B: Backend> Session<'a, B> {
                 Done::Ok
             }
             Command::Vrfy(arg) => self.vrfy(arg),
-            Command::Starttls => {
-                self.fail(standard::not_implemented());
-                Done::Failed
-            }
+            Command::Starttls => self.starttls(&command),
             Command::Auth { .. } => {
                 self.fail(standard::auth_not_enabled());
                 Done::Failed
@@ -495,6 +573,9 @@ impl<'a, B: Backend> Session<'a, B> {
         if s.vrfy_enabled {
             e.push(Extension::Vrfy);
         }
+        if self.env.tls.offered() && !self.is_tls() {
+            e.push(Extension::StartTls);
+        }
         e.extend([
             Extension::EnhancedStatusCodes,
             Extension::EightBitMime,
@@ -510,11 +591,53 @@ impl<'a, B: Backend> Session<'a, B> {
         if self.env.settings.vrfy_enabled {
             verbs.push_str(" VRFY");
         }
+        if self.env.tls.offered() && !self.is_tls() {
+            verbs.push_str(" STARTTLS");
+        }
         Reply::with_status(
             214,
             EnhancedStatus::new(2, 0, 0),
             format!("Commands: {verbs}"),
         )
+    }
+
+    /// `smtpd_tls_security_level = encrypt` and no TLS yet: whether
+    /// `command` must wait for STARTTLS.
+    fn must_start_tls(&self, command: &Command) -> bool {
+        let pre_tls = matches!(
+            command,
+            Command::Helo(_)
+                | Command::Ehlo(_)
+                | Command::Starttls
+                | Command::Noop(_)
+                | Command::Quit
+        );
+        self.env.tls.level == Level::Encrypt && !self.is_tls() && !pre_tls
+    }
+
+    /// STARTTLS (Postfix `smtpd.c:starttls_cmd`).
+    fn starttls(&mut self, command: &Command) -> Done {
+        let tls = &self.env.tls;
+        if !tls.offered() {
+            self.fail(standard::not_implemented());
+            return Done::Failed;
+        }
+        if self.proto.in_transaction() {
+            self.fail(standard::transaction_in_progress());
+            return Done::Failed;
+        }
+        if tls.config.is_none() {
+            self.fail(standard::tls_not_available());
+            return Done::Failed;
+        }
+        // RFC 3207 §4.2: forget the greeting and everything learned from
+        // the client before TLS.
+        self.abort_transaction();
+        self.proto.accept(command);
+        self.helo = None;
+        self.reply(standard::starttls_ready());
+        self.phase = Phase::Handshake;
+        Done::Ok
     }
 
     /// HELO/EHLO: resets any transaction (RFC 5321 §4.1.4).
@@ -682,10 +805,14 @@ impl<'a, B: Backend> Session<'a, B> {
     /// Starts the content: `M` and the `Received:` header.
     fn begin_message(&mut self) -> Result<(), String> {
         let date = self.backend.date();
-        let protocol = match (self.protocol(), self.proto.smtputf8()) {
-            ("ESMTP", true) => "UTF8SMTP",
-            (p, _) => p,
+        // RFC 3848/6531: an S for TLS.
+        let protocol = match (self.protocol(), self.proto.smtputf8(), self.tls.is_some()) {
+            ("ESMTP", true, false) => "UTF8SMTP",
+            ("ESMTP", true, true) => "UTF8SMTPS",
+            ("ESMTP", false, true) => "ESMTPS",
+            (p, _, _) => p,
         };
+        let tls = self.tls.as_ref().filter(|_| self.env.tls.received_header);
         let Some(txn) = self.txn.as_mut() else {
             return Err("no transaction".into());
         };
@@ -706,6 +833,7 @@ impl<'a, B: Backend> Session<'a, B> {
             queue_id: queue.queue_id(),
             single_recipient: single,
             date: &date,
+            tls,
         }
         .to_bytes();
         let result = queue
@@ -854,7 +982,7 @@ impl<'a, B: Backend> Session<'a, B> {
                     }
                 }
             }
-            Phase::Closed | Phase::Command => 0,
+            Phase::Closed | Phase::Command | Phase::Handshake => 0,
         }
     }
 

@@ -10,6 +10,7 @@ use postern_util::warn;
 
 use crate::backend;
 use crate::check::{Restrictions, Tables};
+use crate::tls::TlsSettings;
 
 /// Typed parameters.
 #[derive(Debug, Clone)]
@@ -107,6 +108,7 @@ pub(crate) struct Env {
     pub(crate) settings: Settings,
     pub(crate) restrictions: Restrictions,
     pub(crate) tables: Tables,
+    pub(crate) tls: TlsSettings,
 }
 
 impl Env {
@@ -122,10 +124,12 @@ impl Env {
         let settings = Settings::from_config(config);
         let restrictions = Restrictions::from_config(config)?;
         let tables = backend::open_tables(config, &settings.recipient_delimiter)?;
+        let tls = TlsSettings::from_config(config)?;
         Ok(Env {
             settings,
             restrictions,
             tables,
+            tls,
         })
     }
 }

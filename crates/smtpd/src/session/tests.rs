@@ -258,6 +258,7 @@ fn env_with(overrides: &[&str]) -> Env {
             relay_recipient: None,
             canonical: vec![],
         },
+        tls: crate::tls::TlsSettings::from_config(&config).unwrap(),
     }
 }
 
@@ -1050,4 +1051,161 @@ fn ipv6_client_in_received() {
     assert!(message(&spool, 0).text().starts_with(
         "Received: from h (unknown [IPv6:::1])\r\n\tby mail.example.test (Postern) with SMTP id"
     ));
+}
+
+// --- STARTTLS ------------------------------------------------------------
+
+/// A self-signed certificate in a temp dir, and the overrides that use it.
+fn tls_env(extra: &[&str]) -> (Env, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["mail.example.test".to_string()]).unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let mut o = vec![
+        format!("smtpd_tls_cert_file={}", cert.display()),
+        format!("smtpd_tls_key_file={}", key.display()),
+    ];
+    o.extend(extra.iter().map(|s| s.to_string()));
+    let o: Vec<&str> = o.iter().map(String::as_str).collect();
+    (env_with(&o), dir)
+}
+
+fn tls13() -> TlsInfo {
+    TlsInfo {
+        protocol: "TLSv1.3".into(),
+        cipher: "TLS_AES_256_GCM_SHA384".into(),
+        bits: 256,
+        key_exchange: Some("X25519".into()),
+    }
+}
+
+#[test]
+fn no_starttls_by_default() {
+    let env = env();
+    assert!(env.tls.config.is_none());
+    let mut fake = Fake::new();
+    let mut t = T::new(&env, &mut fake, "127.0.0.1");
+    assert!(!t.cmd("EHLO x", "250-").contains("STARTTLS"));
+    t.cmd("STARTTLS", "502 5.5.1 Error: command not implemented\r\n");
+    // Configured certificate but level none: still nothing.
+    let (env, _dir) = tls_env(&[]);
+    assert!(env.tls.config.is_none());
+}
+
+#[test]
+fn starttls_announced_and_session_reset() {
+    let (env, _dir) = tls_env(&["smtpd_tls_security_level=may"]);
+    assert!(env.tls.config.is_some());
+    let mut fake = Fake::new();
+    let mut t = T::new(&env, &mut fake, "127.0.0.1");
+    let ehlo = t.cmd("EHLO client.example", "250-");
+    assert!(ehlo.contains("250-STARTTLS\r\n"), "{ehlo}");
+    t.cmd(
+        "HELP",
+        "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP STARTTLS",
+    );
+    t.cmd("MAIL FROM:<a@example.org>", "250");
+    t.cmd("STARTTLS", "503 5.5.1 Error: MAIL transaction in progress");
+    t.cmd("RSET", "250");
+    t.cmd("STARTTLS", "220 2.0.0 Ready to start TLS\r\n");
+    assert!(t.s.wants_tls());
+    // Nothing is read until the handshake is done.
+    assert_eq!(t.send(b"NOOP\r\n"), "");
+    t.s.tls_started(tls13());
+    assert!(!t.s.wants_tls());
+    // The session starts over: the old EHLO is forgotten.
+    let ehlo = t.cmd("EHLO client.example", "250-");
+    assert!(!ehlo.contains("STARTTLS"), "{ehlo}");
+    t.cmd("STARTTLS", "554 5.5.1 Error: TLS already active");
+    assert_eq!(
+        t.s.stats.format(),
+        " ehlo=2 starttls=1/3 mail=1 rset=1 help=1 commands=6/8"
+    );
+}
+
+#[test]
+fn plaintext_pipelined_after_starttls_is_discarded() {
+    let (env, _dir) = tls_env(&["smtpd_tls_security_level=may"]);
+    let mut fake = Fake::new();
+    let spool = fake.spool.clone();
+    let mut t = T::new(&env, &mut fake, "127.0.0.1");
+    t.ehlo();
+    // CVE-2011-0411: the injected commands must never run.
+    let out = t
+        .send(b"STARTTLS\r\nMAIL FROM:<evil@example.org>\r\nRCPT TO:<alice@mail.example.test>\r\n");
+    assert_eq!(out, "220 2.0.0 Ready to start TLS\r\n");
+    t.s.tls_started(tls13());
+    t.cmd("EHLO client.example", "250-");
+    t.cmd(
+        "RCPT TO:<alice@mail.example.test>",
+        "503 5.5.1 Error: need MAIL command",
+    );
+    assert!(spool.borrow().messages.is_empty());
+}
+
+#[test]
+fn encrypt_requires_starttls_first() {
+    let (env, _dir) = tls_env(&[
+        "smtpd_tls_security_level=encrypt",
+        "smtpd_tls_received_header=yes",
+    ]);
+    let mut fake = Fake::new();
+    let spool = fake.spool.clone();
+    let mut t = T::new(&env, &mut fake, "127.0.0.1");
+    t.ehlo();
+    for cmd in [
+        "MAIL FROM:<a@example.org>",
+        "RCPT TO:<alice@mail.example.test>",
+        "DATA",
+        "RSET",
+        "VRFY alice",
+    ] {
+        t.cmd(cmd, "530 5.7.0 Must issue a STARTTLS command first\r\n");
+    }
+    // A refused BDAT's chunk is read and dropped, not run as commands.
+    assert_eq!(
+        t.send(b"BDAT 6\r\nQUIT\r\n"),
+        "530 5.7.0 Must issue a STARTTLS command first\r\n"
+    );
+    t.cmd("NOOP", "250");
+    t.cmd("STARTTLS", "220");
+    t.s.tls_started(tls13());
+    t.envelope("sender@example.org", "alice@mail.example.test");
+    t.cmd("DATA", "354");
+    t.cmd("Subject: x\r\n\r\nbody\r\n.", "250 2.0.0 Ok: queued as");
+    let m = message(&spool, 0);
+    assert_eq!(
+        m.text(),
+        "Received: from client.example (unknown [127.0.0.1])\r\n\
+         \t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)\r\n\
+         \t key-exchange X25519)\r\n\
+         \t(No client certificate requested)\r\n\
+         \tby mail.example.test (Postern) with ESMTPS id 4QUEUE0\r\n\
+         \tfor <alice@mail.example.test>; Thu, 1 Jan 2026 00:00:00 +0000 (UTC)\r\n\
+         Subject: x\r\n\r\nbody\r\n"
+    );
+}
+
+#[test]
+fn encrypt_without_certificate_answers_454() {
+    let env = env_with(&["smtpd_tls_security_level=encrypt"]);
+    let mut fake = Fake::new();
+    let mut t = T::new(&env, &mut fake, "127.0.0.1");
+    assert!(t.cmd("EHLO x", "250-").contains("STARTTLS"));
+    t.cmd(
+        "STARTTLS",
+        "454 4.7.0 TLS not available due to local problem\r\n",
+    );
+    t.cmd("MAIL FROM:<a@example.org>", "530 5.7.0");
+}
+
+#[test]
+fn bad_security_level_is_a_config_error() {
+    let config = Config::defaults()
+        .with_overrides(&["smtpd_tls_security_level=mandatory".to_string()])
+        .unwrap();
+    let e = crate::tls::TlsSettings::from_config(&config).unwrap_err();
+    assert!(e.starts_with("smtpd_tls_security_level:"), "{e}");
 }
