@@ -61,6 +61,24 @@ impl Status {
     }
 }
 
+/// Whether `site` is a host name or an address literal `[ip]` (Postfix
+/// `valid_hostname`, `valid_mailhost_literal`): what `send_site` accepts.
+pub fn valid_site(site: &str) -> bool {
+    if let Some(inner) = site.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+        let ip = inner.strip_prefix("IPv6:").unwrap_or(inner);
+        return ip.parse::<std::net::IpAddr>().is_ok();
+    }
+    !site.is_empty()
+        && site.len() <= 255
+        && site.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 /// Client side: sends `req` to `public/flush`; returns the status and the
 /// number of messages flushed.
 pub fn send(queue_dir: &Path, timeout: Duration, req: &Request) -> Result<(Status, u64), Error> {
@@ -106,6 +124,17 @@ pub fn send_reply(conn: &mut Conn, status: Status, count: u64) -> Result<(), Err
 mod tests {
     use super::*;
     use std::os::unix::net::UnixListener;
+
+    #[test]
+    fn sites() {
+        assert!(valid_site("example.org"));
+        assert!(valid_site("[192.0.2.1]"));
+        assert!(valid_site("[IPv6:2001:db8::1]"));
+        assert!(!valid_site("exa mple.org"));
+        assert!(!valid_site("[nonsense]"));
+        assert!(!valid_site(""));
+        assert!(!valid_site("-bad.org"));
+    }
 
     #[test]
     fn request_and_reply() {
