@@ -68,7 +68,9 @@ fn flush_one(spool: &Path, id: &QueueId) -> bool {
     match move_file(spool, id, Queue::Deferred, Queue::Incoming) {
         Ok(()) => true,
         // qmgr took it meanwhile.
-        Err(postern_queue::Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+        Err(postern_queue::Error::Io { source, .. })
+            if source.kind() == io::ErrorKind::NotFound =>
+        {
             false
         }
         Err(e) => {

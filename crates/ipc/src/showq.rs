@@ -163,7 +163,10 @@ impl<R: Read> Reader<R> {
         match self.record()? {
             (RecordType::AttrList, data) => Ok(Some(data)),
             (RecordType::End, _) => Ok(None),
-            (kind, _) => Err(Error::Protocol(format!("unexpected {} record", kind.name()))),
+            (kind, _) => Err(Error::Protocol(format!(
+                "unexpected {} record",
+                kind.name()
+            ))),
         }
     }
 

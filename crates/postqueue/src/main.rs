@@ -169,9 +169,7 @@ fn parse_args(mut argv: Vec<OsString>) -> Result<Parsed, String> {
 /// Whether a set-group-id postqueue may read configuration from `dir`:
 /// it and its main.toml belong to root and only root can change them.
 fn trusted_dir(dir: &Path) -> bool {
-    let safe = |p: &Path| {
-        std::fs::metadata(p).is_ok_and(|m| m.uid() == 0 && m.mode() & 0o022 == 0)
-    };
+    let safe = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.uid() == 0 && m.mode() & 0o022 == 0);
     safe(dir) && safe(&dir.join("main.toml"))
 }
 
@@ -185,7 +183,10 @@ fn load_config(args: &Args) -> Config {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR));
     if privileged {
         if !args.overrides.is_empty() {
-            die(EX_NOPERM, "-o is not allowed when postqueue runs set-group-id");
+            die(
+                EX_NOPERM,
+                "-o is not allowed when postqueue runs set-group-id",
+            );
         }
         if dir != Path::new(DEFAULT_CONFIG_DIR) && !trusted_dir(&dir) {
             die(
@@ -231,7 +232,10 @@ fn format_listing<R: Read>(mut reader: showq::Reader<R>, json: bool) {
             Ok(None) => break,
             Err(e) => {
                 let _ = out.flush();
-                die(EX_SOFTWARE, &format!("malformed showq server response: {e}"));
+                die(
+                    EX_SOFTWARE,
+                    &format!("malformed showq server response: {e}"),
+                );
             }
         }
     }
@@ -257,7 +261,10 @@ fn show_queue(config: &Config, args: &Args, json: bool) {
         Ok(reader) => return format_listing(reader, json),
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => die(
             EX_SOFTWARE,
-            &format!("Connect to the {} showq service: {e}", config.str("mail_name")),
+            &format!(
+                "Connect to the {} showq service: {e}",
+                config.str("mail_name")
+            ),
         ),
         Err(_) if may_read_spool(&spool) => {}
         Err(_) => die(
@@ -285,7 +292,10 @@ fn show_queue(config: &Config, args: &Args, json: bool) {
     format_listing(showq::Reader::new(stdout), json);
     match child.wait() {
         Ok(st) if st.success() => {}
-        Ok(st) => die(EX_UNAVAILABLE, &format!("{} failed: {st}", program.display())),
+        Ok(st) => die(
+            EX_UNAVAILABLE,
+            &format!("{} failed: {st}", program.display()),
+        ),
         Err(e) => die(EX_UNAVAILABLE, &format!("wait for showq: {e}")),
     }
 }
@@ -298,7 +308,10 @@ fn flush_queue(config: &Config) {
         .and_then(|()| postern_ipc::trigger::send(&spool, PICKUP, b"W"));
     if let Err(e) = sent {
         postern_util::debug!("trigger: {e}");
-        die(EX_UNAVAILABLE, "Cannot flush mail queue - mail system is down");
+        die(
+            EX_UNAVAILABLE,
+            "Cannot flush mail queue - mail system is down",
+        );
     }
 }
 
@@ -308,7 +321,10 @@ fn flush_request(config: &Config, req: Request) {
             if postern_queue::QueueId::parse(id).is_err() {
                 die(
                     EX_USAGE,
-                    &format!("Cannot flush mail queue - invalid queue id: \"{}\"", shorten(id)),
+                    &format!(
+                        "Cannot flush mail queue - invalid queue id: \"{}\"",
+                        shorten(id)
+                    ),
                 );
             }
             id.clone()
@@ -330,14 +346,21 @@ fn flush_request(config: &Config, req: Request) {
     let wait = config.time("ipc_timeout").min(MAX_WAIT);
     match flush::send(&spool, wait, &req) {
         Ok((Status::Ok, _)) => {}
-        Ok((Status::Bad, _)) => die(EX_USAGE, &format!("Invalid request: \"{}\"", shorten(&what))),
+        Ok((Status::Bad, _)) => die(
+            EX_USAGE,
+            &format!("Invalid request: \"{}\"", shorten(&what)),
+        ),
         Ok((Status::Deny, _)) => die(
             EX_UNAVAILABLE,
-            &format!("Flush service is not configured for destination \"{}\"", shorten(&what)),
+            &format!(
+                "Flush service is not configured for destination \"{}\"",
+                shorten(&what)
+            ),
         ),
-        Ok((Status::Fail, _)) | Err(_) => {
-            die(EX_UNAVAILABLE, "Cannot flush mail queue - mail system is down")
-        }
+        Ok((Status::Fail, _)) | Err(_) => die(
+            EX_UNAVAILABLE,
+            "Cannot flush mail queue - mail system is down",
+        ),
     }
 }
 
@@ -418,9 +441,19 @@ mod tests {
         assert_eq!(a.config_dir, Some(PathBuf::from("/etc/x")));
         assert_eq!(a.overrides, ["a=b"]);
         assert!(parse(&["-p"]).unwrap().config_dir.is_none());
-        for bad in [&[][..], &["-p", "-f"], &["-x"], &["-p", "extra"], &["-i"], &["-"]] {
+        for bad in [
+            &[][..],
+            &["-p", "-f"],
+            &["-x"],
+            &["-p", "extra"],
+            &["-i"],
+            &["-"],
+        ] {
             let e = parse(bad).unwrap_err();
-            assert!(e.contains("usage") || e.contains("argument"), "{bad:?}: {e}");
+            assert!(
+                e.contains("usage") || e.contains("argument"),
+                "{bad:?}: {e}"
+            );
         }
         assert_eq!(parse(&["--help"]).unwrap_err(), "help");
     }

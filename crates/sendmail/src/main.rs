@@ -185,7 +185,11 @@ fn run(program: &str, argv: Vec<OsString>) -> Result<i32, Fatal> {
 /// Becomes `postqueue` with `args` (Postfix sendmail runs postqueue for
 /// `-bp`, `-q`, `-qR` and `-qI` the same way): postqueue is set-group-id
 /// and reaches the showq and flush services, which sendmail cannot.
-fn run_postqueue(config: &Config, explicit_dir: Option<&Path>, args: &[&str]) -> Result<i32, Fatal> {
+fn run_postqueue(
+    config: &Config,
+    explicit_dir: Option<&Path>,
+    args: &[&str],
+) -> Result<i32, Fatal> {
     use std::os::unix::process::CommandExt;
     let program = enqueue::command_path(config, "postqueue");
     let mut cmd = std::process::Command::new(&program);

@@ -87,7 +87,9 @@ fn message(spool: &Path, queue: Queue, id: &QueueId) -> Option<Message> {
     };
     let qf = match QueueFile::open_with(&id.path(spool, queue), &opts) {
         Ok(qf) => qf,
-        Err(postern_queue::Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+        Err(postern_queue::Error::Io { source, .. })
+            if source.kind() == io::ErrorKind::NotFound =>
+        {
             return None;
         }
         Err(e) => {
