@@ -371,8 +371,23 @@ fn visit_dir(
             continue;
         }
         if mass.delete_all {
-            if remove(&path)? && message_queue && postern_queue::is_ready(&meta) {
-                counts.deleted += 1;
+            // A message file that is not ready is still being written:
+            // its writer has not acknowledged it yet, and deleting it
+            // would make that acknowledgement a lie. A message goes with
+            // its logs, logs first.
+            let name = name.to_str().and_then(|n| QueueId::parse(n).ok());
+            match (message_queue, name) {
+                (true, _) if !postern_queue::is_ready(&meta) => {}
+                (true, Some(id)) if depth == 0 => {
+                    if delete_one(spool, &[queue], &id, out)? {
+                        counts.deleted += 1;
+                    }
+                }
+                _ => {
+                    if remove(&path)? && message_queue {
+                        counts.deleted += 1;
+                    }
+                }
             }
             continue;
         }
