@@ -172,9 +172,11 @@ fn mail_waits_in_maildrop_until_master_starts() {
         &["-C", inst.config_dir.to_str().unwrap()],
         b"",
     ));
-    assert!(listing.starts_with("-Queue ID- "), "{listing}");
+    // (Through postqueue, which reads the spool directly, as root or the
+    // spool's owner may, when the mail system is down.)
+    assert!(listing.starts_with("----Queue ID----- "), "{listing}");
     assert!(listing.contains(&format!("{} ", dropped[0])), "{listing}");
-    assert!(listing.contains("  alice@example.test\n"), "{listing}");
+    assert!(listing.contains(" alice@example.test\n"), "{listing}");
     assert!(listing.contains(" bob@example.test\n"), "{listing}");
     assert!(
         listing.ends_with("-- 0 Kbytes in 1 Request.\n"),

@@ -360,6 +360,12 @@ pub static PARAMS: &[Param] = &[
         doc: "The maximal number of addresses that cleanup(8) remembers when it removes duplicate recipients; 0 means no limit.",
     },
     Param {
+        name: "fast_flush_domains",
+        kind: Kind::List,
+        default: "$relay_domains",
+        doc: "Destinations whose deferred mail postqueue -s (sendmail -qR) may flush through flush(8).",
+    },
+    Param {
         name: "forward_path",
         kind: Kind::Raw,
         default: "$home/.forward${recipient_delimiter}${extension}, $home/.forward",

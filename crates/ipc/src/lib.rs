@@ -16,7 +16,9 @@
 //! - [`rewrite`]: address rewriting and resolving by trivial-rewrite;
 //! - [`deliver`]: delivery requests from qmgr to the delivery agents;
 //! - [`trigger`]: one-byte wakeups (qmgr, pickup);
-//! - [`anvil`]: connection counting.
+//! - [`anvil`]: connection counting;
+//! - [`showq`]: the queue listing (showq → postqueue);
+//! - [`flush`]: flushing one message or one site (postqueue → flush).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -24,8 +26,10 @@ pub mod anvil;
 pub mod cleanup;
 pub mod conn;
 pub mod deliver;
+pub mod flush;
 pub mod rewrite;
 pub mod service;
+pub mod showq;
 pub mod trigger;
 
 pub use conn::{Conn, Error};

@@ -32,6 +32,10 @@ pub const ANVIL: (Class, &str) = (Class::Private, "anvil");
 pub const QMGR: (Class, &str) = (Class::Public, "qmgr");
 /// pickup: triggers about new maildrop files (public).
 pub const PICKUP: (Class, &str) = (Class::Public, "pickup");
+/// showq: the queue listing for postqueue (public).
+pub const SHOWQ: (Class, &str) = (Class::Public, "showq");
+/// flush: delivering one message or one site now, for postqueue (public).
+pub const FLUSH: (Class, &str) = (Class::Public, "flush");
 
 /// The socket of a service under `queue_directory`.
 pub fn socket_path(queue_dir: &Path, service: (Class, &str)) -> PathBuf {

@@ -2,84 +2,12 @@
 //! non-delivery report (Postfix `bounce_append`, `bounce_notify`,
 //! `bounce_template.c`, the backoff of `qmgr_active.c`).
 //!
-//! A log (`defer/ID`, `bounce/ID`) holds one line per recipient and
-//! attempt: `address TAB dsn TAB reason`, with tabs and line breaks in the
-//! fields replaced by spaces.
+//! The logs themselves (`defer/ID`, `bounce/ID`) are read and written by
+//! `postern_queue::log`.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-/// One line of a defer or bounce log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LogEntry {
-    /// The recipient.
-    pub(crate) address: String,
-    /// The RFC 3463 status (`5.1.1`).
-    pub(crate) dsn: String,
-    /// Why.
-    pub(crate) reason: String,
-}
-
-fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c == '\t' || c == '\n' || c == '\r' {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect()
-}
-
-/// Appends entries to the log at `path` (created mode 0600).
-pub(crate) fn append(path: &Path, entries: &[LogEntry]) -> io::Result<()> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let mut text = String::new();
-    for e in entries {
-        text.push_str(&format!(
-            "{}\t{}\t{}\n",
-            clean(&e.address),
-            clean(&e.dsn),
-            clean(&e.reason)
-        ));
-    }
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()
-}
-
-/// Parses a log; malformed lines are skipped.
-pub(crate) fn parse(text: &str) -> Vec<LogEntry> {
-    text.lines()
-        .filter_map(|l| {
-            let mut it = l.splitn(3, '\t');
-            Some(LogEntry {
-                address: it.next()?.to_string(),
-                dsn: it.next()?.to_string(),
-                reason: it.next()?.to_string(),
-            })
-        })
-        .collect()
-}
-
-/// Reads a log; a missing file is empty.
-pub(crate) fn read(path: &Path) -> io::Result<Vec<LogEntry>> {
-    match fs::read(path) {
-        Ok(b) => Ok(parse(&String::from_utf8_lossy(&b))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e),
-    }
-}
+pub(crate) use postern_queue::log::{LogEntry, append, read};
 
 /// The number of delivery attempts so far for the recipients in
 /// `pending`: the most lines any of them has in the defer log.

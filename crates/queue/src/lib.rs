@@ -18,6 +18,7 @@
 //!   changes made to a committed file: each rewrites bytes of fixed width
 //!   in place.
 //! - [`move_file`], [`remove`] and [`scan`] work on the spool directories.
+//! - [`log`] reads and writes the per-message defer and bounce logs.
 //!
 //! # The queue file
 //!
@@ -89,6 +90,7 @@ use postern_wire::RecordType;
 
 mod format;
 mod id;
+pub mod log;
 mod name;
 mod patch;
 mod reader;

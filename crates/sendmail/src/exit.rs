@@ -11,8 +11,6 @@ pub(crate) const EX_UNAVAILABLE: i32 = 69;
 pub(crate) const EX_OSERR: i32 = 71;
 /// Temporary failure: the user is invited to try again.
 pub(crate) const EX_TEMPFAIL: i32 = 75;
-/// Permission denied.
-pub(crate) const EX_NOPERM: i32 = 77;
 /// Configuration error.
 pub(crate) const EX_CONFIG: i32 = 78;
 

@@ -17,7 +17,10 @@
 //! (else `$NAME`, else the user's GECOS name), `-N dsn`, `-V envid`,
 //! `-B 7BIT|8BITMIME`, `-G`, `-C`/`-c config_dir`, `-v`, and the modes
 //! `-bm` (default), `-bp` (list the queue), `-bs` (SMTP on standard input
-//! and output), `-bi`/`-I` (aliases), `-q` (flush the queue). Options that
+//! and output), `-bi`/`-I` (aliases), `-q` (flush the queue), `-qRsite`
+//! and `-qIqueue_id` (deliver one site's or one message's mail now).
+//! `-bp`, `-q`, `-qR` and `-qI` run postqueue(1) in place of sendmail
+//! (`-p`, `-f`, `-s`, `-i`), as Postfix does. Options that
 //! other programs pass out of habit (`-m`, `-n`, `-U`, `-x`, `-h N`,
 //! `-L label`, `-R ret`, `-X file`, `-A...`, `-O...`, `-o...` other than
 //! `-oi`, unknown letters) are ignored, as Postfix ignores them.
@@ -49,7 +52,7 @@
 //! `sendmail_fix_line_endings`, `alias_database`, `myhostname`.
 //!
 //! NOT IMPLEMENTED: `-bv` (address verification), `-bd` (use master(8)),
-//! `-qR`/`-qI` (no fast flush service yet), VERP (`-XV`), delivery reports
+//! VERP (`-XV`), delivery reports
 //! with a single `-v`.
 //!
 //! SEE ALSO: postdrop(1), pickup(8), postcat(1), cleanup(8).
@@ -59,11 +62,10 @@ mod args;
 mod enqueue;
 mod exit;
 mod input;
-mod mailq;
 mod smtp;
 
 use std::ffi::OsString;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -143,25 +145,17 @@ fn run(program: &str, argv: Vec<OsString>) -> Result<i32, Fatal> {
     for note in &args.notes {
         debug!("{note}");
     }
-    let queue_dir = config.path("queue_directory");
     match args.mode {
-        Mode::Enqueue => {
-            if let Some(what) = &args.flush_one {
-                return Err(Fatal::new(
-                    EX_UNAVAILABLE,
-                    format!("-q{what}: flushing one site or message is not implemented"),
-                ));
+        Mode::Enqueue => match args.flush_one.as_deref() {
+            // -qRsite, -qIqueue_id.
+            Some(what) => {
+                let (flag, value) = what.split_at(1);
+                let flag = if flag == "R" { "-s" } else { "-i" };
+                run_postqueue(&config, explicit_dir.as_deref(), &[flag, value])
             }
-            enqueue(&args, &config, explicit_dir.as_deref(), verbose)
-        }
-        Mode::Mailq => {
-            let items = mailq::collect(&queue_dir)?;
-            let mut out = io::stdout().lock();
-            mailq::format(&items, &mut out)
-                .and_then(|()| out.flush())
-                .map_err(|e| Fatal::new(EX_OSERR, format!("write: {e}")))?;
-            Ok(0)
-        }
+            None => enqueue(&args, &config, explicit_dir.as_deref(), verbose),
+        },
+        Mode::Mailq => run_postqueue(&config, explicit_dir.as_deref(), &["-p"]),
         Mode::NewAliases => {
             let maps = config.list("alias_database");
             if !maps.is_empty() {
@@ -173,20 +167,7 @@ fn run(program: &str, argv: Vec<OsString>) -> Result<i32, Fatal> {
             }
             Ok(0)
         }
-        Mode::Flush => {
-            match postern_ipc::trigger::send(&queue_dir, postern_ipc::service::QMGR, b"F") {
-                Ok(()) => Ok(0),
-                Err(e) => {
-                    warn!("Cannot flush mail queue - mail system is down: {e}");
-                    if LOGGING.load(Ordering::Relaxed) {
-                        eprintln!(
-                            "{program}: warning: Cannot flush mail queue - mail system is down: {e}"
-                        );
-                    }
-                    Ok(EX_UNAVAILABLE)
-                }
-            }
-        }
+        Mode::Flush => run_postqueue(&config, explicit_dir.as_deref(), &["-f"]),
         Mode::Smtp => smtp_session(&config, explicit_dir.as_deref(), verbose),
         Mode::Daemon => Err(Fatal::new(
             EX_UNAVAILABLE,
@@ -201,6 +182,28 @@ fn run(program: &str, argv: Vec<OsString>) -> Result<i32, Fatal> {
 }
 
 /// The login name of the real user.
+/// Becomes `postqueue` with `args` (Postfix sendmail runs postqueue for
+/// `-bp`, `-q`, `-qR` and `-qI` the same way): postqueue is set-group-id
+/// and reaches the showq and flush services, which sendmail cannot.
+fn run_postqueue(
+    config: &Config,
+    explicit_dir: Option<&Path>,
+    args: &[&str],
+) -> Result<i32, Fatal> {
+    use std::os::unix::process::CommandExt;
+    let program = enqueue::command_path(config, "postqueue");
+    let mut cmd = std::process::Command::new(&program);
+    if let Some(dir) = explicit_dir {
+        cmd.arg("-c").arg(dir);
+    }
+    cmd.args(args);
+    let e = cmd.exec();
+    Err(Fatal::new(
+        EX_UNAVAILABLE,
+        format!("execute {}: {e}", program.display()),
+    ))
+}
+
 fn login_name() -> Result<(Uid, User), Fatal> {
     let uid = Uid::current();
     match User::from_uid(uid) {
