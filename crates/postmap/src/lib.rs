@@ -139,7 +139,7 @@ fn run(program: Program, cli: &Cli) -> Result<u8, Fatal> {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR));
     let config = Config::load(&dir, &cli.overrides).map_err(|e| Fatal(e.to_string(), EX_CONFIG))?;
     // Warnings from opening tables (-q) go to standard error.
-    let _ = msg::init(&config.str("syslog_name"), program.name(), &Sink::Stderr);
+    let _ = msg::init(&config.str("syslog_name"), program.name(), &Sink::Terminal);
     msg::set_verbose(cli.verbose > 0);
     let default_type = config.str("default_database_type");
     let specs: Vec<String> = cli

@@ -44,18 +44,23 @@ pub(crate) struct Envelope {
     pub(crate) notify_each: Vec<u8>,
 }
 
-/// Where postdrop is: in `command_directory` when that is set
+/// Where postdrop is (see [`command_path`]).
+pub(crate) fn postdrop_path(config: &Config) -> PathBuf {
+    command_path(config, "postdrop")
+}
+
+/// Where the command `name` is: in `command_directory` when that is set
 /// explicitly; otherwise next to this program when it is there (a
 /// development build, or an installation that keeps both together), else
 /// in the default `command_directory`.
-pub(crate) fn postdrop_path(config: &Config) -> PathBuf {
-    let configured = config.path("command_directory").join("postdrop");
+pub(crate) fn command_path(config: &Config, name: &str) -> PathBuf {
+    let configured = config.path("command_directory").join(name);
     if config.is_explicit("command_directory") {
         return configured;
     }
     std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("postdrop")))
+        .and_then(|exe| exe.parent().map(|dir| dir.join(name)))
         .filter(|p| p.is_file())
         .unwrap_or(configured)
 }
