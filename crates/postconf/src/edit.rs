@@ -133,11 +133,12 @@ fn remove(doc: &mut DocumentMut, name: &str) {
     };
     let position = table.iter().position(|(k, _)| k == name).unwrap_or(0);
     table.remove(name);
-    // Only comments carry over; the blank line before a key is its own.
-    let comments = prefix.trim_start_matches(['\n', ' ', '\t']);
-    if comments.is_empty() {
+    // Comments carry over with the blank lines around them; a prefix of
+    // blank lines only goes with the key.
+    if !prefix.contains('#') {
         return;
     }
+    let comments = prefix.as_str();
     let next = table.iter().nth(position).map(|(k, _)| k.to_owned());
     let follows = match next.as_deref().and_then(|k| table.key_mut(k)) {
         Some(mut key) => {
@@ -252,6 +253,7 @@ mod tests {
              \n\
              # Who we are.\n\
              myhostname = \"mail.example.com\"   # the FQDN\n\
+             \n\
              # Bigger mail.\n\
              mydestination = [\"a.example\", \"b.example\"]\n\
              disable_vrfy_command = true\n"
