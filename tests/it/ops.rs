@@ -83,7 +83,10 @@ fn postconf_shows_parameters() {
         "myorigin = example.test\n"
     );
     assert_eq!(
-        expect(&tool(&inst, "postconf", &["-hx", "myorigin", "mydomain"]), 0),
+        expect(
+            &tool(&inst, "postconf", &["-hx", "myorigin", "mydomain"]),
+            0
+        ),
         "example.test\nexample.test\n"
     );
     assert_eq!(
@@ -93,7 +96,11 @@ fn postconf_shows_parameters() {
     // -o overrides what is shown.
     assert_eq!(
         expect(
-            &tool(&inst, "postconf", &["-o", "relayhost=[x]", "-h", "relayhost"]),
+            &tool(
+                &inst,
+                "postconf",
+                &["-o", "relayhost=[x]", "-h", "relayhost"]
+            ),
             0
         ),
         "[x]\n"
@@ -236,7 +243,11 @@ fn postconf_edits_keep_comments_and_refuse_bad_values() {
         expect(&out, 78);
         let name = bad.split('=').next().unwrap();
         assert!(stderr(&out).contains(name), "{bad}: {}", stderr(&out));
-        assert!(stderr(&out).contains("postconf: fatal: "), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("postconf: fatal: "),
+            "{}",
+            stderr(&out)
+        );
         assert_eq!(fs::read_to_string(&path).unwrap(), want, "{bad}");
     }
     expect(&tool(&inst, "postconf", &["-e", "no_equals_sign"]), 64);
@@ -391,7 +402,10 @@ fn postern_starts_reloads_stops_and_aborts_master() {
 
 #[test]
 fn postern_start_reports_a_failed_start() {
-    let inst = Instance::new("", "[echo]\ntype = \"unix\"\ncommand = \"no-such-daemon\"\n");
+    let inst = Instance::new(
+        "",
+        "[echo]\ntype = \"unix\"\ncommand = \"no-such-daemon\"\n",
+    );
     let out = tool(&inst, "postern", &["start"]);
     expect(&out, 1);
     assert!(
@@ -411,7 +425,10 @@ fn postern_start_reports_a_failed_start() {
     let out = tool(&inst, "postern", &["start"]);
     expect(&out, 1);
     let err = stderr(&out);
-    assert!(err.contains("unsafe spool") && err.contains("incoming"), "{err}");
+    assert!(
+        err.contains("unsafe spool") && err.contains("incoming"),
+        "{err}"
+    );
     assert!(err.contains("mail system startup failed"), "{err}");
 }
 
@@ -422,7 +439,11 @@ fn postern_flush_triggers_qmgr() {
     let mut inst = Instance::new("", table);
     let out = tool(&inst, "postern", &["flush"]);
     expect(&out, 69);
-    assert!(stderr(&out).contains("mail system is down"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("mail system is down"),
+        "{}",
+        stderr(&out)
+    );
     inst.start();
     expect(&tool(&inst, "postern", &["flush"]), 0);
     inst.stop();
@@ -501,7 +522,10 @@ fn postmap_queries_lists_and_checks_every_table_type() {
         "transport",
         "# transports\nExample.COM   smtp:[relay.example]\n.example.com relay:[x]\n",
     );
-    let regexp = write("checks", "/^Subject: .*viagra/ REJECT spam\n/^(.*)@old\\.example$/ $1@new.example\n");
+    let regexp = write(
+        "checks",
+        "/^Subject: .*viagra/ REJECT spam\n/^(.*)@old\\.example$/ $1@new.example\n",
+    );
     let cidr = write("clients", "192.0.2.0/24 REJECT\n2001:db8::/32 OK\n");
     let q = |args: &[&str]| tool(&inst, "postmap", args);
 
@@ -511,19 +535,34 @@ fn postmap_queries_lists_and_checks_every_table_type() {
         "smtp:[relay.example]\n"
     );
     // Without a type, default_database_type (hash); keys fold case.
-    assert_eq!(expect(&q(&["-q", "EXAMPLE.com", &hash]), 0), "smtp:[relay.example]\n");
+    assert_eq!(
+        expect(&q(&["-q", "EXAMPLE.com", &hash]), 0),
+        "smtp:[relay.example]\n"
+    );
     assert_eq!(
         expect(&q(&["-q", ".example.com", &format!("texthash:{hash}")]), 0),
         "relay:[x]\n"
     );
     expect(&q(&["-q", "other.example", &hash]), 1);
     assert_eq!(
-        expect(&q(&["-q", "joe@old.example", &format!("regexp:{regexp}")]), 0),
+        expect(
+            &q(&["-q", "joe@old.example", &format!("regexp:{regexp}")]),
+            0
+        ),
         "joe@new.example\n"
     );
-    expect(&q(&["-q", "joe@other.example", &format!("pcre:{regexp}")]), 1);
-    assert_eq!(expect(&q(&["-q", "192.0.2.7", &format!("cidr:{cidr}")]), 0), "REJECT\n");
-    assert_eq!(expect(&q(&["-q", "2001:db8::1", &format!("cidr:{cidr}")]), 0), "OK\n");
+    expect(
+        &q(&["-q", "joe@other.example", &format!("pcre:{regexp}")]),
+        1,
+    );
+    assert_eq!(
+        expect(&q(&["-q", "192.0.2.7", &format!("cidr:{cidr}")]), 0),
+        "REJECT\n"
+    );
+    assert_eq!(
+        expect(&q(&["-q", "2001:db8::1", &format!("cidr:{cidr}")]), 0),
+        "OK\n"
+    );
     expect(&q(&["-q", "198.51.100.1", &format!("cidr:{cidr}")]), 1);
     assert_eq!(expect(&q(&["-q", "b", "inline:{a=1, b=2}"]), 0), "2\n");
     assert_eq!(expect(&q(&["-q", "anything", "static:OK"]), 0), "OK\n");
@@ -531,7 +570,10 @@ fn postmap_queries_lists_and_checks_every_table_type() {
     expect(&out, 75);
     // The first table that has the key wins.
     assert_eq!(
-        expect(&q(&["-q", "example.com", "inline:{example.com=first}", &hash]), 0),
+        expect(
+            &q(&["-q", "example.com", "inline:{example.com=first}", &hash]),
+            0
+        ),
         "first\n"
     );
     // -q - reads keys from standard input.
@@ -560,7 +602,11 @@ fn postmap_queries_lists_and_checks_every_table_type() {
     let bad = write("bad", " orphan\ngood value\nlonely\n\"open quote\n");
     let bad_re = write("bad_re", "/(unclosed/ x\n");
     let bad_cidr = write("bad_cidr", "192.0.2.0/33 x\n");
-    let out = q(&[&bad, &format!("regexp:{bad_re}"), &format!("cidr:{bad_cidr}")]);
+    let out = q(&[
+        &bad,
+        &format!("regexp:{bad_re}"),
+        &format!("cidr:{bad_cidr}"),
+    ]);
     expect(&out, 65);
     let err = stderr(&out);
     for want in [
@@ -593,7 +639,10 @@ fn postalias_and_newaliases_check_alias_files() {
         "root\n"
     );
     assert_eq!(
-        expect(&tool(&inst, "postalias", &["-q", "root", &format!("hash:{a}")]), 0),
+        expect(
+            &tool(&inst, "postalias", &["-q", "root", &format!("hash:{a}")]),
+            0
+        ),
         "admin, \"|/usr/bin/logger\"\n"
     );
     expect(&tool(&inst, "postalias", &["-q", "nobody-here", a]), 1);
@@ -604,7 +653,10 @@ fn postalias_and_newaliases_check_alias_files() {
     let out = tool(&inst, "postalias", &[a]);
     expect(&out, 65);
     let err = stderr(&out);
-    assert!(err.contains(&format!("postalias: warning: {a}, line 4: ")), "{err}");
+    assert!(
+        err.contains(&format!("postalias: warning: {a}, line 4: ")),
+        "{err}"
+    );
     assert!(
         err.contains(&format!("{a}, line 5: name must be local")),
         "{err}"

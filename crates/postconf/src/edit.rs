@@ -259,8 +259,12 @@ mod tests {
              disable_vrfy_command = true\n"
         );
         let change = Change::Remove(vec!["relayhost".into()]);
-        let out = edit_text("mail_name = \"x\"\n# last\nrelayhost = \"y\"\n", Path::new("/x"), &change)
-            .unwrap();
+        let out = edit_text(
+            "mail_name = \"x\"\n# last\nrelayhost = \"y\"\n",
+            Path::new("/x"),
+            &change,
+        )
+        .unwrap();
         assert_eq!(out, "mail_name = \"x\"\n# last\n");
     }
 

@@ -160,10 +160,7 @@ fn run(cli: &Cli) -> Result<(), Fatal> {
     if cli.edit || cli.remove {
         if cli.args.is_empty() {
             return Err(Fatal(
-                format!(
-                    "-{}: no parameters given",
-                    if cli.edit { 'e' } else { 'X' }
-                ),
+                format!("-{}: no parameters given", if cli.edit { 'e' } else { 'X' }),
                 EX_USAGE,
             ));
         }

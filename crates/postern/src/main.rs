@@ -235,8 +235,7 @@ impl Control<'_> {
     }
 
     fn not_running(&self) -> ExitCode {
-        self.say
-            .fatal("the Postern mail system is not running", 1)
+        self.say.fatal("the Postern mail system is not running", 1)
     }
 
     fn master_program(&self) -> PathBuf {
@@ -479,9 +478,10 @@ impl Control<'_> {
             for p in &problems {
                 self.say.warn(p);
             }
-            return self
-                .say
-                .fatal("configuration problems; the mail system was not refreshed", 1);
+            return self.say.fatal(
+                "configuration problems; the mail system was not refreshed",
+                1,
+            );
         }
         self.say.info("refreshing the Postern mail system");
         match kill(Pid::from_raw(pid), Signal::SIGHUP) {

@@ -240,7 +240,11 @@ fn ensure(
             if mode == Mode::Repair {
                 fs::set_permissions(path, fs::Permissions::from_mode(have & !0o022))
                     .map_err(|e| bad(format!("cannot change mode: {e}")))?;
-                changed = Some(format!("{}: mode set to {:04o}", path.display(), have & !0o022));
+                changed = Some(format!(
+                    "{}: mode set to {:04o}",
+                    path.display(),
+                    have & !0o022
+                ));
             } else {
                 return Err(bad(format!(
                     "mode {have:04o} is group or world writable; fix: chmod go-w {}",

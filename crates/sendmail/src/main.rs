@@ -81,9 +81,7 @@ use postern_wire::RecordType;
 
 use crate::args::{Args, Mode};
 use crate::enqueue::{Envelope, Postdrop};
-use crate::exit::{
-    EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_OSERR, EX_UNAVAILABLE, EX_USAGE, Fatal,
-};
+use crate::exit::{EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_OSERR, EX_UNAVAILABLE, EX_USAGE, Fatal};
 use crate::input::{ContentReader, FixEol};
 
 /// Whether errors also go to the mail log (they always go to stderr).

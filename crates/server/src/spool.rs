@@ -45,4 +45,3 @@ pub fn owners(config: &Config) -> Result<Owners, String> {
         setgid_gid,
     })
 }
-

@@ -112,10 +112,7 @@ mod tests {
             Err(LockError::Held(Some(pid))) => assert_eq!(pid as u32, std::process::id()),
             other => panic!("expected Held, got {other:?}"),
         }
-        assert_eq!(
-            holder(&path).unwrap(),
-            Some(std::process::id() as i32)
-        );
+        assert_eq!(holder(&path).unwrap(), Some(std::process::id() as i32));
         drop(held);
         assert_eq!(holder(&path).unwrap(), None);
         assert_eq!(holder(&dir.path().join("missing")).unwrap(), None);

@@ -82,8 +82,8 @@ impl Ready {
 ///
 /// Must be called while the process has a single thread.
 pub fn background() -> std::io::Result<Ready> {
-    use std::io::Read;
     use nix::unistd::{ForkResult, fork, setsid};
+    use std::io::Read;
     let (mut reader, writer) = std::io::pipe()?;
     // SAFETY: the caller guarantees that no other thread exists, so the
     // child may run arbitrary code after fork (no lock can be held by a
