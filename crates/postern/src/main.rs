@@ -405,6 +405,13 @@ impl Control<'_> {
                 .say
                 .fatal("configuration problems; the mail system was not started", 1);
         }
+        let log = self.config.str("maillog_file");
+        if !foreground && (log == "/dev/stderr" || log == "/dev/stdout") {
+            self.say.warn(&format!(
+                "maillog_file is {log}, which a background master does not have: \
+                 its log will be lost; use postern start-fg"
+            ));
+        }
         self.say.info("starting the Postern mail system");
         let mut cmd = Command::new(self.master_program());
         cmd.args(self.master_args());
