@@ -566,6 +566,11 @@ fn postmap_queries_lists_and_checks_every_table_type() {
     expect(&q(&["-q", "198.51.100.1", &format!("cidr:{cidr}")]), 1);
     assert_eq!(expect(&q(&["-q", "b", "inline:{a=1, b=2}"]), 0), "2\n");
     assert_eq!(expect(&q(&["-q", "anything", "static:OK"]), 0), "OK\n");
+    assert_eq!(
+        expect(&q(&["-q", "root", "unix:passwd.byname"]), 0),
+        "root\n"
+    );
+    expect(&q(&["-q", "no-such-user-here", "unix:passwd.byname"]), 1);
     let out = q(&["-q", "x", "fail:test"]);
     expect(&out, 75);
     // The first table that has the key wins.
