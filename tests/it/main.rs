@@ -42,3 +42,7 @@ mod virtual_agent;
 
 /// local: aliases, commands, files, :include:, forwarding, mailboxes.
 mod local;
+
+/// The configuration and control tools: postconf, postern, postmap,
+/// postalias, newaliases, sendmail -bd.
+mod ops;

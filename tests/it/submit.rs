@@ -397,8 +397,6 @@ fn queue_commands_without_a_mail_system() {
         ok(&run_tool("sendmail", None, &["-C", dir, "-bp"], b"")),
         "Mail queue is empty\n"
     );
-    let said = ok(&run_tool("sendmail", Some("newaliases"), &["-C", dir], b""));
-    assert!(said.contains("nothing to rebuild"), "{said}");
     // -q asks qmgr to flush; with nothing running that fails softly.
     let out = run_tool("sendmail", None, &["-C", dir, "-q"], b"");
     assert_eq!(out.status.code(), Some(69));

@@ -279,6 +279,12 @@ pub static PARAMS: &[Param] = &[
         doc: "The directory with writable data files that are not queue files (caches, random seed).",
     },
     Param {
+        name: "default_database_type",
+        kind: Kind::Str,
+        default: "hash",
+        doc: "The table type that postmap(1) and postalias(1) assume for a file named without \"type:\". Postern reads the source text of hash, btree, texthash, lmdb and cdb tables directly, so these types are equivalent.",
+    },
+    Param {
         name: "default_destination_concurrency_limit",
         kind: Kind::Int {
             min: 0,

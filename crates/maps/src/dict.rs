@@ -49,20 +49,7 @@ impl Table {
     /// cannot be read is an error.
     pub(crate) fn open(spec: &str, syntax: Syntax, recheck: Duration) -> Result<Table, Error> {
         let err = |m: String| Error::new(spec, m);
-        let mut inner = spec.trim();
-        // proxy:X is X: there is no proxymap process to go through.
-        while let Some(rest) = inner.strip_prefix("proxy:") {
-            inner = rest;
-        }
-        let Some((kind, name)) = inner.split_once(':') else {
-            return Err(err(format!(
-                "expecting \"type:name\" table form instead of \"{inner}\""
-            )));
-        };
-        let kind = kind.to_ascii_lowercase();
-        if name.is_empty() && kind != "static" {
-            return Err(err("missing table name after the type".into()));
-        }
+        let (kind, name) = split_spec(spec)?;
         let path = Path::new(name);
         let dict = match kind.as_str() {
             // "The fast indexed form" of a source file is built in memory;
@@ -141,6 +128,88 @@ impl Table {
             Dict::Fail => return Err(Error::new(&self.spec, "table lookup failed")),
         })
     }
+}
+
+/// `type:name` → (lower-case type, name), with `proxy:` prefixes removed.
+fn split_spec(spec: &str) -> Result<(String, &str), Error> {
+    let mut inner = spec.trim();
+    // proxy:X is X: there is no proxymap process to go through.
+    while let Some(rest) = inner.strip_prefix("proxy:") {
+        inner = rest;
+    }
+    let Some((kind, name)) = inner.split_once(':') else {
+        return Err(Error::new(
+            spec,
+            format!("expecting \"type:name\" table form instead of \"{inner}\""),
+        ));
+    };
+    let kind = kind.to_ascii_lowercase();
+    if name.is_empty() && kind != "static" {
+        return Err(Error::new(spec, "missing table name after the type"));
+    }
+    Ok((kind, name))
+}
+
+/// What [`check`] found in a table's source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// One line per problem, `FILE, line N: ...` (the lines that a daemon
+    /// would log as warnings and skip).
+    pub problems: Vec<String>,
+    /// Every key and value, sorted by key, for the tables that can be
+    /// listed (`hash:`-like and `inline:`); `None` for pattern tables.
+    pub entries: Option<Vec<(String, String)>>,
+}
+
+/// Reads and parses the source of table `spec` the way a daemon does when
+/// it opens it, but collects the problems instead of logging them
+/// (`postmap`/`postalias` without `-q`, `newaliases`). Tables without a
+/// source (`static:`, `unix:`, `fail:`) are an error: there is nothing
+/// to check.
+pub fn check(spec: &str, syntax: Syntax) -> Result<Checked, Error> {
+    let (kind, name) = split_spec(spec)?;
+    let read = |path: &str| {
+        crate::source::read(Path::new(path))
+            .map(|(text, _)| text)
+            .map_err(|m| Error::new(spec, m))
+    };
+    let sorted = |map: HashMap<String, String>| {
+        let mut entries: Vec<(String, String)> = map.into_iter().collect();
+        entries.sort();
+        entries
+    };
+    let (problems, entries) = match kind.as_str() {
+        "hash" | "btree" | "texthash" | "lmdb" | "cdb" => {
+            let (map, problems) = text::parse(&read(name)?, name, syntax);
+            (problems, Some(sorted(map)))
+        }
+        "regexp" | "pcre" => {
+            let flavor = if kind == "pcre" {
+                Flavor::Pcre
+            } else {
+                Flavor::Regexp
+            };
+            (regexp::parse(&read(name)?, name, flavor).1, None)
+        }
+        "cidr" => (cidr::parse(&read(name)?, name).1, None),
+        "inline" => (
+            Vec::new(),
+            Some(sorted(parse_inline(name).map_err(|m| Error::new(spec, m))?)),
+        ),
+        "static" | "unix" | "fail" => {
+            return Err(Error::new(
+                spec,
+                format!("a {kind}: table has no source file to check or list"),
+            ));
+        }
+        _ => {
+            return Err(Error::new(
+                spec,
+                format!("unsupported dictionary type: {kind}"),
+            ));
+        }
+    };
+    Ok(Checked { problems, entries })
 }
 
 /// `{ text }` → `text`, trimmed.

@@ -67,7 +67,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use action::Action;
-pub use dict::TYPES;
+pub use dict::{Checked, TYPES, check};
 pub use domain_list::DomainList;
 pub use error::Error;
 

@@ -68,7 +68,7 @@ pub(crate) fn logical_lines(text: &str, origin: &str, warnings: &mut Vec<String>
 
 /// What identifies one version of a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
+pub(crate) struct Stamp {
     dev: u64,
     ino: u64,
     len: u64,
@@ -121,7 +121,7 @@ impl<T> std::fmt::Debug for FileTable<T> {
 /// Reads the whole file and its identity (taken from the open descriptor,
 /// before reading, so that a write during the read shows up as a change
 /// at the next check).
-fn read(path: &Path) -> Result<(String, Stamp), String> {
+pub(crate) fn read(path: &Path) -> Result<(String, Stamp), String> {
     let mut file = File::open(path).map_err(|e| format!("open {}: {e}", path.display()))?;
     let meta = file
         .metadata()

@@ -340,3 +340,34 @@ fn lookup_fixed_skips_pattern_tables() {
         Some("from-inline")
     );
 }
+
+#[test]
+fn check_collects_problems_and_lists_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = write(dir.path(), "t", "b 2\nA 1\nlonely\n");
+    let spec = format!("hash:{}", t.display());
+    let c = check(&spec, Syntax::Postmap).unwrap();
+    assert_eq!(
+        c.entries,
+        Some(vec![("a".into(), "1".into()), ("b".into(), "2".into())])
+    );
+    assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
+    assert!(
+        c.problems[0].starts_with(&format!("{}, line 3: ", t.display())),
+        "{:?}",
+        c.problems
+    );
+    let a = write(dir.path(), "aliases", "root: admin\nbad line\n");
+    let c = check(&format!("hash:{}", a.display()), Syntax::Aliases).unwrap();
+    assert_eq!(c.entries, Some(vec![("root".into(), "admin".into())]));
+    assert_eq!(c.problems.len(), 1);
+    let r = write(dir.path(), "re", "/^a/ x\n/(unclosed/ y\n");
+    let c = check(&format!("regexp:{}", r.display()), Syntax::Postmap).unwrap();
+    assert_eq!(c.entries, None);
+    assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
+    let c = check("inline:{ k=v }", Syntax::Postmap).unwrap();
+    assert_eq!(c.entries, Some(vec![("k".into(), "v".into())]));
+    assert!(check("static:x", Syntax::Postmap).is_err());
+    assert!(check("hash:/nonexistent/file", Syntax::Postmap).is_err());
+    assert!(check("nosuch:/x", Syntax::Postmap).is_err());
+}

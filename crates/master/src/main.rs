@@ -1,13 +1,17 @@
 //! master - Postern's resident process manager (Postfix `master(8)`).
 //!
-//! SYNOPSIS: `master [-c config_dir] [-o name=value]... [-t] [-v]`
+//! SYNOPSIS: `master [-c config_dir] [-o name=value]... [-t] [-v] [-w]`
 //!
 //! master reads `main.toml` and the service table `master.toml`, creates
 //! and checks the spool, takes the `pid/master.pid` lock (so a second
 //! master on the same spool is refused), opens every listening socket
 //! itself and starts daemons on demand, each with the listener and its
 //! service's status channel at fixed descriptors (see `postern_server::proto`).
-//! It never detaches: run it in the foreground under systemd or `make run`.
+//! It stays in the foreground (for systemd and `make run`) unless given
+//! `-w`, as `postern start` does: then, as Postfix's `master -w`, the
+//! process continues in the background in a new session, and the command
+//! returns once start-up is complete (exit 0) or has failed (exit 1, with
+//! the error on standard error).
 //!
 //! - A service gets a new process when a client waits and none of its
 //!   processes is free, up to `maxproc`.
@@ -31,7 +35,6 @@
 //! file, line and key, and also go to standard error.
 
 mod listen;
-mod spool;
 mod supervisor;
 
 use std::ffi::OsString;
@@ -47,7 +50,7 @@ use postern_util::{error, info, privs};
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn usage() -> ExitCode {
-    eprintln!("usage: master [-c config_dir] [-o name=value]... [-t] [-v]");
+    eprintln!("usage: master [-c config_dir] [-o name=value]... [-t] [-v] [-w]");
     ExitCode::from(64)
 }
 
@@ -63,10 +66,12 @@ fn main() -> ExitCode {
     };
     let mut test_only = false;
     let mut verbose = false;
+    let mut wait = false;
     for arg in argv.iter().skip(1) {
         match arg.to_str() {
             Some("-t") => test_only = true,
             Some("-v") => verbose = true,
+            Some("-w") => wait = true,
             Some("-h") | Some("--help") => {
                 let _ = usage();
                 return ExitCode::SUCCESS;
@@ -77,6 +82,18 @@ fn main() -> ExitCode {
             }
         }
     }
+    // Before anything else, while this process has one thread.
+    let ready = if wait && !test_only {
+        match postern_util::spawn::background() {
+            Ok(ready) => Some(ready),
+            Err(e) => {
+                eprintln!("master: fatal: cannot detach: {e}");
+                return ExitCode::from(71);
+            }
+        }
+    } else {
+        None
+    };
     let loaded = match supervisor::load(&common) {
         Ok(l) => l,
         Err(e) => {
@@ -102,11 +119,11 @@ fn main() -> ExitCode {
         return ExitCode::from(73);
     }
     msg::set_verbose(verbose);
-    let owners = match supervisor::owners(config) {
+    let owners = match postern_server::spool::owners(config) {
         Ok(o) => o,
         Err(e) => return fatal(&e, 78),
     };
-    if let Err(problems) = spool::prepare(&queue_dir, &owners) {
+    if let Err(problems) = postern_queue::layout::prepare(&queue_dir, &owners) {
         for p in &problems {
             error!("unsafe spool: {p}");
             eprintln!("master: fatal: unsafe spool: {p}");
@@ -145,6 +162,11 @@ fn main() -> ExitCode {
             master.config_dir().display(),
             privs::current().name
         );
+    }
+    if let Some(ready) = ready
+        && let Err(e) = ready.done()
+    {
+        error!("cannot detach from the terminal: {e}");
     }
     master.run();
     drop(lock);

@@ -24,10 +24,9 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use postern_config::{CommonArgs, Config, Listen, MasterTable, Service, ServiceKind};
 use postern_server::proto::{self, LISTEN_FD, STATUS_FD, STATUS_LEN, Status};
-use postern_util::{debug, error, info, privs, spawn, warn};
+use postern_util::{debug, error, info, spawn, warn};
 
 use crate::listen;
-use crate::spool::Owners;
 
 /// How long stopping processes get before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -99,46 +98,6 @@ fn snapshot(queue_dir: &Path, generation: u32, loaded: &Loaded) -> Result<PathBu
         }
     }
     Ok(dir)
-}
-
-/// Decides who owns the spool and whom services run as.
-///
-/// Run by an unprivileged user, or with `development_mode`, everything
-/// belongs to and runs as the invoking user. As root, `mail_owner` must be
-/// an unprivileged account and `setgid_group` a group of its own.
-pub(crate) fn owners(config: &Config) -> Result<Owners, String> {
-    if !privs::is_root() || config.bool("development_mode") {
-        let me = privs::current();
-        return Ok(Owners {
-            root_uid: me.uid,
-            root_gid: me.gid,
-            mail_uid: me.uid,
-            mail_gid: me.gid,
-            setgid_gid: me.gid,
-        });
-    }
-    let owner_name = config.str("mail_owner");
-    let owner = privs::lookup_user(&owner_name).map_err(|e| format!("mail_owner: {e}"))?;
-    if owner.uid.is_root() {
-        return Err(format!(
-            "mail_owner: user {owner_name} has privileged user ID 0 \
-             (use an unprivileged account, or development_mode = yes for testing)"
-        ));
-    }
-    let group_name = config.str("setgid_group");
-    let setgid_gid = privs::lookup_group(&group_name).map_err(|e| format!("setgid_group: {e}"))?;
-    if setgid_gid == owner.gid {
-        return Err(format!(
-            "setgid_group: group {group_name} must differ from mail_owner's primary group"
-        ));
-    }
-    Ok(Owners {
-        root_uid: nix::unistd::Uid::from_raw(0),
-        root_gid: nix::unistd::Gid::from_raw(0),
-        mail_uid: owner.uid,
-        mail_gid: owner.gid,
-        setgid_gid,
-    })
 }
 
 /// One service of the table, at run time.

@@ -9,7 +9,8 @@
 //! # Brief overview
 //!
 //! - [`Queue`] names a queue directory; [`spool_layout`] lists every spool
-//!   directory with its mode and ownership, for master to create and check.
+//!   directory with its mode and ownership; [`layout`] creates, checks and
+//!   repairs the tree (master, `postern check`, `postern set-permissions`).
 //! - [`QueueId`] names a queue file (Postfix long queue ids) and is the only
 //!   way to build its path. Queues are flat: no hashed subdirectories.
 //! - [`QueueFileWriter`] creates, fills and commits a queue file.
@@ -90,6 +91,7 @@ use postern_wire::RecordType;
 
 mod format;
 mod id;
+pub mod layout;
 pub mod log;
 mod name;
 mod patch;

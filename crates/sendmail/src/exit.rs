@@ -5,6 +5,7 @@
 pub(crate) const EX_USAGE: i32 = 64;
 /// Bad input data.
 pub(crate) const EX_DATAERR: i32 = 65;
+pub(crate) const EX_NOINPUT: i32 = 66;
 /// A service is unavailable (or the message was refused for good).
 pub(crate) const EX_UNAVAILABLE: i32 = 69;
 /// An operating system error.

@@ -28,9 +28,15 @@
 //! Recipient arguments are parsed like an address header, so `"Name
 //! <a@b>"`, comma or white-space separated lists and comments work.
 //!
-//! `newaliases` has nothing to do: Postern's `hash:` tables, alias
+//! `newaliases` has no database to build: Postern's `hash:` tables, alias
 //! databases included, are indexed in memory when a daemon reads the text
-//! file, so there is no database file to rebuild. It says so and exits 0.
+//! file. It checks every `alias_database` file instead, with the code
+//! postalias(1) uses, reports each line that local(8) would skip
+//! (`FILE, line N: ...`) and exits 65 if there are any.
+//!
+//! `-bd` runs `postern start` (Postfix runs `postfix start`): master in
+//! the background; use `postern start-fg` or master itself to stay in the
+//! foreground.
 //!
 //! SECURITY: sendmail runs with the user's privileges and is not
 //! set-id; postdrop checks everything it is given again.
@@ -51,7 +57,7 @@
 //! `smtpd_recipient_limit` and `smtpd_banner` (with `-bs`),
 //! `sendmail_fix_line_endings`, `alias_database`, `myhostname`.
 //!
-//! NOT IMPLEMENTED: `-bv` (address verification), `-bd` (use master(8)),
+//! NOT IMPLEMENTED: `-bv` (address verification),
 //! VERP (`-XV`), delivery reports
 //! with a single `-v`.
 //!
@@ -77,7 +83,7 @@ use postern_wire::RecordType;
 
 use crate::args::{Args, Mode};
 use crate::enqueue::{Envelope, Postdrop};
-use crate::exit::{EX_CONFIG, EX_DATAERR, EX_OSERR, EX_UNAVAILABLE, EX_USAGE, Fatal};
+use crate::exit::{EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_OSERR, EX_UNAVAILABLE, EX_USAGE, Fatal};
 use crate::input::{ContentReader, FixEol};
 
 /// Whether errors also go to the mail log (they always go to stderr).
@@ -156,29 +162,53 @@ fn run(program: &str, argv: Vec<OsString>) -> Result<i32, Fatal> {
             None => enqueue(&args, &config, explicit_dir.as_deref(), verbose),
         },
         Mode::Mailq => run_postqueue(&config, explicit_dir.as_deref(), &["-p"]),
-        Mode::NewAliases => {
-            let maps = config.list("alias_database");
-            if !maps.is_empty() {
-                println!(
-                    "{program}: nothing to rebuild: Postern reads the alias databases ({}) \
-                     from their text files directly and indexes them in memory",
-                    maps.join(", ")
-                );
-            }
-            Ok(0)
-        }
+        Mode::NewAliases => newaliases(program, &config),
         Mode::Flush => run_postqueue(&config, explicit_dir.as_deref(), &["-f"]),
         Mode::Smtp => smtp_session(&config, explicit_dir.as_deref(), verbose),
-        Mode::Daemon => Err(Fatal::new(
-            EX_UNAVAILABLE,
-            "-bd: start the mail system with master(8) instead".into(),
-        )),
+        Mode::Daemon => start_daemon(&config, explicit_dir.as_deref()),
         Mode::Verify => Err(Fatal::new(
             EX_UNAVAILABLE,
             "-bv: address verification is not implemented".into(),
         )),
         Mode::Ignore => Ok(0),
     }
+}
+
+/// `newaliases`: check every `alias_database` the way local(8) will read
+/// it (the check postalias(1) does); there is no database file to build.
+fn newaliases(program: &str, config: &Config) -> Result<i32, Fatal> {
+    let mut problems = 0usize;
+    for spec in config.list("alias_database") {
+        let checked = postern_maps::check(&spec, postern_maps::Syntax::Aliases)
+            .map_err(|e| Fatal::new(EX_NOINPUT, e.to_string()))?;
+        for p in &checked.problems {
+            eprintln!("{program}: warning: {p}");
+            warn!("{p}");
+        }
+        problems += checked.problems.len();
+    }
+    if problems > 0 {
+        return Err(Fatal::new(
+            EX_DATAERR,
+            format!("{problems} bad alias line(s); the mail system skips them"),
+        ));
+    }
+    Ok(0)
+}
+
+/// `-bd`: what `postern start` does, by running it (Postfix runs
+/// `postfix start`).
+fn start_daemon(config: &Config, explicit_dir: Option<&Path>) -> Result<i32, Fatal> {
+    let program = enqueue::command_path(config, "postern");
+    let mut cmd = std::process::Command::new(&program);
+    if let Some(dir) = explicit_dir {
+        cmd.arg("-c").arg(dir);
+    }
+    cmd.arg("start");
+    let status = cmd
+        .status()
+        .map_err(|e| Fatal::new(EX_OSERR, format!("cannot run {}: {e}", program.display())))?;
+    Ok(status.code().unwrap_or(1))
 }
 
 /// The login name of the real user.

@@ -14,7 +14,8 @@
 //! - [`single`]: one connection at a time per process (smtpd, local, ...);
 //! - [`trigger`]: one-byte wakeup requests (qmgr, pickup);
 //! - [`multi`]: many long-lived clients per process (anvil);
-//! - [`agent`]: the delivery agents' side of a delivery request.
+//! - [`agent`]: the delivery agents' side of a delivery request;
+//! - [`spool`]: who owns the spool.
 #![deny(missing_docs)]
 
 pub mod agent;
@@ -22,6 +23,7 @@ pub mod args;
 pub mod multi;
 pub mod proto;
 pub mod single;
+pub mod spool;
 pub mod trigger;
 
 mod conn;

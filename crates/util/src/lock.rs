@@ -76,6 +76,27 @@ impl PidLock {
     }
 }
 
+/// Whether some process holds the lock on `path`, without taking it or
+/// changing the file: `Ok(Some(pid))` when it is held (pid 0 when the file
+/// does not say), `Ok(None)` when the file is missing or not locked
+/// (Postfix `master -t`, `postfix status`).
+pub fn holder(path: &Path) -> io::Result<Option<i32>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match Flock::lock(file, FlockArg::LockSharedNonblock) {
+        Ok(_unlocked_on_drop) => Ok(None),
+        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            Ok(Some(text.trim().parse().unwrap_or(0)))
+        }
+        Err((_, e)) => Err(e.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,7 +112,10 @@ mod tests {
             Err(LockError::Held(Some(pid))) => assert_eq!(pid as u32, std::process::id()),
             other => panic!("expected Held, got {other:?}"),
         }
+        assert_eq!(holder(&path).unwrap(), Some(std::process::id() as i32));
         drop(held);
+        assert_eq!(holder(&path).unwrap(), None);
+        assert_eq!(holder(&dir.path().join("missing")).unwrap(), None);
         PidLock::acquire(&path).unwrap();
     }
 }

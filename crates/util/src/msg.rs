@@ -41,6 +41,9 @@ pub enum Sink {
     File(PathBuf),
     /// Standard error, without syslog framing (tools before configuration).
     Stderr,
+    /// Standard error as `program: text`, the way Postfix's command-line
+    /// tools talk to a user (`postmap: warning: ...`).
+    Terminal,
 }
 
 /// How serious a line is.
@@ -88,6 +91,8 @@ enum Out {
     },
     File(File),
     Fd(i32),
+    /// Standard error, prefixed with this program name only.
+    Terminal(String),
 }
 
 struct Logger {
@@ -139,6 +144,7 @@ pub fn init(syslog_name: &str, program: &str, sink: &Sink) -> io::Result<()> {
         Sink::SyslogAt(path, facility) => syslog_out(path, facility)?,
         Sink::File(path) => open_file(path)?,
         Sink::Stderr => Out::Fd(2),
+        Sink::Terminal => Out::Terminal(program.to_string()),
     };
     let ident = if syslog_name.is_empty() {
         program.to_string()
@@ -257,6 +263,9 @@ pub fn log(level: Level, args: fmt::Arguments<'_>) {
         Out::Fd(fd) => {
             let line = format!("{stamp} {} {}[{pid}]: {text}\n", logger.host, logger.ident);
             let _ = write_fd(*fd, line.as_bytes());
+        }
+        Out::Terminal(program) => {
+            let _ = write_fd(2, format!("{program}: {text}\n").as_bytes());
         }
     }
 }

@@ -47,6 +47,65 @@ pub fn place_fds(cmd: &mut Command, pairs: &[(RawFd, RawFd)]) {
     }
 }
 
+/// The child's side of [`background`]: tell the waiting parent that start-up
+/// is complete.
+#[derive(Debug)]
+pub struct Ready {
+    pipe: std::io::PipeWriter,
+}
+
+impl Ready {
+    /// Tells the parent that start-up succeeded (it exits 0), then points
+    /// standard input, output and error at `/dev/null`, as a daemon does:
+    /// the terminal that started us may go away.
+    pub fn done(self) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut pipe = self.pipe;
+        pipe.write_all(b"R")?;
+        drop(pipe);
+        let null = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")?;
+        nix::unistd::dup2_stdin(&null)?;
+        nix::unistd::dup2_stdout(&null)?;
+        nix::unistd::dup2_stderr(&null)?;
+        Ok(())
+    }
+}
+
+/// Postfix `master -w`: runs the rest of the program in a background
+/// process in a new session and makes the foreground process wait until
+/// that one calls [`Ready::done`] (the foreground process then exits 0) or
+/// exits without calling it (exit 1; its errors went to the standard error
+/// both share). Only the background process returns.
+///
+/// Must be called while the process has a single thread.
+pub fn background() -> std::io::Result<Ready> {
+    use nix::unistd::{ForkResult, fork, setsid};
+    use std::io::Read;
+    let (mut reader, writer) = std::io::pipe()?;
+    // SAFETY: the caller guarantees that no other thread exists, so the
+    // child may run arbitrary code after fork (no lock can be held by a
+    // thread that does not exist in the child).
+    match unsafe { fork() }.map_err(std::io::Error::from)? {
+        ForkResult::Parent { .. } => {
+            drop(writer);
+            let mut byte = [0u8; 1];
+            let code = match reader.read(&mut byte) {
+                Ok(1) => 0,
+                _ => 1,
+            };
+            std::process::exit(code)
+        }
+        ForkResult::Child => {
+            drop(reader);
+            setsid().map_err(std::io::Error::from)?;
+            Ok(Ready { pipe: writer })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
