@@ -440,6 +440,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("NotValidForName"), "{e}");
+        assert!(e.ends_with("[certificate-host-mismatch]"), "{e}");
         let other_ca = TestCa::new("Other CA");
         let e = handshake(
             &other_ca.leaf("mx.example.net"),
@@ -449,6 +450,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("UnknownIssuer"), "{e}");
+        assert!(e.ends_with("[certificate-not-trusted]"), "{e}");
         let e = handshake(
             &ca.expired_leaf("mx.example.net"),
             &client,
@@ -457,6 +459,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("expired"), "{e}");
+        assert!(e.ends_with("[certificate-expired]"), "{e}");
         let e = handshake(
             &TestCert::self_signed("mx.example.net"),
             &client,
