@@ -60,7 +60,7 @@
 //! # Modules
 //!
 //! - [`server`], [`client`]: rustls configurations;
-//! - [`stream`]: [`MaybeTls`];
+//! - [`stream`]: the [`MaybeTls`] stream;
 //! - [`dane`]: TLSA records and the DANE certificate verifier;
 //! - [`sts`]: MTA-STS policies, TXT records, fetching and caching;
 //! - [`rpt`]: TLS-RPT result types and counters for the log.
