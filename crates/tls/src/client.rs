@@ -222,6 +222,25 @@ impl ClientTls {
         })
     }
 
+    /// The same roots with other protocol versions.
+    pub fn with_versions(&self, versions: &[&'static SupportedProtocolVersion]) -> ClientTls {
+        ClientTls {
+            versions: versions.to_vec(),
+            ..self.clone()
+        }
+    }
+
+    /// The protocol versions, as `TLSv1.3`, `TLSv1.2`.
+    pub fn versions(&self) -> Vec<&'static str> {
+        self.versions
+            .iter()
+            .map(|v| match v.version {
+                rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3",
+                _ => "TLSv1.2",
+            })
+            .collect()
+    }
+
     /// How many trusted CA certificates were loaded.
     pub fn root_count(&self) -> usize {
         self.roots.len()

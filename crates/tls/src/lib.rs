@@ -26,11 +26,16 @@
 //!
 //! # The client (smtp delivery agent)
 //!
+//! At startup (before any chroot: the CA file is read then):
+//! [`ClientSettings::from_config`] reads `smtp_tls_security_level`,
+//! `smtp_tls_CAfile`, `smtp_tls_protocols`,
+//! `smtp_tls_mandatory_protocols`, `smtp_tls_verify_cert_match`,
+//! `smtp_tls_secure_cert_match` and `smtp_tls_loglevel`.
+//!
 //! Per destination, in this order:
 //!
-//! 1. The level: [`client::SecurityLevel::parse`] of
-//!    `smtp_tls_security_level` (or a stronger one from DANE/MTA-STS, see
-//!    below). `none`: never send STARTTLS.
+//! 1. The level: [`ClientSettings::level`] (or a stronger one from
+//!    DANE/MTA-STS, see below). `none`: never send STARTTLS.
 //! 2. DANE (`dane`): look up `_25._tcp.MXHOST` TLSA through a validating
 //!    resolver; only records with the AD bit count. Usable records
 //!    ([`dane::Tlsa::parse`], [`dane::usable`]) make the policy
@@ -48,10 +53,14 @@
 //!    but was not offered by host ..."), send STARTTLS, read the 220, and
 //!    make sure no further reply bytes were buffered (a server that sends
 //!    more is injecting, CVE-2011-0411 in the other direction).
-//! 5. [`client::ClientTls::config`] for the policy, then
+//! 5. [`ClientSettings::tls`] for the level, then
+//!    [`client::ClientTls::config`] for the policy
+//!    ([`ClientSettings::policy`] for `verify`/`secure`), then
 //!    [`MaybeTls::connect`] with [`client::server_name`] of the MX host.
 //!    A handshake failure at `may` is retried on a new plaintext
 //!    connection (Postfix does the same); at higher levels it defers.
+//!    [`stream::tls_error`] and [`rpt::ResultType::from_tls_error`] say
+//!    why, for the log and the TLS-RPT counters.
 //! 6. EHLO again (RFC 3207: the capabilities learned before TLS are void),
 //!    and log [`describe`] in the `Trusted/Untrusted/Verified TLS
 //!    connection established to HOST[ADDR]:25: ...` line
@@ -59,7 +68,8 @@
 //!
 //! # Modules
 //!
-//! - [`server`], [`client`]: rustls configurations;
+//! - [`server`], [`client`]: rustls configurations; [`ClientSettings`]:
+//!   the smtp client's parameters;
 //! - [`stream`]: the [`MaybeTls`] stream;
 //! - [`dane`]: TLSA records and the DANE certificate verifier;
 //! - [`sts`]: MTA-STS policies, TXT records, fetching and caching;
@@ -80,12 +90,14 @@ mod error;
 mod protocols;
 pub mod rpt;
 pub mod server;
+mod settings;
 pub mod stream;
 pub mod sts;
 
 pub use describe::{TlsInfo, describe};
 pub use error::TlsError;
 pub use protocols::parse_protocols;
+pub use settings::ClientSettings;
 pub use stream::MaybeTls;
 
 /// The crypto provider every configuration uses (ring).
