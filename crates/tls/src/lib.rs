@@ -42,7 +42,8 @@
 //!    [`client::Policy::Dane`]; none usable falls back to `encrypt`
 //!    (RFC 7672 §2.2: "mandatory unauthenticated TLS"), an insecure answer
 //!    to `may`.
-//! 3. MTA-STS: [`sts::Cache::get`] for the recipient domain (fresh from
+//! 3. MTA-STS: [`sts::Cache::get`] (a cache in `$data_directory/mta-sts`)
+//!    for the recipient domain with the id from [`sts::txt_id`] (fresh from
 //!    the cache, or [`sts::fetch`] when the `_mta-sts` TXT id changed or the
 //!    policy expired). In `enforce` mode, skip MX hosts that
 //!    [`sts::Policy::matches_mx`] refuses and use
@@ -52,7 +53,8 @@
 //!    level requires TLS: then its absence is a deferral, "TLS is required,
 //!    but was not offered by host ..."), send STARTTLS, read the 220, and
 //!    make sure no further reply bytes were buffered (a server that sends
-//!    more is injecting, CVE-2011-0411 in the other direction).
+//!    more is injecting, CVE-2011-0411 in the other direction):
+//!    [`stream::connect_buffered`] refuses to handshake then.
 //! 5. [`ClientSettings::tls`] for the level, then
 //!    [`client::ClientTls::config`] for the policy
 //!    ([`ClientSettings::policy`] for `verify`/`secure`), then
@@ -65,6 +67,38 @@
 //!    and log [`describe`] in the `Trusted/Untrusted/Verified TLS
 //!    connection established to HOST[ADDR]:25: ...` line
 //!    ([`client::Policy::trust_word`]).
+//!
+//! ```no_run
+//! use std::io::{BufRead, BufReader, Write};
+//! use std::net::TcpStream;
+//! use postern_tls::client::{Policy, SecurityLevel, server_name};
+//! use postern_tls::stream::connect_buffered;
+//! use postern_tls::{ClientSettings, MaybeTls};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let config = postern_config::Config::defaults();
+//! let settings = ClientSettings::from_config(&config)?;
+//! let level = SecurityLevel::Verify;
+//! let policy = settings.policy(level, "example.com", "mx1.example.com");
+//! let tls = settings.tls(level).config(&policy)?;
+//!
+//! let sock = TcpStream::connect("192.0.2.25:25")?;
+//! let mut r = BufReader::new(MaybeTls::Plain(sock));
+//! let mut line = String::new();
+//! r.read_line(&mut line)?; // 220 greeting
+//! r.get_mut().write_all(b"EHLO client.example\r\n")?;
+//! // ... read the EHLO reply, see STARTTLS ...
+//! r.get_mut().write_all(b"STARTTLS\r\n")?;
+//! line.clear();
+//! r.read_line(&mut line)?; // 220 2.0.0 Ready to start TLS
+//! let mut r = connect_buffered(r, tls, server_name("mx1.example.com")?)?;
+//! let info = r.get_ref().info().expect("TLS is active");
+//! println!("{} TLS connection established to mx1.example.com: {}",
+//!          policy.trust_word(), info.summary());
+//! r.get_mut().write_all(b"EHLO client.example\r\n")?;
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Modules
 //!
