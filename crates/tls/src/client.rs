@@ -265,6 +265,13 @@ impl ClientTls {
                 })
             }
             Policy::Dane { tlsa, names } => {
+                if crate::dane::usable(tlsa).is_empty() {
+                    // RFC 7672 §2.2: the caller falls back to encrypt.
+                    return Err(TlsError::Param {
+                        param: "TLSA records",
+                        reason: "none is usable for SMTP".into(),
+                    });
+                }
                 Arc::new(DaneVerifier::new(tlsa.clone(), parse_names(names)?, algs))
             }
         };

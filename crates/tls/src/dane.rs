@@ -363,6 +363,11 @@ mod tests {
     fn unusable_records_never_match() {
         let cert = TestCert::self_signed("mx.example.net");
         let pkix = Tlsa::for_cert(1, 1, 1, &cert.chain[0]).unwrap();
-        assert!(run(&cert, &dane(vec![pkix], &["mx.example.net"])).is_err());
+        let e = run(&cert, &dane(vec![pkix.clone()], &["mx.example.net"])).unwrap_err();
+        assert!(e.contains("none is usable"), "{e}");
+        // Mixed with a usable record that does not match: still refused.
+        let other = TestCert::self_signed("mx.example.net");
+        let wrong = Tlsa::for_cert(3, 1, 1, &other.chain[0]).unwrap();
+        assert!(run(&cert, &dane(vec![pkix, wrong], &["mx.example.net"])).is_err());
     }
 }
