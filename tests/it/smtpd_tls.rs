@@ -506,3 +506,52 @@ fn verify_and_dane_against_smtpd() {
     t.inst
         .wait_log("SSL_accept error from unknown[127.0.0.1]", WAIT);
 }
+
+/// A TLSv1.2-only OpenSSL client (Python): accepted by default, with the
+/// cipher named in the log as OpenSSL names it; refused when
+/// `smtpd_tls_protocols = >=TLSv1.3`.
+#[test]
+fn tls12_client_and_protocol_limits() {
+    let script = r#"
+import smtplib, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), local_hostname="py.example", timeout=20)
+s.ehlo()
+try:
+    s.starttls(context=ctx)
+except (ssl.SSLError, ConnectionError) as e:
+    print("refused")
+    sys.exit(0)
+print(s.sock.version(), s.sock.cipher()[0])
+s.quit()
+"#;
+    let run = |port: u16| -> String {
+        let out = Command::new("python3")
+            .args(["-c", script, &port.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let t = start("smtpd_tls_security_level = \"may\"");
+    let out = run(t.port);
+    let (version, cipher) = out.split_once(' ').unwrap();
+    assert_eq!(version, "TLSv1.2");
+    t.inst.wait_log(
+        &format!(
+            "Anonymous TLS connection established from unknown[127.0.0.1]: TLSv1.2 with cipher {cipher} ("
+        ),
+        WAIT,
+    );
+    let t = start("smtpd_tls_security_level = \"may\"\nsmtpd_tls_protocols = \">=TLSv1.3\"");
+    assert_eq!(run(t.port), "refused");
+    t.inst
+        .wait_log("SSL_accept error from unknown[127.0.0.1]", WAIT);
+}
