@@ -24,6 +24,10 @@ mod smtpd;
 /// the encrypt level, command injection after STARTTLS, wrapper mode.
 mod smtpd_tls;
 
+/// MTA-STS policies fetched with postern-tls from Python's HTTPS server,
+/// and cached.
+mod mta_sts;
+
 /// Local submission: sendmail, postdrop, pickup, mailq, newaliases,
 /// sendmail -bs, postcat.
 mod submit;

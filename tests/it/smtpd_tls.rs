@@ -13,10 +13,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use postern_queue::QueueFile;
-use postern_tests::tls::{TestCert, self_signed};
+use postern_tests::tls::{TestCa, TestCert, self_signed};
 use postern_tests::{Instance, free_port};
 use postern_tls::MaybeTls;
 use postern_tls::client::{ClientTls, Policy, server_name};
+use postern_tls::dane::Tlsa;
 use postern_tls::stream::connect_buffered;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -32,10 +33,14 @@ struct Tls {
 }
 
 fn start(main_extra: &str) -> Tls {
+    start_with_cert(main_extra, |dir| self_signed(dir, "mail.example.test"))
+}
+
+fn start_with_cert(main_extra: &str, make_cert: impl FnOnce(&Path) -> TestCert) -> Tls {
     let files = tempfile::tempdir().unwrap();
     let aliases = files.path().join("aliases");
     fs::write(&aliases, "postmaster: root\nalice: root\n").unwrap();
-    let cert = self_signed(files.path(), "mail.example.test");
+    let cert = make_cert(files.path());
     let (port, smtps_port) = (free_port(), free_port());
     let main = format!(
         "mynetworks = \"127.0.0.1/32\"\nalias_maps = \"hash:{}\"\n\
@@ -434,4 +439,119 @@ fn failed_handshake_is_logged() {
     // smtpd is still there for the next client.
     let mut c = Client::plain(t.port);
     c.expect("NOOP", "250");
+}
+
+/// Postern's client library against Postern's smtpd, as the smtp agent
+/// will use it: `verify` with a private CA (names checked), and DANE
+/// records for the server certificate (3 1 1) and the CA (2 0 1).
+#[test]
+fn verify_and_dane_against_smtpd() {
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(ca_dir.path(), "Test");
+    let t = start_with_cert("smtpd_tls_security_level = \"may\"", |dir| {
+        ca.issue(dir, "mail.example.test")
+    });
+    let versions = postern_tls::parse_protocols("smtp_tls_protocols", "").unwrap();
+    let client = ClientTls::new(&versions, Some(&ca.cert)).unwrap();
+    // STARTTLS with a policy; the handshake result.
+    let try_policy = |policy: Policy| -> Result<String, String> {
+        let mut c = Client::plain(t.port);
+        c.expect("EHLO client.example", "250-");
+        c.expect("STARTTLS", "220");
+        let config = client.config(&policy).unwrap();
+        match connect_buffered(c.r, config, server_name("127.0.0.1").unwrap()) {
+            Ok(r) => {
+                let mut c = Client { r };
+                c.expect("EHLO client.example", "250-");
+                c.expect("QUIT", "221");
+                Ok(c.info())
+            }
+            Err(e) => {
+                let kind = postern_tls::stream::tls_error(&e)
+                    .map(postern_tls::rpt::ResultType::from_tls_error);
+                Err(format!("{e} {kind:?}"))
+            }
+        }
+    };
+    let names = |n: &str| vec![n.to_string()];
+    try_policy(Policy::Verify {
+        names: names("mail.example.test"),
+    })
+    .unwrap();
+    let e = try_policy(Policy::Verify {
+        names: names("mx.other.example"),
+    })
+    .unwrap_err();
+    assert!(e.contains("CertificateHostMismatch"), "{e}");
+    let ee = Tlsa::for_cert(3, 1, 1, &t.cert.der).unwrap();
+    try_policy(Policy::Dane {
+        tlsa: vec![ee],
+        names: vec![],
+    })
+    .unwrap();
+    let ta = Tlsa::for_cert(2, 0, 1, &ca.der()).unwrap();
+    try_policy(Policy::Dane {
+        tlsa: vec![ta],
+        names: names("mail.example.test"),
+    })
+    .unwrap();
+    let wrong = Tlsa::parse(&format!("3 1 1 {}", "ab".repeat(32))).unwrap();
+    let e = try_policy(Policy::Dane {
+        tlsa: vec![wrong],
+        names: vec![],
+    })
+    .unwrap_err();
+    assert!(e.contains("ValidationFailure"), "{e}");
+    // The failed handshakes are logged by smtpd too.
+    t.inst
+        .wait_log("SSL_accept error from unknown[127.0.0.1]", WAIT);
+}
+
+/// A TLSv1.2-only OpenSSL client (Python): accepted by default, with the
+/// cipher named in the log as OpenSSL names it; refused when
+/// `smtpd_tls_protocols = >=TLSv1.3`.
+#[test]
+fn tls12_client_and_protocol_limits() {
+    let script = r#"
+import smtplib, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), local_hostname="py.example", timeout=20)
+s.ehlo()
+try:
+    s.starttls(context=ctx)
+except (ssl.SSLError, ConnectionError) as e:
+    print("refused")
+    sys.exit(0)
+print(s.sock.version(), s.sock.cipher()[0])
+s.quit()
+"#;
+    let run = |port: u16| -> String {
+        let out = Command::new("python3")
+            .args(["-c", script, &port.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let t = start("smtpd_tls_security_level = \"may\"");
+    let out = run(t.port);
+    let (version, cipher) = out.split_once(' ').unwrap();
+    assert_eq!(version, "TLSv1.2");
+    t.inst.wait_log(
+        &format!(
+            "Anonymous TLS connection established from unknown[127.0.0.1]: TLSv1.2 with cipher {cipher} ("
+        ),
+        WAIT,
+    );
+    let t = start("smtpd_tls_security_level = \"may\"\nsmtpd_tls_protocols = \">=TLSv1.3\"");
+    assert_eq!(run(t.port), "refused");
+    t.inst
+        .wait_log("SSL_accept error from unknown[127.0.0.1]", WAIT);
 }

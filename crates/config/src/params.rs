@@ -711,6 +711,48 @@ pub static PARAMS: &[Param] = &[
         doc: "The smtp(8) client's time limit for the reply to RCPT TO.",
     },
     Param {
+        name: "smtp_tls_CAfile",
+        kind: Kind::Path,
+        default: "",
+        doc: "PEM file with the CA certificates the smtp(8) client trusts at smtp_tls_security_level = verify or secure and for MTA-STS; empty means the system bundle (/etc/ssl/certs/ca-certificates.crt).",
+    },
+    Param {
+        name: "smtp_tls_loglevel",
+        kind: Kind::Int { min: 0, max: 4 },
+        default: "0",
+        doc: "How much the smtp(8) client logs about TLS: 0 only failures, 1 and more also a summary line (\"Verified TLS connection established to ...\") for each handshake.",
+    },
+    Param {
+        name: "smtp_tls_mandatory_protocols",
+        kind: Kind::Str,
+        default: ">=TLSv1",
+        doc: "The TLS protocols the smtp(8) client uses when TLS is mandatory (encrypt and above), in Postfix syntax; only TLSv1.2 and TLSv1.3 are implemented.",
+    },
+    Param {
+        name: "smtp_tls_protocols",
+        kind: Kind::Str,
+        default: ">=TLSv1",
+        doc: "The TLS protocols the smtp(8) client uses with opportunistic TLS (may, dane without TLSA records), in Postfix syntax; only TLSv1.2 and TLSv1.3 are implemented.",
+    },
+    Param {
+        name: "smtp_tls_secure_cert_match",
+        kind: Kind::Str,
+        default: "nexthop, dot-nexthop",
+        doc: "The names a server certificate must match at smtp_tls_security_level = secure: nexthop (the next-hop domain), dot-nexthop (the MX host name when it is inside that domain), hostname, .domain or a literal name.",
+    },
+    Param {
+        name: "smtp_tls_security_level",
+        kind: Kind::Str,
+        default: "",
+        doc: "SMTP TLS security level of the smtp(8) client: empty or none, may (opportunistic), encrypt (TLS required, any certificate), dane, dane-only, verify (CA-signed, MX host name), secure (CA-signed, next-hop name).",
+    },
+    Param {
+        name: "smtp_tls_verify_cert_match",
+        kind: Kind::Str,
+        default: "hostname",
+        doc: "The names a server certificate must match at smtp_tls_security_level = verify, with the words of smtp_tls_secure_cert_match.",
+    },
+    Param {
         name: "smtpd_banner",
         kind: Kind::Str,
         default: "$myhostname ESMTP $mail_name",

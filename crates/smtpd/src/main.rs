@@ -27,6 +27,12 @@
 //! except the greeting and the HELO/EHLO replies (RFC 2034). Replies are
 //! worded as Postfix words them.
 //!
+//! STARTTLS (RFC 3207) is announced with `smtpd_tls_security_level = may`
+//! or `encrypt` and a certificate (see [`tls`]); `encrypt` refuses mail
+//! commands before it with `530 5.7.0`. Plaintext pipelined behind
+//! STARTTLS is thrown away (CVE-2011-0411). `smtpd_tls_wrappermode = yes`
+//! (set with `-o` in master.toml) runs TLS from the first byte (port 465).
+//!
 //! With PIPELINING, the server reads what the client sent, answers every
 //! complete command in order and writes the replies out when its input is
 //! used up (Postfix flushes when the input buffer is empty).
@@ -56,7 +62,8 @@
 //!   connection);
 //! - [`received`]: the `Received:` header;
 //! - [`stats`]: per-command counters for the `disconnect from` line;
-//! - [`settings`]: the parameters, read once per process.
+//! - [`settings`]: the parameters, read once per process;
+//! - [`tls`]: the TLS parameters and the server certificate.
 //!
 //! # Security
 //!
@@ -82,6 +89,11 @@
 //! - `timeout after RCPT from unknown[192.0.2.1]`
 //! - `disconnect from unknown[192.0.2.1] ehlo=1 mail=1 rcpt=1 data=1 quit=1
 //!   commands=5`
+//! - `Anonymous TLS connection established from unknown[192.0.2.1]:
+//!   TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange
+//!   X25519` (with `smtpd_tls_loglevel` >= 1)
+//! - `improper command pipelining after STARTTLS from unknown[192.0.2.1]: RSET`
+//! - `SSL_accept error from unknown[192.0.2.1]: ...`
 //!
 //! # Configuration parameters
 //!
@@ -96,7 +108,10 @@
 //! `local_recipient_maps`, `alias_maps`, `relay_recipient_maps`,
 //! `virtual_mailbox_maps`, `virtual_alias_maps`, `canonical_maps`,
 //! `recipient_canonical_maps`, `recipient_delimiter`, `ipc_timeout`,
-//! `queue_directory`.
+//! `queue_directory`, `smtpd_tls_security_level`, `smtpd_tls_cert_file`,
+//! `smtpd_tls_key_file`, `smtpd_tls_chain_files`, `smtpd_tls_protocols`,
+//! `smtpd_tls_mandatory_protocols`, `smtpd_tls_received_header`,
+//! `smtpd_tls_loglevel`, `smtpd_tls_wrappermode`, `smtpd_starttls_timeout`.
 //!
 //! # Bugs and deviations
 //!
@@ -104,7 +119,9 @@
 //!   `smtpd_peername_lookup = no`): there is no DNS client in Postern yet.
 //! - `smtpd_delay_reject = no` is not implemented: client, HELO and sender
 //!   restrictions are always evaluated at RCPT TO (a warning is logged).
-//! - No STARTTLS, AUTH, XCLIENT, XFORWARD or ETRN yet.
+//! - No AUTH, XCLIENT, XFORWARD or ETRN yet.
+//! - TLS: TLSv1.2 and TLSv1.3 only (rustls), no client certificates, one
+//!   key/certificate pair.
 //! - An overlong command line is rejected (`500 5.5.2 Error: line too
 //!   long`) instead of being truncated and executed (see smtp-proto).
 //!

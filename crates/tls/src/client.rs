@@ -222,6 +222,25 @@ impl ClientTls {
         })
     }
 
+    /// The same roots with other protocol versions.
+    pub fn with_versions(&self, versions: &[&'static SupportedProtocolVersion]) -> ClientTls {
+        ClientTls {
+            versions: versions.to_vec(),
+            ..self.clone()
+        }
+    }
+
+    /// The protocol versions, as `TLSv1.3`, `TLSv1.2`.
+    pub fn versions(&self) -> Vec<&'static str> {
+        self.versions
+            .iter()
+            .map(|v| match v.version {
+                rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3",
+                _ => "TLSv1.2",
+            })
+            .collect()
+    }
+
     /// How many trusted CA certificates were loaded.
     pub fn root_count(&self) -> usize {
         self.roots.len()
@@ -246,6 +265,13 @@ impl ClientTls {
                 })
             }
             Policy::Dane { tlsa, names } => {
+                if crate::dane::usable(tlsa).is_empty() {
+                    // RFC 7672 §2.2: the caller falls back to encrypt.
+                    return Err(TlsError::Param {
+                        param: "TLSA records",
+                        reason: "none is usable for SMTP".into(),
+                    });
+                }
                 Arc::new(DaneVerifier::new(tlsa.clone(), parse_names(names)?, algs))
             }
         };
@@ -440,6 +466,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("NotValidForName"), "{e}");
+        assert!(e.ends_with("[certificate-host-mismatch]"), "{e}");
         let other_ca = TestCa::new("Other CA");
         let e = handshake(
             &other_ca.leaf("mx.example.net"),
@@ -449,6 +476,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("UnknownIssuer"), "{e}");
+        assert!(e.ends_with("[certificate-not-trusted]"), "{e}");
         let e = handshake(
             &ca.expired_leaf("mx.example.net"),
             &client,
@@ -457,6 +485,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("expired"), "{e}");
+        assert!(e.ends_with("[certificate-expired]"), "{e}");
         let e = handshake(
             &TestCert::self_signed("mx.example.net"),
             &client,

@@ -154,7 +154,7 @@ fn association(selector: u8, matching: u8, cert: &[u8]) -> Option<Vec<u8>> {
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
     let bytes = hex.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
     bytes
@@ -363,6 +363,11 @@ mod tests {
     fn unusable_records_never_match() {
         let cert = TestCert::self_signed("mx.example.net");
         let pkix = Tlsa::for_cert(1, 1, 1, &cert.chain[0]).unwrap();
-        assert!(run(&cert, &dane(vec![pkix], &["mx.example.net"])).is_err());
+        let e = run(&cert, &dane(vec![pkix.clone()], &["mx.example.net"])).unwrap_err();
+        assert!(e.contains("none is usable"), "{e}");
+        // Mixed with a usable record that does not match: still refused.
+        let other = TestCert::self_signed("mx.example.net");
+        let wrong = Tlsa::for_cert(3, 1, 1, &other.chain[0]).unwrap();
+        assert!(run(&cert, &dane(vec![pkix, wrong], &["mx.example.net"])).is_err());
     }
 }

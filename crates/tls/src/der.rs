@@ -2,8 +2,10 @@
 //! which DANE selector 1 hashes (RFC 6698 §2.1.2). Never panics on bad
 //! input; anything unexpected is `None`.
 
-/// One TLV: (tag, whole encoding, contents, rest of input).
-fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+/// One TLV: tag, whole encoding, contents, rest of input.
+type Tlv<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+
+fn tlv(input: &[u8]) -> Option<Tlv<'_>> {
     let (&tag, rest) = input.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = if first < 0x80 {

@@ -181,3 +181,10 @@ pub fn connect_buffered<S: Read + Write>(
     }
     Ok(BufReader::new(reader.into_inner().connect(config, name)?))
 }
+
+/// The rustls error inside an I/O error from a handshake (for the log
+/// and for [`crate::rpt::ResultType::from_tls_error`]); `None` for
+/// plain I/O errors (timeouts, resets).
+pub fn tls_error(e: &io::Error) -> Option<&rustls::Error> {
+    e.get_ref()?.downcast_ref::<rustls::Error>()
+}

@@ -131,7 +131,13 @@ pub(crate) fn handshake(
     let config = client.config(policy).map_err(|e| e.to_string())?;
     let result = MaybeTls::Plain(sock)
         .connect(config, server_name(host).unwrap())
-        .map_err(|e| e.to_string())
+        .map_err(|e| {
+            // Every certificate failure must be classifiable for TLS-RPT.
+            let kind = crate::stream::tls_error(&e)
+                .map(crate::rpt::ResultType::from_tls_error)
+                .map_or("io".to_string(), |r| r.to_string());
+            format!("{e} [{kind}]")
+        })
         .and_then(|mut s| {
             s.write_all(b"ping!").map_err(|e| e.to_string())?;
             let mut buf = [0u8; 5];
