@@ -38,3 +38,7 @@ mod virtual_agent;
 
 /// local: aliases, commands, files, :include:, forwarding, mailboxes.
 mod local;
+
+/// Queue tools: showq, postqueue, mailq, flush, postsuper against a
+/// running instance (and with master down, and as an ordinary user).
+mod qtools;
