@@ -701,6 +701,10 @@ fn ordinary_user_through_the_public_socket() {
     assert!(listing.contains(&format!("{held}! ")), "{listing}");
     assert_eq!(json_summary(&ok(&as_nobody(&["-j"]))).len(), 1);
     ok(&as_nobody(&["-f"]));
+    ok(&as_nobody(&["-i", &held]));
+    let out = as_nobody(&["-s", "elsewhere.test"]);
+    assert_eq!(out.status.code(), Some(69), "flush(8) answered: {:?}", text(&out));
+    assert!(text(&out).1.contains("not configured for destination"));
     // Not allowed: -o, and postsuper at all.
     let out = as_nobody(&["-o", "queue_directory=/tmp", "-p"]);
     assert_eq!(out.status.code(), Some(77), "{:?}", text(&out));
