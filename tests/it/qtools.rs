@@ -545,6 +545,19 @@ fn postsuper_structure_check_and_purge() {
         .unwrap()
         .set_modified(two_days)
         .unwrap();
+    // Killed mid-message ten minutes ago: no writer holds it any more.
+    let killed = q
+        .join("incoming")
+        .join(QueueId::from_parts(1_700_000_000, 11, 11).as_str());
+    fs::write(&killed, "partial").unwrap();
+    fs::set_permissions(&killed, fs::Permissions::from_mode(0o600)).unwrap();
+    let minutes = SystemTime::now() - Duration::from_secs(600);
+    fs::File::options()
+        .write(true)
+        .open(&killed)
+        .unwrap()
+        .set_modified(minutes)
+        .unwrap();
     let out = postsuper(&inst, &[], b"");
     let said = ok(&out) + &text(&out).1;
     assert!(
@@ -557,6 +570,7 @@ fn postsuper_structure_check_and_purge() {
     );
     assert!(q.join("corrupt/README").exists());
     assert!(!stale.exists(), "{said}");
+    assert!(!killed.exists(), "{said}");
     assert!(!q.join("hold/A").exists());
     let files: Vec<_> = fs::read_dir(q.join("hold"))
         .unwrap()
@@ -703,7 +717,12 @@ fn ordinary_user_through_the_public_socket() {
     ok(&as_nobody(&["-f"]));
     ok(&as_nobody(&["-i", &held]));
     let out = as_nobody(&["-s", "elsewhere.test"]);
-    assert_eq!(out.status.code(), Some(69), "flush(8) answered: {:?}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(69),
+        "flush(8) answered: {:?}",
+        text(&out)
+    );
     assert!(text(&out).1.contains("not configured for destination"));
     // Not allowed: -o, and postsuper at all.
     let out = as_nobody(&["-o", "queue_directory=/tmp", "-p"]);

@@ -24,8 +24,10 @@
 //!   queues) move up to their queue, names that do not match the file's
 //!   inode number are fixed (with the message's logs), files that are not
 //!   queue ids go to `corrupt`, non-files are removed;
-//! - `-p`: remove temporary files left by crashed writers (not ready, a
-//!   day old);
+//! - `-p`: remove temporary files left by crashed writers: not ready,
+//!   and either a day old (Postfix's rule) or five minutes old with no
+//!   live writer (writers hold a lock on their file, see
+//!   `postern_queue::in_use`);
 //! - `-v`: verbose logging.
 //!
 //! Without an operation, `-s` and `-p` are done. Operations on named

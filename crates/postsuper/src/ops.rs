@@ -19,6 +19,18 @@ use postern_queue::{NewRecipient, Queue, QueueFile, QueueFileWriter, QueueId, Re
 /// Non-ready files older than this in a message queue are left-overs of
 /// a crashed writer (Postfix `MAX_TEMP_AGE`).
 pub(crate) const MAX_TEMP_AGE: Duration = Duration::from_secs(24 * 3600);
+/// A non-ready file this old whose writer is gone (no lock, see
+/// `postern_queue::in_use`) is a left-over too. Younger files may belong
+/// to a writer that has only just created them.
+pub(crate) const MIN_TEMP_AGE: Duration = Duration::from_secs(5 * 60);
+
+/// Whether a non-ready file of `age` at `path` was abandoned: a day old
+/// (Postfix's rule, also when the writer's lock cannot be checked, e.g.
+/// a maildrop file the queue owner may not open), or a few minutes old
+/// with no live writer.
+fn abandoned(path: &Path, age: Duration) -> bool {
+    age > MAX_TEMP_AGE || (age > MIN_TEMP_AGE && matches!(postern_queue::in_use(path), Ok(false)))
+}
 
 /// Per-message log directories, removed with the message.
 pub(crate) const LOG_QUEUES: [Queue; 3] = [Queue::Bounce, Queue::Defer, Queue::Trace];
@@ -391,12 +403,14 @@ fn visit_dir(
             }
             continue;
         }
-        let stale = SystemTime::now()
+        let age = SystemTime::now()
             .duration_since(meta.modified().unwrap_or(SystemTime::now()))
-            .unwrap_or_default()
-            > MAX_TEMP_AGE;
+            .unwrap_or_default();
         if !meta.file_type().is_file()
-            || (mass.purge && message_queue && !postern_queue::is_ready(&meta) && stale)
+            || (mass.purge
+                && message_queue
+                && !postern_queue::is_ready(&meta)
+                && abandoned(&path, age))
         {
             // Symbolic links, FIFOs, sockets; abandoned temporary files.
             if remove(&path)? {
@@ -654,6 +668,24 @@ mod tests {
             .unwrap();
         let fresh = s.join("incoming/.tmp.1.3");
         fs::write(&fresh, b"partial").unwrap();
+        // Ten minutes old: abandoned, unless a writer still holds it.
+        let minutes = SystemTime::now() - Duration::from_secs(600);
+        let dead = s.join("incoming/.tmp.1.4");
+        let live = s.join("incoming/.tmp.1.5");
+        for p in [&dead, &live] {
+            fs::write(p, b"partial").unwrap();
+            fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(minutes)
+                .unwrap();
+        }
+        let _writer = nix::fcntl::Flock::lock(
+            fs::File::open(&live).unwrap(),
+            nix::fcntl::FlockArg::LockExclusiveNonblock,
+        )
+        .unwrap();
         std::os::unix::fs::symlink("/etc/passwd", s.join("hold/4Y5Lrq3yTsz1Qwm")).unwrap();
         let mass = Mass {
             structure: true,
@@ -679,8 +711,10 @@ mod tests {
         assert!(fixed.path(s, Queue::Defer).exists());
         assert!(!stale.exists());
         assert!(fresh.exists());
+        assert!(!dead.exists());
+        assert!(live.exists());
         assert!(!s.join("hold/4Y5Lrq3yTsz1Qwm").exists());
-        assert_eq!((c.corrupt, c.moved, c.renamed, c.purged), (1, 1, 1, 2));
+        assert_eq!((c.corrupt, c.moved, c.renamed, c.purged), (1, 1, 1, 3));
         // A second pass finds nothing to do.
         let mut again = Counts::default();
         super_pass(s, &DEFAULT_QUEUES, mass, &mut again, &mut n).unwrap();

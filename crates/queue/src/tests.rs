@@ -751,3 +751,21 @@ fn extra_mode_adds_only_read_bits_to_the_ready_mode() {
     assert_eq!(mode, 0o744);
     assert!(is_ready(&fs::metadata(&path).unwrap()));
 }
+
+#[test]
+fn a_file_being_written_is_in_use_until_committed_or_dropped() {
+    let dir = spool();
+    let mut w = QueueFileWriter::create(dir.path(), Queue::Incoming).unwrap();
+    let path = w.path().to_path_buf();
+    assert!(crate::in_use(&path).unwrap());
+    w.time(t0()).unwrap();
+    w.sender("a@b").unwrap();
+    w.recipient(&NewRecipient::new("c@d")).unwrap();
+    w.begin_content().unwrap();
+    let id = w.finish().unwrap();
+    assert!(!crate::in_use(&id.path(dir.path(), Queue::Incoming)).unwrap());
+    // Abandoned (a crashed writer leaves the file; here it is recreated
+    // by hand): not in use.
+    std::fs::write(&path, b"partial").unwrap();
+    assert!(!crate::in_use(&path).unwrap());
+}
