@@ -4,8 +4,8 @@
 //! SYNOPSIS: `postsuper [-psv] [-c config_dir] [-o name=value]
 //! [-d queue_id] [-h queue_id] [-H queue_id] [-r queue_id] [queue ...]`
 //!
-//! DESCRIPTION: postsuper changes the queue; only root (or, in
-//! development mode, the owner of the spool) may run it. As root it does
+//! DESCRIPTION: postsuper changes the queue; only root and `mail_owner`
+//! (or, in development mode, the owner of the spool) may run it. As root it does
 //! its work as `mail_owner`, like the daemons. The options may be
 //! combined and repeated; `queue_id` may be `ALL` (upper case: every
 //! message in the queues) or `-` (queue ids from standard input, one per
@@ -189,15 +189,20 @@ fn queue_name(name: &str) -> Result<Queue, String> {
     }
 }
 
-/// Whether this user may change the queue: root, or the spool's owner
-/// (development mode runs everything as that user).
+/// Whether this user may change the queue: root, `mail_owner` (who owns
+/// the queue files anyway), or in development mode the spool's owner
+/// (everything runs as that user).
 fn allowed(config: &Config) -> bool {
-    if nix::unistd::Uid::current().is_root() {
+    let me = nix::unistd::Uid::current();
+    if me.is_root() {
+        return true;
+    }
+    if privs::lookup_user(&config.str("mail_owner")).is_ok_and(|o| o.uid == me) {
         return true;
     }
     let spool = config.path("queue_directory");
     config.bool("development_mode")
-        && std::fs::metadata(spool).is_ok_and(|m| m.uid() == nix::unistd::Uid::current().as_raw())
+        && std::fs::metadata(spool).is_ok_and(|m| m.uid() == me.as_raw())
 }
 
 fn start_logging(config: &Config) {
