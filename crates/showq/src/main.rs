@@ -13,12 +13,10 @@
 //! the message's defer log (see `postern_ipc::showq`). The client
 //! (postqueue) formats the listing. Files that vanish while the queue is
 //! walked (delivered, moved) are skipped; damaged files are skipped with
-//! a warning and left for qmgr to move to `corrupt`. The listing
-//! streams, one message in memory at a time.
-//!
-//! XXX: each queue file is read whole (the queue crate has no
-//! envelope-only reader yet), so listing a queue of large messages reads
-//! all their content.
+//! a warning and left for qmgr to move to `corrupt`. Only the envelope
+//! and extracted records of each file are read, not the message (the
+//! size record says where they are), and the listing streams, one
+//! message in memory at a time.
 //!
 //! SECURITY: showq runs as `mail_owner` (the service's `unpriv` is the
 //! default) and only reads. Its socket is in `public/` so that the
@@ -75,7 +73,7 @@ fn message(spool: &Path, queue: Queue, id: &QueueId) -> Option<Message> {
         },
         ..ReadOptions::default()
     };
-    let qf = match QueueFile::open_with(&id.path(spool, queue), &opts) {
+    let env = match QueueFile::open_envelope(&id.path(spool, queue), &opts) {
         Ok(qf) => qf,
         Err(postern_queue::Error::Io { source, .. })
             if source.kind() == io::ErrorKind::NotFound =>
@@ -98,15 +96,15 @@ fn message(spool: &Path, queue: Queue, id: &QueueId) -> Option<Message> {
     Some(Message {
         queue_name: queue.dir_name().to_string(),
         queue_id: id.to_string(),
-        arrival_time: qf
-            .arrival()
+        arrival_time: env
+            .arrival
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
-        message_size: qf.size().content_length,
+        message_size: env.size.content_length,
         force_expired: false,
-        sender: qf.sender().to_string(),
-        recipients: qf
-            .recipients()
+        sender: env.sender.clone(),
+        recipients: env
+            .recipients
             .iter()
             .filter(|r| r.status == RecipientStatus::Pending)
             .map(|r| Recipient {
