@@ -815,7 +815,7 @@ fn the_envelope_alone_reads_like_the_whole_file() {
     // A size record whose offsets do not fit the file is corruption.
     let mut bytes = fs::read(&path).unwrap();
     let bad = spool.path().join("incoming/bad");
-    let mut size = whole.size().clone();
+    let mut size = *whole.size();
     size.extracted_offset += 3;
     let at = usize::try_from(crate::format::SIZE_PAYLOAD_OFFSET).unwrap();
     bytes[at..at + crate::format::SIZE_PAYLOAD_LEN].copy_from_slice(&size.encode());
