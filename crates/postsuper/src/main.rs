@@ -328,12 +328,11 @@ fn run(spool: &Path, args: &Args) -> io::Result<()> {
         hold_all: all(&args.hold, "h", &mut out),
         release_all: all(&args.release, "H", &mut out),
     };
-    let by_id = !args.delete.is_empty()
-        || !args.hold.is_empty()
-        || !args.release.is_empty()
-        || !args.requeue.is_empty();
+    let named = |names: &[String]| names.iter().any(|n| n != "ALL");
+    let by_id =
+        named(&args.delete) || named(&args.hold) || named(&args.release) || named(&args.requeue);
     let mut mass = mass;
-    if !by_id && !mass.structure && !mass.purge {
+    if mass == Mass::default() && !by_id {
         mass.structure = true;
         mass.purge = true;
     }
