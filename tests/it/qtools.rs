@@ -492,6 +492,13 @@ fn postsuper_hold_requeue_delete_and_stdin() {
     assert!(said.contains("Deleted: 1 message\n"), "{said}");
     assert!(!exists(&inst, Queue::Defer, &ids[0]));
     assert!(exists(&inst, Queue::Deferred, &ids[3]), "not in hold: kept");
+    // In the mail log too, as Postfix logs it.
+    let log = inst.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("/postsuper[") && l.ends_with(&format!(": {}: removed", ids[0]))),
+        "{log}"
+    );
     let out = postsuper(&inst, &["-d", "ALL"], b"");
     assert!(
         text(&out).1.contains("Deleted: 2 messages"),
