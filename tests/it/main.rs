@@ -50,3 +50,7 @@ mod local;
 /// The configuration and control tools: postconf, postern, postmap,
 /// postalias, newaliases, sendmail -bd.
 mod ops;
+
+/// Queue tools: showq, postqueue, mailq, flush, postsuper against a
+/// running instance (and with master down, and as an ordinary user).
+mod qtools;

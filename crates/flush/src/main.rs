@@ -42,7 +42,7 @@ use std::time::SystemTime;
 use postern_ipc::flush::{self, Request, Status};
 use postern_ipc::{Conn as IpcConn, service};
 use postern_maps::DomainList;
-use postern_queue::{Entry, Queue, QueueFile, QueueId, RecipientStatus, move_file};
+use postern_queue::{Entry, Queue, QueueFile, QueueId, ReadOptions, RecipientStatus, move_file};
 use postern_server::{Conn, single};
 use postern_util::{info, warn};
 
@@ -101,11 +101,12 @@ fn site_messages(spool: &Path, site: &str) -> Vec<QueueId> {
         let Ok(Entry::Ready { id, .. }) = entry else {
             continue;
         };
-        let Ok(qf) = QueueFile::open(&id.path(spool, Queue::Deferred)) else {
+        let path = id.path(spool, Queue::Deferred);
+        let Ok(env) = QueueFile::open_envelope(&path, &ReadOptions::default()) else {
             continue;
         };
-        if qf
-            .recipients()
+        if env
+            .recipients
             .iter()
             .any(|r| r.status == RecipientStatus::Pending && at_site(&r.address, site))
         {

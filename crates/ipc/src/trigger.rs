@@ -29,6 +29,39 @@ pub fn send(queue_dir: &Path, service: (Class, &str), request: &[u8]) -> io::Res
     Ok(())
 }
 
+/// Sends `request` and waits up to `timeout` for the service to take the
+/// connection (Postfix `mail_trigger` with `trigger_timeout`): for
+/// requests a person waits on, such as `postqueue -f`, where a busy
+/// service must not look like one that is down.
+pub fn send_wait(
+    queue_dir: &Path,
+    service: (Class, &str),
+    request: &[u8],
+    timeout: std::time::Duration,
+) -> io::Result<()> {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, UnixAddr, connect, setsockopt, socket, sockopt,
+    };
+    use nix::sys::time::TimeVal;
+    let path = socket_path(queue_dir, service);
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // A Unix stream connect to a full backlog waits for the send timeout.
+    let tv = TimeVal::new(
+        i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+        i64::from(timeout.subsec_micros()),
+    );
+    setsockopt(&fd, sockopt::SendTimeout, &tv)?;
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &UnixAddr::new(&path)?)?;
+    let mut s = UnixStream::from(fd);
+    s.write_all(request)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +79,12 @@ mod tests {
         c.read_to_end(&mut got).unwrap();
         assert_eq!(got, b"I");
         assert!(send(dir.path(), crate::service::PICKUP, b"W").is_err());
+        let t = std::time::Duration::from_secs(5);
+        send_wait(dir.path(), crate::service::QMGR, b"FAD", t).unwrap();
+        let (mut c, _) = l.accept().unwrap();
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"FAD");
+        assert!(send_wait(dir.path(), crate::service::PICKUP, b"W", t).is_err());
     }
 }

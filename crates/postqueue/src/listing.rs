@@ -65,8 +65,7 @@ impl Compat {
         if self.count == 0 {
             writeln!(
                 out,
-                "{:<17} {:>8} {:<19} {}",
-                "----Queue ID-----", "--Size--", "---Arrival Time----", "--Sender/Recipient------"
+                "----Queue ID----- --Size-- ---Arrival Time---- --Sender/Recipient------"
             )?;
         } else {
             writeln!(out)?;

@@ -73,6 +73,9 @@ const USAGE: &str = "usage: postqueue -f | postqueue -i queueid | postqueue -j |
 /// The longest wait for a service's answer (ipc_timeout may be an hour,
 /// which is no use to someone waiting at a terminal).
 const MAX_WAIT: Duration = Duration::from_secs(60);
+/// The longest wait for a busy service to take a trigger (Postfix
+/// `trigger_timeout`).
+const TRIGGER_WAIT: Duration = Duration::from_secs(10);
 
 fn die(code: i32, text: &str) -> ! {
     eprintln!("postqueue: fatal: {text}");
@@ -304,8 +307,9 @@ fn flush_queue(config: &Config) {
     use postern_ipc::service::{PICKUP, QMGR};
     let spool = config.path("queue_directory");
     // Postfix mail_flush_deferred and mail_flush_maildrop.
-    let sent = postern_ipc::trigger::send(&spool, QMGR, b"FAD")
-        .and_then(|()| postern_ipc::trigger::send(&spool, PICKUP, b"W"));
+    let wait = config.time("ipc_timeout").min(TRIGGER_WAIT);
+    let sent = postern_ipc::trigger::send_wait(&spool, QMGR, b"FAD", wait)
+        .and_then(|()| postern_ipc::trigger::send_wait(&spool, PICKUP, b"W", wait));
     if let Err(e) = sent {
         postern_util::debug!("trigger: {e}");
         die(

@@ -4,8 +4,8 @@
 //! SYNOPSIS: `postsuper [-psv] [-c config_dir] [-o name=value]
 //! [-d queue_id] [-h queue_id] [-H queue_id] [-r queue_id] [queue ...]`
 //!
-//! DESCRIPTION: postsuper changes the queue; only root (or, in
-//! development mode, the owner of the spool) may run it. As root it does
+//! DESCRIPTION: postsuper changes the queue; only root and `mail_owner`
+//! (or, in development mode, the owner of the spool) may run it. As root it does
 //! its work as `mail_owner`, like the daemons. The options may be
 //! combined and repeated; `queue_id` may be `ALL` (upper case: every
 //! message in the queues) or `-` (queue ids from standard input, one per
@@ -24,8 +24,10 @@
 //!   queues) move up to their queue, names that do not match the file's
 //!   inode number are fixed (with the message's logs), files that are not
 //!   queue ids go to `corrupt`, non-files are removed;
-//! - `-p`: remove temporary files left by crashed writers (not ready, a
-//!   day old);
+//! - `-p`: remove temporary files left by crashed writers: not ready,
+//!   and either a day old (Postfix's rule) or five minutes old with no
+//!   live writer (writers hold a lock on their file, see
+//!   `postern_queue::in_use`);
 //! - `-v`: verbose logging.
 //!
 //! Without an operation, `-s` and `-p` are done. Operations on named
@@ -187,15 +189,20 @@ fn queue_name(name: &str) -> Result<Queue, String> {
     }
 }
 
-/// Whether this user may change the queue: root, or the spool's owner
-/// (development mode runs everything as that user).
+/// Whether this user may change the queue: root, `mail_owner` (who owns
+/// the queue files anyway), or in development mode the spool's owner
+/// (everything runs as that user).
 fn allowed(config: &Config) -> bool {
-    if nix::unistd::Uid::current().is_root() {
+    let me = nix::unistd::Uid::current();
+    if me.is_root() {
+        return true;
+    }
+    if privs::lookup_user(&config.str("mail_owner")).is_ok_and(|o| o.uid == me) {
         return true;
     }
     let spool = config.path("queue_directory");
     config.bool("development_mode")
-        && std::fs::metadata(spool).is_ok_and(|m| m.uid() == nix::unistd::Uid::current().as_raw())
+        && std::fs::metadata(spool).is_ok_and(|m| m.uid() == me.as_raw())
 }
 
 fn start_logging(config: &Config) {
@@ -321,12 +328,11 @@ fn run(spool: &Path, args: &Args) -> io::Result<()> {
         hold_all: all(&args.hold, "h", &mut out),
         release_all: all(&args.release, "H", &mut out),
     };
-    let by_id = !args.delete.is_empty()
-        || !args.hold.is_empty()
-        || !args.release.is_empty()
-        || !args.requeue.is_empty();
+    let named = |names: &[String]| names.iter().any(|n| n != "ALL");
+    let by_id =
+        named(&args.delete) || named(&args.hold) || named(&args.release) || named(&args.requeue);
     let mut mass = mass;
-    if !by_id && !mass.structure && !mass.purge {
+    if mass == Mass::default() && !by_id {
         mass.structure = true;
         mass.purge = true;
     }

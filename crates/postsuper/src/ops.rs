@@ -19,6 +19,18 @@ use postern_queue::{NewRecipient, Queue, QueueFile, QueueFileWriter, QueueId, Re
 /// Non-ready files older than this in a message queue are left-overs of
 /// a crashed writer (Postfix `MAX_TEMP_AGE`).
 pub(crate) const MAX_TEMP_AGE: Duration = Duration::from_secs(24 * 3600);
+/// A non-ready file this old whose writer is gone (no lock, see
+/// `postern_queue::in_use`) is a left-over too. Younger files may belong
+/// to a writer that has only just created them.
+pub(crate) const MIN_TEMP_AGE: Duration = Duration::from_secs(5 * 60);
+
+/// Whether a non-ready file of `age` at `path` was abandoned: a day old
+/// (Postfix's rule, also when the writer's lock cannot be checked, e.g.
+/// a maildrop file the queue owner may not open), or a few minutes old
+/// with no live writer.
+fn abandoned(path: &Path, age: Duration) -> bool {
+    age > MAX_TEMP_AGE || (age > MIN_TEMP_AGE && matches!(postern_queue::in_use(path), Ok(false)))
+}
 
 /// Per-message log directories, removed with the message.
 pub(crate) const LOG_QUEUES: [Queue; 3] = [Queue::Bounce, Queue::Defer, Queue::Trace];
@@ -312,7 +324,13 @@ pub(crate) fn super_pass(
 ) -> io::Result<()> {
     for &queue in queues {
         let dir = spool.join(queue.dir_name());
-        visit_dir(spool, queue, &dir, 0, mass, counts, out)?;
+        Pass {
+            spool,
+            mass,
+            counts: &mut *counts,
+            out: &mut *out,
+        }
+        .visit(queue, &dir, 0)?;
     }
     Ok(())
 }
@@ -321,183 +339,190 @@ pub(crate) fn super_pass(
 /// levels deep).
 const MAX_DEPTH: usize = 4;
 
-#[allow(clippy::too_many_arguments)]
-fn visit_dir(
-    spool: &Path,
-    queue: Queue,
-    dir: &Path,
-    depth: usize,
+/// One walk over the queues, with what it does and what it found.
+struct Pass<'a, R> {
+    spool: &'a Path,
     mass: Mass,
-    counts: &mut Counts,
-    out: &mut impl Report,
-) -> io::Result<()> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound && depth == 0 => {
-            out.warn(&format!("{}: no such directory", dir.display()));
-            return Ok(());
-        }
-        Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", dir.display()))),
-    };
-    let mut names: Vec<_> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.file_name())
-        .collect();
-    names.sort();
-    let message_queue = is_message_queue(queue);
-    for name in names {
-        let path = dir.join(&name);
-        let shown = format!(
-            "{}/{}",
-            queue.dir_name(),
-            path.strip_prefix(spool.join(queue.dir_name()))
-                .unwrap_or(&path)
-                .display()
-        );
-        let Ok(meta) = fs::symlink_metadata(&path) else {
-            continue;
+    counts: &'a mut Counts,
+    out: &'a mut R,
+}
+
+impl<R: Report> Pass<'_, R> {
+    fn visit(&mut self, queue: Queue, dir: &Path, depth: usize) -> io::Result<()> {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && depth == 0 => {
+                self.out
+                    .warn(&format!("{}: no such directory", dir.display()));
+                return Ok(());
+            }
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", dir.display()))),
         };
-        if meta.is_dir() {
-            // Queues are flat: a subdirectory is left from hashed
-            // queues (another mail system) or alien. Its files go up to
-            // the right place, then it goes.
-            if depth < MAX_DEPTH && (mass.structure || mass.delete_all) {
-                visit_dir(spool, queue, &path, depth + 1, mass, counts, out)?;
-                match fs::remove_dir(&path) {
-                    Ok(()) => out.info(&format!("{shown}: removed subdirectory")),
-                    Err(e) => out.warn(&format!("remove subdirectory {shown}: {e}")),
-                }
-            }
-            continue;
-        }
-        if mass.delete_all {
-            // A message file that is not ready is still being written:
-            // its writer has not acknowledged it yet, and deleting it
-            // would make that acknowledgement a lie. A message goes with
-            // its logs, logs first.
-            let name = name.to_str().and_then(|n| QueueId::parse(n).ok());
-            match (message_queue, name) {
-                (true, _) if !postern_queue::is_ready(&meta) => {}
-                (true, Some(id)) if depth == 0 => {
-                    if delete_one(spool, &[queue], &id, out)? {
-                        counts.deleted += 1;
+        let mut names: Vec<_> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect();
+        names.sort();
+        let message_queue = is_message_queue(queue);
+        for name in names {
+            let path = dir.join(&name);
+            let shown = format!(
+                "{}/{}",
+                queue.dir_name(),
+                path.strip_prefix(self.spool.join(queue.dir_name()))
+                    .unwrap_or(&path)
+                    .display()
+            );
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                // Queues are flat: a subdirectory is left from hashed
+                // queues (another mail system) or alien. Its files go up to
+                // the right place, then it goes.
+                if depth < MAX_DEPTH && (self.mass.structure || self.mass.delete_all) {
+                    self.visit(queue, &path, depth + 1)?;
+                    match fs::remove_dir(&path) {
+                        Ok(()) => self.out.info(&format!("{shown}: removed subdirectory")),
+                        Err(e) => self.out.warn(&format!("remove subdirectory {shown}: {e}")),
                     }
-                }
-                _ => {
-                    if remove(&path)? && message_queue {
-                        counts.deleted += 1;
-                    }
-                }
-            }
-            continue;
-        }
-        let stale = SystemTime::now()
-            .duration_since(meta.modified().unwrap_or(SystemTime::now()))
-            .unwrap_or_default()
-            > MAX_TEMP_AGE;
-        if !meta.file_type().is_file()
-            || (mass.purge && message_queue && !postern_queue::is_ready(&meta) && stale)
-        {
-            // Symbolic links, FIFOs, sockets; abandoned temporary files.
-            if remove(&path)? {
-                counts.purged += 1;
-                out.info(&format!(
-                    "{shown}: removed {}",
-                    if meta.file_type().is_file() {
-                        "stale temporary file"
-                    } else {
-                        "non-file object"
-                    }
-                ));
-            }
-            continue;
-        }
-        let name_str = name.to_str().unwrap_or("");
-        let id = match QueueId::parse(name_str) {
-            Ok(id) => id,
-            Err(_) if name_str.starts_with('.') => continue, // a file being written
-            Err(_) => {
-                if mass.structure && message_queue {
-                    let target = spool.join(Queue::Corrupt.dir_name()).join(&name);
-                    match rename_new(&path, &target) {
-                        Ok(_) => {
-                            sync_dir(&spool.join(Queue::Corrupt.dir_name()))?;
-                            counts.corrupt += 1;
-                            out.warn(&format!("bogus file name: {shown}: moved to corrupt"));
-                        }
-                        Err(e) => out.warn(&format!("bogus file name: {shown}: {e}")),
-                    }
-                } else {
-                    out.warn(&format!("bogus file name: {shown}"));
                 }
                 continue;
             }
-        };
-        let mut id = id;
-        let mut path = path;
-        // A file in a subdirectory goes up to its queue.
-        if depth > 0 && mass.structure {
-            let wanted = id.path(spool, queue);
-            match rename_new(&path, &wanted) {
-                Ok(true) => {
-                    sync_dir(&spool.join(queue.dir_name()))?;
-                    counts.moved += 1;
-                    out.info(&format!("{shown}: moved to {queue}/{id}"));
-                    path = wanted;
+            if self.mass.delete_all {
+                // A message file that is not ready is still being written:
+                // its writer has not acknowledged it yet, and deleting it
+                // would make that acknowledgement a lie. A message goes with
+                // its logs, logs first.
+                let name = name.to_str().and_then(|n| QueueId::parse(n).ok());
+                match (message_queue, name) {
+                    (true, _) if !postern_queue::is_ready(&meta) => {}
+                    (true, Some(id)) if depth == 0 => {
+                        if delete_one(self.spool, &[queue], &id, &mut *self.out)? {
+                            self.counts.deleted += 1;
+                        }
+                    }
+                    _ => {
+                        if remove(&path)? && message_queue {
+                            self.counts.deleted += 1;
+                        }
+                    }
                 }
-                Ok(false) => continue,
-                Err(e) => {
-                    out.warn(&format!("{shown}: {e}"));
-                    continue;
-                }
+                continue;
             }
-        }
-        // The name must match the inode (restored from a backup, or
-        // copied from another machine): rename logs first, then the file,
-        // to a name derived from the old one, so an interrupted run is
-        // finished by the next.
-        if mass.structure && message_queue && id.inode() != meta.ino() {
-            let new = fixed_id(&id, meta.ino());
-            for log in LOG_QUEUES {
-                if let Err(e) = rename_new(&id.path(spool, log), &new.path(spool, log)) {
-                    out.warn(&format!("{id}: {log} log: {e}"));
-                }
-            }
-            match rename_new(&path, &new.path(spool, queue)) {
-                Ok(true) => {
-                    sync_dir(&spool.join(queue.dir_name()))?;
-                    counts.renamed += 1;
-                    out.info(&format!(
-                        "{queue}/{id}: renamed to {new} to match its inode number"
+            let age = SystemTime::now()
+                .duration_since(meta.modified().unwrap_or(SystemTime::now()))
+                .unwrap_or_default();
+            if !meta.file_type().is_file()
+                || (self.mass.purge
+                    && message_queue
+                    && !postern_queue::is_ready(&meta)
+                    && abandoned(&path, age))
+            {
+                // Symbolic links, FIFOs, sockets; abandoned temporary files.
+                if remove(&path)? {
+                    self.counts.purged += 1;
+                    self.out.info(&format!(
+                        "{shown}: removed {}",
+                        if meta.file_type().is_file() {
+                            "stale temporary file"
+                        } else {
+                            "non-file object"
+                        }
                     ));
-                    id = new;
                 }
-                Ok(false) => continue,
-                Err(e) => {
-                    out.warn(&format!("{queue}/{id}: {e}"));
+                continue;
+            }
+            let name_str = name.to_str().unwrap_or("");
+            let id = match QueueId::parse(name_str) {
+                Ok(id) => id,
+                Err(_) if name_str.starts_with('.') => continue, // a file being written
+                Err(_) => {
+                    if self.mass.structure && message_queue {
+                        let target = self.spool.join(Queue::Corrupt.dir_name()).join(&name);
+                        match rename_new(&path, &target) {
+                            Ok(_) => {
+                                sync_dir(&self.spool.join(Queue::Corrupt.dir_name()))?;
+                                self.counts.corrupt += 1;
+                                self.out
+                                    .warn(&format!("bogus file name: {shown}: moved to corrupt"));
+                            }
+                            Err(e) => self.out.warn(&format!("bogus file name: {shown}: {e}")),
+                        }
+                    } else {
+                        self.out.warn(&format!("bogus file name: {shown}"));
+                    }
                     continue;
                 }
+            };
+            let mut id = id;
+            let mut path = path;
+            // A file in a subdirectory goes up to its queue.
+            if depth > 0 && self.mass.structure {
+                let wanted = id.path(self.spool, queue);
+                match rename_new(&path, &wanted) {
+                    Ok(true) => {
+                        sync_dir(&self.spool.join(queue.dir_name()))?;
+                        self.counts.moved += 1;
+                        self.out.info(&format!("{shown}: moved to {queue}/{id}"));
+                        path = wanted;
+                    }
+                    Ok(false) => continue,
+                    Err(e) => {
+                        self.out.warn(&format!("{shown}: {e}"));
+                        continue;
+                    }
+                }
+            }
+            // The name must match the inode (restored from a backup, or
+            // copied from another machine): rename logs first, then the file,
+            // to a name derived from the old one, so an interrupted run is
+            // finished by the next.
+            if self.mass.structure && message_queue && id.inode() != meta.ino() {
+                let new = fixed_id(&id, meta.ino());
+                for log in LOG_QUEUES {
+                    if let Err(e) =
+                        rename_new(&id.path(self.spool, log), &new.path(self.spool, log))
+                    {
+                        self.out.warn(&format!("{id}: {log} log: {e}"));
+                    }
+                }
+                match rename_new(&path, &new.path(self.spool, queue)) {
+                    Ok(true) => {
+                        sync_dir(&self.spool.join(queue.dir_name()))?;
+                        self.counts.renamed += 1;
+                        self.out.info(&format!(
+                            "{queue}/{id}: renamed to {new} to match its inode number"
+                        ));
+                        id = new;
+                    }
+                    Ok(false) => continue,
+                    Err(e) => {
+                        self.out.warn(&format!("{queue}/{id}: {e}"));
+                        continue;
+                    }
+                }
+            }
+            if !message_queue || !postern_queue::is_ready(&meta) {
+                continue;
+            }
+            if self.mass.requeue_all && queue != Queue::Maildrop {
+                if requeue_one(self.spool, &[queue], &id, &mut *self.out)? {
+                    self.counts.requeued += 1;
+                }
+            } else if self.mass.hold_all && queue != Queue::Maildrop && queue != Queue::Hold {
+                if move_to(self.spool, &id, queue, Queue::Hold)? {
+                    self.counts.held += 1;
+                }
+            } else if self.mass.release_all
+                && queue == Queue::Hold
+                && move_to(self.spool, &id, queue, Queue::Deferred)?
+            {
+                self.counts.released += 1;
             }
         }
-        if !message_queue || !postern_queue::is_ready(&meta) {
-            continue;
-        }
-        if mass.requeue_all && queue != Queue::Maildrop {
-            if requeue_one(spool, &[queue], &id, out)? {
-                counts.requeued += 1;
-            }
-        } else if mass.hold_all && queue != Queue::Maildrop && queue != Queue::Hold {
-            if move_to(spool, &id, queue, Queue::Hold)? {
-                counts.held += 1;
-            }
-        } else if mass.release_all
-            && queue == Queue::Hold
-            && move_to(spool, &id, queue, Queue::Deferred)?
-        {
-            counts.released += 1;
-        }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -654,6 +679,24 @@ mod tests {
             .unwrap();
         let fresh = s.join("incoming/.tmp.1.3");
         fs::write(&fresh, b"partial").unwrap();
+        // Ten minutes old: abandoned, unless a writer still holds it.
+        let minutes = SystemTime::now() - Duration::from_secs(600);
+        let dead = s.join("incoming/.tmp.1.4");
+        let live = s.join("incoming/.tmp.1.5");
+        for p in [&dead, &live] {
+            fs::write(p, b"partial").unwrap();
+            fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(minutes)
+                .unwrap();
+        }
+        let _writer = nix::fcntl::Flock::lock(
+            fs::File::open(&live).unwrap(),
+            nix::fcntl::FlockArg::LockExclusiveNonblock,
+        )
+        .unwrap();
         std::os::unix::fs::symlink("/etc/passwd", s.join("hold/4Y5Lrq3yTsz1Qwm")).unwrap();
         let mass = Mass {
             structure: true,
@@ -679,8 +722,10 @@ mod tests {
         assert!(fixed.path(s, Queue::Defer).exists());
         assert!(!stale.exists());
         assert!(fresh.exists());
+        assert!(!dead.exists());
+        assert!(live.exists());
         assert!(!s.join("hold/4Y5Lrq3yTsz1Qwm").exists());
-        assert_eq!((c.corrupt, c.moved, c.renamed, c.purged), (1, 1, 1, 2));
+        assert_eq!((c.corrupt, c.moved, c.renamed, c.purged), (1, 1, 1, 3));
         // A second pass finds nothing to do.
         let mut again = Counts::default();
         super_pass(s, &DEFAULT_QUEUES, mass, &mut again, &mut n).unwrap();

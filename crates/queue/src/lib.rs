@@ -107,11 +107,11 @@ pub use id::{MAX_LEN as QUEUE_ID_MAX_LEN, MIN_LEN as QUEUE_ID_MIN_LEN, QueueId};
 pub use name::{GroupKind, OwnerKind, Queue, SpoolDir, spool_layout};
 pub use patch::{mark_done, set_qmgr_flags, set_warn_time};
 pub use reader::{
-    Attr, Content, DEFAULT_MAX_FILE_LEN, QueueFile, ReadOptions, Recipient, RecipientStatus,
-    WarnTime, is_ready,
+    Attr, Content, DEFAULT_MAX_FILE_LEN, Envelope, QueueFile, ReadOptions, Recipient,
+    RecipientStatus, WarnTime, is_ready,
 };
 pub use scan::{Entry, Rejection, Scan, scan};
-pub use spool::{move_file, remove, set_next_attempt};
+pub use spool::{in_use, move_file, remove, set_next_attempt};
 pub use writer::{DEFAULT_LINE_CHUNK, NewRecipient, QueueFileWriter};
 
 /// Errors of this crate.

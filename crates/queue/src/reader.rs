@@ -287,6 +287,106 @@ impl QueueFile {
     }
 }
 
+/// A queue file's envelope, read without its content; see
+/// [`QueueFile::open_envelope`].
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// The size record.
+    pub size: SizeRecord,
+    /// The arrival time.
+    pub arrival: SystemTime,
+    /// The sender (empty for the null sender).
+    pub sender: String,
+    /// The attributes, envelope and extracted.
+    pub attrs: Vec<Attr>,
+    /// The recipients, envelope and extracted, with their file offsets.
+    pub recipients: Vec<Recipient>,
+    /// The warning time.
+    pub warn: Option<WarnTime>,
+}
+
+impl QueueFile {
+    /// Reads the envelope and extracted segments of the queue file at
+    /// `path`, skipping the content (Postfix showq and qmgr read only the
+    /// envelope and jump over the message with the size record's
+    /// offsets). Everything read is checked as [`QueueFile::open_with`]
+    /// checks it, except the content itself, whose length is taken from
+    /// the size record.
+    pub fn open_envelope(path: &Path, opts: &ReadOptions) -> Result<Envelope, Error> {
+        use std::io::{Seek, SeekFrom};
+        let corrupt = |offset, kind| Error::Corrupt {
+            path: Some(path.to_owned()),
+            offset,
+            kind,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => corrupt(0, Corruption::NotRegularFile),
+                _ => Error::io(path, e),
+            })?;
+        let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+        if !meta.file_type().is_file() {
+            return Err(corrupt(0, Corruption::NotRegularFile));
+        }
+        let len = meta.len();
+        if len > opts.max_file_len {
+            return Err(corrupt(
+                0,
+                Corruption::TooLarge {
+                    len,
+                    max: opts.max_file_len,
+                },
+            ));
+        }
+        // The header and size records are fixed, so the size record's
+        // payload is at a known place.
+        let payload_at = usize::try_from(format::SIZE_PAYLOAD_OFFSET).unwrap_or(usize::MAX);
+        let mut head = vec![0u8; payload_at.saturating_add(format::SIZE_PAYLOAD_LEN)];
+        file.read_exact(&mut head).map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => corrupt(0, Corruption::Truncated),
+            _ => Error::io(path, e),
+        })?;
+        let size = head
+            .get(payload_at..)
+            .and_then(SizeRecord::decode)
+            .ok_or(corrupt(SIZE_RECORD_OFFSET, Corruption::BadSizeRecord))?;
+        let (data, extracted) = (size.data_offset, size.extracted_offset);
+        if data < at(head.len()) || extracted < data || extracted > len {
+            return Err(corrupt(SIZE_RECORD_OFFSET, Corruption::BadSizeRecord));
+        }
+        let data_len = usize::try_from(data).unwrap_or(usize::MAX);
+        let tail_len = usize::try_from(len - extracted).unwrap_or(usize::MAX);
+        let mut bytes = head;
+        bytes.resize(data_len, 0);
+        file.read_exact(&mut bytes[payload_at + format::SIZE_PAYLOAD_LEN..])
+            .and_then(|()| file.seek(SeekFrom::Start(extracted)).map(|_| ()))
+            .map_err(|e| Error::io(path, e))?;
+        let mut tail = Vec::with_capacity(tail_len);
+        (&mut file)
+            .take(len - extracted)
+            .read_to_end(&mut tail)
+            .map_err(|e| Error::io(path, e))?;
+        bytes.extend_from_slice(&tail);
+        let cut = Cut {
+            at: data_len,
+            skipped: extracted - data,
+        };
+        let p =
+            parse_cut(&bytes, opts, Some(cut)).map_err(|(offset, kind)| corrupt(offset, kind))?;
+        Ok(Envelope {
+            size: p.size,
+            arrival: p.arrival,
+            sender: p.sender,
+            attrs: p.attrs,
+            recipients: p.recipients,
+            warn: p.warn,
+        })
+    }
+}
+
 /// The pieces of a message's content; see [`QueueFile::content`].
 #[derive(Debug, Clone)]
 pub struct Content<'a> {
@@ -367,7 +467,24 @@ fn utf8(kind: RecordType, data: &[u8], offset: u64) -> Result<String, Failure> {
     String::from_utf8(data.to_vec()).map_err(|_| (offset, Corruption::NotUtf8 { kind }))
 }
 
+/// Where [`QueueFile::open_envelope`] cut the content out: the position
+/// in the buffer, and how many bytes of the file are missing there.
+#[derive(Clone, Copy)]
+struct Cut {
+    at: usize,
+    skipped: u64,
+}
+
 fn parse(bytes: &[u8], opts: &ReadOptions) -> Result<Parsed, Failure> {
+    parse_cut(bytes, opts, None)
+}
+
+fn parse_cut(bytes: &[u8], opts: &ReadOptions, cut: Option<Cut>) -> Result<Parsed, Failure> {
+    // The file offset of buffer position `p`.
+    let shift = |p: usize| match cut {
+        Some(c) if p >= c.at => at(p).saturating_add(c.skipped),
+        _ => at(p),
+    };
     let dec = Decoder::with_max_len(opts.max_record_len);
 
     // Prologue: header, then size.
@@ -410,8 +527,8 @@ fn parse(bytes: &[u8], opts: &ReadOptions) -> Result<Parsed, Failure> {
     let mut message_offset = 0;
 
     while !seq.is_finished() {
-        let offset = at(pos);
-        let (rec, next) = next_record(&dec, bytes, pos)?;
+        let offset = shift(pos);
+        let (rec, next) = next_record(&dec, bytes, pos).map_err(|(_, kind)| (shift(pos), kind))?;
         let segment = seq
             .accept(rec.kind)
             .map_err(|e| (offset, Corruption::Record(e)))?;
@@ -565,7 +682,7 @@ fn parse(bytes: &[u8], opts: &ReadOptions) -> Result<Parsed, Failure> {
         pos = next;
     }
     if pos != bytes.len() {
-        return Err((at(pos), Corruption::TrailingData));
+        return Err((shift(pos), Corruption::TrailingData));
     }
 
     let arrival = arrival.ok_or((
@@ -581,7 +698,16 @@ fn parse(bytes: &[u8], opts: &ReadOptions) -> Result<Parsed, Failure> {
         },
     ))?;
     let checks = [
-        ("content_length", size.content_length, content_length),
+        (
+            "content_length",
+            size.content_length,
+            // Not read: taken on trust from the size record.
+            if cut.is_some() {
+                size.content_length
+            } else {
+                content_length
+            },
+        ),
         ("data_offset", size.data_offset, data_offset.unwrap_or(0)),
         (
             "extracted_offset",

@@ -4,7 +4,8 @@
 //! `global/mail_queue.c`, and the deferred-queue time stamps of
 //! `qmgr/qmgr_active.c`.
 
-use std::fs::{self, File, FileTimes};
+use std::fs::{self, File, FileTimes, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -48,4 +49,23 @@ pub fn set_next_attempt(file: &File, at: SystemTime) -> Result<(), Error> {
             path: None,
             source: e,
         })
+}
+
+/// Whether a live process is writing the file at `path`: a
+/// [`crate::QueueFileWriter`] holds an exclusive flock(2) on its file
+/// until it commits or gives up, and the kernel drops it when the writer
+/// dies. A file that is not ready and not in use was abandoned by a
+/// crashed writer.
+pub fn in_use(path: &Path) -> Result<bool, Error> {
+    use nix::fcntl::{Flock, FlockArg};
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    match Flock::lock(file, FlockArg::LockSharedNonblock) {
+        Ok(_) => Ok(false),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(true),
+        Err((_, e)) => Err(Error::io(path, e.into())),
+    }
 }

@@ -751,3 +751,125 @@ fn extra_mode_adds_only_read_bits_to_the_ready_mode() {
     assert_eq!(mode, 0o744);
     assert!(is_ready(&fs::metadata(&path).unwrap()));
 }
+
+#[test]
+fn a_file_being_written_is_in_use_until_committed_or_dropped() {
+    let dir = spool();
+    let mut w = QueueFileWriter::create(dir.path(), Queue::Incoming).unwrap();
+    let path = w.path().to_path_buf();
+    assert!(crate::in_use(&path).unwrap());
+    w.time(t0()).unwrap();
+    w.sender("a@b").unwrap();
+    w.recipient(&NewRecipient::new("c@d")).unwrap();
+    w.begin_content().unwrap();
+    let id = w.finish().unwrap();
+    assert!(!crate::in_use(&id.path(dir.path(), Queue::Incoming)).unwrap());
+    // Abandoned (a crashed writer leaves the file; here it is recreated
+    // by hand): not in use.
+    std::fs::write(&path, b"partial").unwrap();
+    assert!(!crate::in_use(&path).unwrap());
+}
+
+#[test]
+fn the_envelope_alone_reads_like_the_whole_file() {
+    let spool = spool();
+    let mut w = QueueFileWriter::create(spool.path(), Queue::Incoming).unwrap();
+    w.time(t0()).unwrap();
+    w.sender("alice@example.org").unwrap();
+    w.attr("envid", b"E1").unwrap();
+    w.recipient(&NewRecipient {
+        orcpt: Some("Orig@example.org"),
+        notify: Some(Notify::FAILURE),
+        ..NewRecipient::new("bob@example.org")
+    })
+    .unwrap();
+    w.warn(Some(t0())).unwrap();
+    w.begin_content().unwrap();
+    let body = "x".repeat(100_000) + "\n";
+    w.write_content(format!("Subject: big\n\n{body}").as_bytes())
+        .unwrap();
+    w.end_content().unwrap();
+    w.attr("extracted", b"yes").unwrap();
+    w.recipient(&NewRecipient::new("carol@example.org"))
+        .unwrap();
+    let id = w.finish().unwrap();
+    let path = id.path(spool.path(), Queue::Incoming);
+    let whole = QueueFile::open(&path).unwrap();
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    mark_done(&f, whole.recipients()[0].offset).unwrap();
+    let whole = QueueFile::open(&path).unwrap();
+    let env = QueueFile::open_envelope(&path, &ReadOptions::default()).unwrap();
+    assert_eq!(&env.size, whole.size());
+    assert_eq!(env.arrival, whole.arrival());
+    assert_eq!(env.sender, whole.sender());
+    assert_eq!(env.attrs, whole.attrs());
+    assert_eq!(env.recipients, whole.recipients(), "offsets included");
+    assert_eq!(env.warn, whole.warn());
+    assert_eq!(env.recipients[0].status, RecipientStatus::Done);
+    assert_eq!(env.recipients[1].segment, Segment::Extracted);
+
+    // A size record whose offsets do not fit the file is corruption.
+    let mut bytes = fs::read(&path).unwrap();
+    let bad = spool.path().join("incoming/bad");
+    let mut size = *whole.size();
+    size.extracted_offset += 3;
+    let at = usize::try_from(crate::format::SIZE_PAYLOAD_OFFSET).unwrap();
+    bytes[at..at + crate::format::SIZE_PAYLOAD_LEN].copy_from_slice(&size.encode());
+    fs::write(&bad, &bytes).unwrap();
+    let e = QueueFile::open_envelope(&bad, &ReadOptions::default()).unwrap_err();
+    assert!(e.is_corrupt(), "{e}");
+    size.extracted_offset = u64::MAX;
+    bytes[at..at + crate::format::SIZE_PAYLOAD_LEN].copy_from_slice(&size.encode());
+    fs::write(&bad, &bytes).unwrap();
+    assert!(
+        QueueFile::open_envelope(&bad, &ReadOptions::default())
+            .unwrap_err()
+            .is_corrupt()
+    );
+    // Truncated, empty, and not a queue file at all.
+    let whole_bytes = fs::read(&path).unwrap();
+    for cut in [0, 10, 60, whole_bytes.len() - 1] {
+        fs::write(&bad, &whole_bytes[..cut]).unwrap();
+        let e = QueueFile::open_envelope(&bad, &ReadOptions::default()).unwrap_err();
+        assert!(e.is_corrupt(), "cut at {cut}: {e}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+    #[test]
+    fn envelope_reader_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, &bytes).unwrap();
+        let _ = QueueFile::open_envelope(&path, &ReadOptions::default());
+    }
+
+    #[test]
+    fn envelope_reader_survives_damaged_files(pos in 0usize..400, byte in any::<u8>()) {
+        static VALID: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+            let spool = spool();
+            let id = write_content(spool.path(), 64, &[b"Subject: s\n\nbody\n"]);
+            fs::read(id.path(spool.path(), Queue::Incoming)).unwrap()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut bytes = VALID.clone();
+        let i = pos % bytes.len();
+        bytes[i] = byte;
+        fs::write(&path, &bytes).unwrap();
+        // Whatever it says, it does not panic, and a file it accepts
+        // agrees with the whole-file reader on what both read.
+        if let (Ok(env), Ok(whole)) = (
+            QueueFile::open_envelope(&path, &ReadOptions::default()),
+            QueueFile::open(&path),
+        ) {
+            prop_assert_eq!(env.recipients, whole.recipients().to_vec());
+            prop_assert_eq!(env.sender, whole.sender());
+        }
+    }
+}

@@ -97,6 +97,9 @@ pub struct QueueFileWriter {
     attr_names: Vec<String>,
     committed: bool,
     extra_mode: u32,
+    /// An exclusive flock(2) on the file while it is written, so that
+    /// [`crate::in_use`] tells a live writer from a crashed one.
+    _lock: Option<nix::fcntl::Flock<File>>,
 }
 
 impl QueueFileWriter {
@@ -126,6 +129,11 @@ impl QueueFileWriter {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&temp_path)
             .map_err(|e| Error::io(&temp_path, e))?;
+        // Locks are advisory: a file system without them only loses the
+        // crash detection of `in_use`.
+        let lock = file.try_clone().ok().and_then(|f| {
+            nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()
+        });
         let named = file
             .metadata()
             .map_err(|e| Error::io(&temp_path, e))
@@ -155,6 +163,7 @@ impl QueueFileWriter {
             attr_names: Vec::new(),
             committed: false,
             extra_mode: 0,
+            _lock: lock,
         };
         writer.put(RecordType::Header, &header_payload())?;
         writer.put(RecordType::Size, &[0u8; SIZE_PAYLOAD_LEN])?;

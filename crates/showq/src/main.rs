@@ -13,12 +13,10 @@
 //! the message's defer log (see `postern_ipc::showq`). The client
 //! (postqueue) formats the listing. Files that vanish while the queue is
 //! walked (delivered, moved) are skipped; damaged files are skipped with
-//! a warning and left for qmgr to move to `corrupt`. The listing
-//! streams, one message in memory at a time.
-//!
-//! XXX: each queue file is read whole (the queue crate has no
-//! envelope-only reader yet), so listing a queue of large messages reads
-//! all their content.
+//! a warning and left for qmgr to move to `corrupt`. Only the envelope
+//! and extracted records of each file are read, not the message (the
+//! size record says where they are), and the listing streams, one
+//! message in memory at a time.
 //!
 //! SECURITY: showq runs as `mail_owner` (the service's `unpriv` is the
 //! default) and only reads. Its socket is in `public/` so that the
@@ -51,28 +49,18 @@ const QUEUES: [Queue; 5] = [
     Queue::Deferred,
 ];
 
-/// The ready files of `queue`, oldest id first. A queue directory that
-/// cannot be read is reported and skipped.
-fn ids(spool: &Path, queue: Queue) -> Vec<QueueId> {
-    let scan = match postern_queue::scan(spool, queue) {
-        Ok(s) => s,
-        Err(e) => {
-            warn!("scan {queue}: {e}");
-            return Vec::new();
+/// The ready files of `queue`, oldest id first. A queue that cannot be
+/// read is an error: a listing without it would look complete.
+fn ids(spool: &Path, queue: Queue) -> io::Result<Vec<QueueId>> {
+    let failed = |e: postern_queue::Error| io::Error::other(format!("scan {queue}: {e}"));
+    let mut ids = Vec::new();
+    for entry in postern_queue::scan(spool, queue).map_err(failed)? {
+        if let Entry::Ready { id, .. } = entry.map_err(failed)? {
+            ids.push(id);
         }
-    };
-    let mut ids: Vec<QueueId> = scan
-        .filter_map(|e| match e {
-            Ok(Entry::Ready { id, .. }) => Some(id),
-            Ok(_) => None,
-            Err(e) => {
-                warn!("scan {queue}: {e}");
-                None
-            }
-        })
-        .collect();
+    }
     ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-    ids
+    Ok(ids)
 }
 
 /// Reads one message for the listing; `None` if it is gone or unreadable.
@@ -85,7 +73,7 @@ fn message(spool: &Path, queue: Queue, id: &QueueId) -> Option<Message> {
         },
         ..ReadOptions::default()
     };
-    let qf = match QueueFile::open_with(&id.path(spool, queue), &opts) {
+    let env = match QueueFile::open_envelope(&id.path(spool, queue), &opts) {
         Ok(qf) => qf,
         Err(postern_queue::Error::Io { source, .. })
             if source.kind() == io::ErrorKind::NotFound =>
@@ -108,15 +96,15 @@ fn message(spool: &Path, queue: Queue, id: &QueueId) -> Option<Message> {
     Some(Message {
         queue_name: queue.dir_name().to_string(),
         queue_id: id.to_string(),
-        arrival_time: qf
-            .arrival()
+        arrival_time: env
+            .arrival
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
-        message_size: qf.size().content_length,
+        message_size: env.size.content_length,
         force_expired: false,
-        sender: qf.sender().to_string(),
-        recipients: qf
-            .recipients()
+        sender: env.sender.clone(),
+        recipients: env
+            .recipients
             .iter()
             .filter(|r| r.status == RecipientStatus::Pending)
             .map(|r| Recipient {
@@ -134,7 +122,7 @@ fn message(spool: &Path, queue: Queue, id: &QueueId) -> Option<Message> {
 fn listing(spool: &Path, out: &mut impl Write) -> io::Result<()> {
     showq::write_greeting(out)?;
     for queue in QUEUES {
-        for id in ids(spool, queue) {
+        for id in ids(spool, queue)? {
             if let Some(m) = message(spool, queue, &id) {
                 showq::write_message(out, &m)?;
             }
@@ -171,7 +159,7 @@ fn standalone(mut argv: Vec<std::ffi::OsString>) -> ! {
     match listing(&spool, &mut out) {
         Ok(()) => std::process::exit(0),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
-        Err(e) => postern_util::fatal!("write: {e}"),
+        Err(e) => postern_util::fatal!("{e}"),
     }
 }
 
@@ -194,12 +182,24 @@ fn main() {
             }
             let started = SystemTime::now();
             let mut out = BufWriter::with_capacity(64 * 1024, stream);
-            if let Err(e) = listing(&spool, &mut out) {
+            match listing(&spool, &mut out) {
+                Ok(()) => {}
                 // The client went away (postqueue -p | head) or stalled.
-                postern_util::debug!(
-                    "listing cut short after {:?}: {e}",
-                    started.elapsed().unwrap_or_default()
-                );
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::BrokenPipe
+                            | io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    postern_util::debug!(
+                        "listing cut short after {:?}: {e}",
+                        started.elapsed().unwrap_or_default()
+                    );
+                }
+                // The client sees the listing end without its end record.
+                Err(e) => warn!("{e}"),
             }
         })
     })
