@@ -45,7 +45,7 @@ pub(crate) fn serve<B: Backend>(mut conn: Conn, service: &str, env: &Env, backen
         warn!("set timeout: {e}");
     }
     // Held for the whole session: anvil counts it until this is dropped.
-    let Some(_registration) = admit(&mut conn, service, env, &peer) else {
+    let Some(registration) = admit(&mut conn, service, env, &peer) else {
         return;
     };
     let mut session = Session::new(env, backend, peer);
@@ -76,6 +76,10 @@ pub(crate) fn serve<B: Backend>(mut conn: Conn, service: &str, env: &Env, backen
     }
     session.greet();
     run(stream, &mut session, env);
+    // Free anvil's slot before the disconnect line: a client that
+    // reconnects as soon as it sees the session end must not be counted
+    // twice.
+    drop(registration);
     session.end();
 }
 
