@@ -286,16 +286,238 @@ fn expired_recipients_bounce_and_notify_never_is_honoured() {
 
 #[test]
 fn null_sender_bounce_is_dropped() {
+    // Default notify_classes (resource, software): no double bounce.
     let inst = start("");
     let id = submit(&inst, "", &["bounce-x@mail.example.test"]);
     let log = inst.wait_log(&format!("{id}: removed"), WAIT);
     assert!(
         log.contains(&format!(
-            "{id}: undeliverable postmaster notification discarded"
+            "{id}: undeliverable bounce discarded (notify_classes has no bounce or 2bounce)"
         )),
         "{log}"
     );
-    assert!(!log.contains("sender non-delivery notification"), "{log}");
+    assert!(!log.contains("non-delivery notification"), "{log}");
+}
+
+/// The id at the end of the log line that contains `marker`.
+fn new_id_after(log: &str, marker: &str) -> String {
+    let line = log
+        .lines()
+        .find(|l| l.contains(marker))
+        .unwrap_or_else(|| panic!("no {marker:?} in {log}"));
+    line.rsplit(' ').next().unwrap().to_string()
+}
+
+/// Reads queue file `id` wherever it is (it moves between `deferred`
+/// and `active` while it is retried), once it exists.
+fn queued(inst: &Instance, id: &str) -> QueueFile {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        for q in [Queue::Deferred, Queue::Active, Queue::Incoming] {
+            if let Ok(qf) = QueueFile::open(&inst.queue_dir.join(q.dir_name()).join(id)) {
+                return qf;
+            }
+        }
+        assert!(Instant::now() < deadline, "{id} not in the queue");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn double_bounces_go_to_the_postmaster_and_a_failed_one_is_discarded() {
+    // The postmaster address itself bounces, so the double bounce fails
+    // and must be dropped, never bounced again.
+    let inst = start(
+        "notify_classes = \"bounce\"\n\
+         2bounce_notice_recipient = \"bounce-pm@mail.example.test\"\n\
+         bounce_notice_recipient = \"pm-copy@remote.test\"\n",
+    );
+    let id = submit(&inst, "", &["bounce-x@mail.example.test"]);
+    let log = inst.wait_log(&format!("{id}: removed"), WAIT);
+    let double = new_id_after(
+        &log,
+        &format!("{id}: postmaster non-delivery notification: "),
+    );
+    let log = inst.wait_log(&format!("{double}: removed"), WAIT);
+    assert!(
+        log.contains(&format!(
+            "{double}: from=<double-bounce@mail.example.test>, size="
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "{double}: undeliverable postmaster notification discarded"
+        )),
+        "{log}"
+    );
+    let after = log
+        .split(&format!("{double}: removed"))
+        .nth(1)
+        .unwrap_or("");
+    assert!(!after.contains("notification"), "{after}");
+
+    // A single bounce goes to the sender, with a copy of the headers for
+    // bounce_notice_recipient (notify_classes has bounce).
+    let id = submit(&inst, "alice@remote.test", &["bounce-y@mail.example.test"]);
+    let log = inst.wait_log(&format!("{id}: removed"), WAIT);
+    let ndr = new_id_after(&log, &format!("{id}: sender non-delivery notification: "));
+    let copy = new_id_after(
+        &log,
+        &format!("{id}: postmaster non-delivery notification: "),
+    );
+    assert_eq!(queued(&inst, &ndr).sender(), "");
+    let qf = queued(&inst, &copy);
+    assert_eq!(qf.sender(), "double-bounce@mail.example.test");
+    assert_eq!(qf.recipients()[0].address, "pm-copy@remote.test");
+    let content = String::from_utf8(qf.content_to_vec()).unwrap();
+    assert!(
+        content.contains("Subject: Postmaster Copy: Undelivered Mail"),
+        "{content}"
+    );
+    assert!(
+        content.contains("Content-Type: text/rfc822-headers"),
+        "{content}"
+    );
+    assert!(!content.contains("\nhello\n"), "{content}");
+}
+
+#[test]
+fn delay_warning_is_sent_once_to_those_who_want_it() {
+    let mut inst = Instance::new(
+        "local_transport = \"testagent\"\ndefault_transport = \"nowhere\"\n\
+         delay_warning_time = \"1s\"\nqueue_run_delay = \"1s\"\n\
+         minimal_backoff_time = \"1s\"\nmaximal_backoff_time = \"1s\"\n",
+        TABLE,
+    );
+    inst.start();
+    fs::write(inst.dir.path().join("defer-flag"), "").unwrap();
+    // defer-b asked for failure notices only (NOTIFY=FAILURE).
+    let id = submit_notify(
+        &inst,
+        "alice@remote.test",
+        &[
+            ("defer-a@mail.example.test", 0),
+            ("defer-b@mail.example.test", 8),
+        ],
+    );
+    let log = inst.wait_log(&format!("{id}: sender delay notification: "), WAIT);
+    let warning = new_id_after(&log, &format!("{id}: sender delay notification: "));
+    // Two more attempts after the warning: no second one.
+    let attempts = |log: &str| {
+        log.matches(&format!("{id}: to=<defer-a@mail.example.test>"))
+            .count()
+    };
+    let before = attempts(&inst.log_text());
+    inst.wait_log_count(
+        &format!("{id}: to=<defer-a@mail.example.test>"),
+        before + 2,
+        WAIT,
+    );
+    let log = inst.log_text();
+    assert_eq!(
+        log.matches(&format!("{id}: sender delay notification"))
+            .count(),
+        1,
+        "{log}"
+    );
+    // The warning time in the queue file is cleared (survives restarts).
+    let qf = queued(&inst, &id);
+    assert_eq!(qf.warn().map(|w| w.at), Some(None), "{:?}", qf.warn());
+
+    let qf = queued(&inst, &warning);
+    assert_eq!(qf.sender(), "");
+    assert_eq!(qf.recipients()[0].address, "alice@remote.test");
+    let content = String::from_utf8(qf.content_to_vec()).unwrap();
+    assert!(
+        content.contains("Subject: Delayed Mail (still being retried)"),
+        "{content}"
+    );
+    assert!(
+        content.contains(
+            "Final-Recipient: rfc822; defer-a@mail.example.test\nAction: delayed\nStatus: 4.2.0\n"
+        ),
+        "{content}"
+    );
+    assert!(!content.contains("defer-b@"), "{content}");
+    check_report_parses(&inst, &content, "defer-a@mail.example.test delayed 4.2.0");
+    fs::remove_file(inst.dir.path().join("defer-flag")).unwrap();
+    inst.wait_log(&format!("{id}: removed"), WAIT);
+}
+
+#[test]
+fn success_notification_for_notify_success_and_notify_delay_gets_no_bounce() {
+    let inst = start("");
+    let id = submit_notify(
+        &inst,
+        "alice@remote.test",
+        &[
+            ("ok-a@mail.example.test", 2 | 8),
+            ("ok-b@mail.example.test", 0),
+            // NOTIFY=DELAY: a failure is not reported.
+            ("bounce-d@mail.example.test", 4),
+        ],
+    );
+    let log = inst.wait_log(&format!("{id}: removed"), WAIT);
+    assert!(
+        !log.contains(&format!("{id}: sender non-delivery")),
+        "{log}"
+    );
+    let report = new_id_after(
+        &log,
+        &format!("{id}: sender delivery status notification: "),
+    );
+    assert!(!exists(&inst.queue_dir, Queue::Trace, &id));
+    let qf = queued(&inst, &report);
+    assert_eq!(qf.sender(), "");
+    let content = String::from_utf8(qf.content_to_vec()).unwrap();
+    assert!(
+        content.contains("Subject: Successful Mail Delivery Report"),
+        "{content}"
+    );
+    assert!(
+        content.contains(
+            "Final-Recipient: rfc822; ok-a@mail.example.test\nAction: delivered\nStatus: 2.0.0\n"
+        ),
+        "{content}"
+    );
+    assert!(!content.contains("ok-b@"), "{content}");
+    assert!(!content.contains("bounce-d@"), "{content}");
+    check_report_parses(&inst, &content, "ok-a@mail.example.test delivered 2.0.0");
+
+    // A notification itself (null sender) never gets one.
+    let id = submit_notify(&inst, "", &[("ok-c@mail.example.test", 2)]);
+    let log = inst.wait_log(&format!("{id}: removed"), WAIT);
+    assert!(
+        !log.contains(&format!("{id}: sender delivery status")),
+        "{log}"
+    );
+}
+
+/// Python's email package reads `content` as an RFC 3464 report whose
+/// first recipient part is "`want`" (address, action, status).
+fn check_report_parses(inst: &Instance, content: &str, want: &str) {
+    let path = inst.dir.path().join("report-check.eml");
+    fs::write(&path, content).unwrap();
+    let script = "import email,sys\n\
+m=email.message_from_binary_file(open(sys.argv[1],'rb'))\n\
+assert m.get_content_type()=='multipart/report', m.get_content_type()\n\
+assert m.get_param('report-type')=='delivery-status'\n\
+ds=m.get_payload()[1].get_payload()\n\
+r=ds[1]\n\
+print(r['Final-Recipient'].split(';')[1].strip(), r['Action'], r['Status'])\n";
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want);
 }
 
 #[test]

@@ -180,6 +180,12 @@ pub(crate) fn index(name: &str) -> Option<usize> {
 /// Every parameter, sorted by name.
 pub static PARAMS: &[Param] = &[
     Param {
+        name: "2bounce_notice_recipient",
+        kind: Kind::Str,
+        default: "postmaster",
+        doc: "Who gets undeliverable bounces (double bounces) when notify_classes has bounce or 2bounce.",
+    },
+    Param {
         name: "alias_database",
         kind: Kind::List,
         default: "hash:/etc/aliases",
@@ -226,6 +232,12 @@ pub static PARAMS: &[Param] = &[
         kind: Kind::List,
         default: "",
         doc: "Lookup tables with patterns that cleanup(8) matches against each line of the message body.",
+    },
+    Param {
+        name: "bounce_notice_recipient",
+        kind: Kind::Str,
+        default: "postmaster",
+        doc: "Who gets a copy of the headers of bounced mail when notify_classes has bounce.",
     },
     Param {
         name: "bounce_queue_lifetime",
@@ -318,6 +330,12 @@ pub static PARAMS: &[Param] = &[
         doc: "The transport for destinations that are not local, virtual or relay domains, when transport_maps has no entry.",
     },
     Param {
+        name: "delay_notice_recipient",
+        kind: Kind::Str,
+        default: "postmaster",
+        doc: "Who gets a copy of the headers of delayed mail when notify_classes has delay.",
+    },
+    Param {
         name: "delay_warning_time",
         kind: Kind::Time { min_secs: 0 },
         default: "0h",
@@ -349,6 +367,12 @@ pub static PARAMS: &[Param] = &[
         kind: Kind::Bool,
         default: "yes",
         doc: "Refuse the SMTP VRFY command in smtpd(8). Postern's default is yes (Postfix's is no): VRFY lets anyone harvest addresses.",
+    },
+    Param {
+        name: "double_bounce_sender",
+        kind: Kind::Str,
+        default: "double-bounce",
+        doc: "The sender (local part, qualified with $myhostname) of postmaster notifications; mail from it that cannot be delivered is discarded, never bounced again.",
     },
     Param {
         name: "duplicate_filter_limit",
@@ -421,6 +445,24 @@ pub static PARAMS: &[Param] = &[
         },
         default: "2048",
         doc: "Longer lines in a message are broken into pieces of this many bytes by smtpd(8), cleanup(8) and sendmail.",
+    },
+    Param {
+        name: "local_destination_concurrency_limit",
+        kind: Kind::Int {
+            min: 0,
+            max: INT_MAX,
+        },
+        default: "2",
+        doc: "The maximal number of parallel deliveries to one local recipient (the local transport's destination is the recipient).",
+    },
+    Param {
+        name: "local_destination_recipient_limit",
+        kind: Kind::Int {
+            min: 0,
+            max: INT_MAX,
+        },
+        default: "1",
+        doc: "The maximal number of recipients per delivery request to the local transport (1: concurrency limits are per recipient).",
     },
     Param {
         name: "local_recipient_maps",

@@ -89,6 +89,13 @@ pub(crate) struct Settings {
     pub(crate) max_lifetime: Duration,
     pub(crate) bounce_lifetime: Duration,
     pub(crate) bounce_size_limit: usize,
+    pub(crate) delay_warning_time: Duration,
+    pub(crate) notify_classes: Vec<String>,
+    pub(crate) bounce_rcpt: String,
+    pub(crate) double_bounce_rcpt: String,
+    pub(crate) delay_rcpt: String,
+    /// `double_bounce_sender` qualified with `myhostname`.
+    pub(crate) double_bounce_sender: String,
 }
 
 impl Settings {
@@ -109,7 +116,29 @@ impl Settings {
             max_lifetime: c.time("maximal_queue_lifetime"),
             bounce_lifetime: c.time("bounce_queue_lifetime"),
             bounce_size_limit: int("bounce_size_limit"),
+            delay_warning_time: c.time("delay_warning_time"),
+            notify_classes: c
+                .list("notify_classes")
+                .into_iter()
+                .map(|w| w.to_ascii_lowercase())
+                .collect(),
+            bounce_rcpt: c.str("bounce_notice_recipient"),
+            double_bounce_rcpt: c.str("2bounce_notice_recipient"),
+            delay_rcpt: c.str("delay_notice_recipient"),
+            double_bounce_sender: {
+                let local = c.str("double_bounce_sender");
+                if local.contains('@') {
+                    local
+                } else {
+                    format!("{local}@{}", c.str("myhostname"))
+                }
+            },
         }
+    }
+
+    /// Whether `notify_classes` has `class`.
+    pub(crate) fn notify(&self, class: &str) -> bool {
+        self.notify_classes.iter().any(|c| c == class)
     }
 }
 

@@ -10,7 +10,7 @@ use postern_ipc::deliver::{self, Action, Request};
 use postern_ipc::rewrite::{self, flags as rflags};
 use postern_queue::{
     Notify, Queue, QueueFile, QueueId, RecipientStatus, mark_done, move_file, remove,
-    set_next_attempt,
+    set_next_attempt, set_warn_time,
 };
 use postern_util::{info, warn};
 
@@ -93,6 +93,13 @@ pub(crate) fn groups(routes: &[(usize, Route)], limit: usize) -> Vec<(String, St
         }
     }
     out
+}
+
+/// Whether a delayed recipient is named in a delay warning: unless RCPT
+/// `NOTIFY=` was given without `DELAY` (Postfix treats no NOTIFY as
+/// `FAILURE,DELAY`).
+pub(crate) fn wants_delay_notice(notify: Option<Notify>) -> bool {
+    notify.is_none_or(|n| n.contains(Notify::DELAY))
 }
 
 /// Whether a failed recipient is reported to the sender: unless RCPT
@@ -217,11 +224,7 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, id: &QueueId) {
     };
     let mut failed: Vec<(usize, LogEntry)> = Vec::new();
     let mut delayed: Vec<(usize, LogEntry)> = Vec::new();
-    let entry = |i: usize, dsn: &str, reason: &str| LogEntry {
-        address: pending[i].address.clone(),
-        dsn: dsn.to_string(),
-        reason: reason.to_string(),
-    };
+    let entry = |i: usize, dsn: &str, reason: &str| LogEntry::new(&pending[i].address, dsn, reason);
     for (i, r) in &routes {
         match r {
             Route::Fail(d, t) => {
@@ -391,6 +394,12 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, id: &QueueId) {
         let log = dsn::read(&defer_path).unwrap_or_default();
         let addrs: Vec<&str> = entries.iter().map(|e| e.address.as_str()).collect();
         let wait = dsn::backoff(dsn::attempts(&log, &addrs), s.min_backoff, s.max_backoff);
+        let warned: Vec<LogEntry> = delayed
+            .iter()
+            .filter(|(i, _)| wants_delay_notice(pending[*i].notify))
+            .map(|(_, e)| e.clone())
+            .collect();
+        warn_if_due(s, id, &qf, &path, &warned);
         defer_file(s, id, wait);
         return;
     }
@@ -413,66 +422,215 @@ fn defer_file(s: &Settings, id: &QueueId, wait: Duration) {
     }
 }
 
-/// Nothing is pending: bounce if needed, then remove everything.
+/// Sends the delay warning when the message's warning time (its `W`
+/// record, written by cleanup when `delay_warning_time` is set) has come,
+/// then clears that time in the file so the warning goes out once, also
+/// across restarts (Postfix `qmgr_active.c`, `bounce_warn_service.c`).
+/// `delayed` holds the recipients that want it (DSN `NOTIFY`).
+fn warn_if_due(
+    s: &Settings,
+    id: &QueueId,
+    qf: &QueueFile,
+    path: &std::path::Path,
+    delayed: &[LogEntry],
+) {
+    let Some(w) = qf.warn() else { return };
+    let Some(at) = w.at else { return };
+    if at > SystemTime::now() {
+        return;
+    }
+    // Never a warning about a notification (null sender).
+    if !qf.sender().is_empty() && !delayed.is_empty() {
+        let content = qf.content_to_vec();
+        let mut r = base_report(s, id, qf, &content, dsn::Kind::Delay, qf.sender(), delayed);
+        match submit(s, "", qf.sender(), &dsn::report(&r)) {
+            Ok(new_id) => info!("{id}: sender delay notification: {new_id}"),
+            Err(e) => {
+                // The warning time stays: the next attempt tries again.
+                warn!("{id}: sender delay notification failed: {e}");
+                return;
+            }
+        }
+        if s.notify("delay") {
+            r.kind = dsn::Kind::PostmasterCopy;
+            r.delayed = true;
+            r.to = &s.delay_rcpt;
+            match submit(s, &s.double_bounce_sender, &s.delay_rcpt, &dsn::report(&r)) {
+                Ok(new_id) => info!("{id}: postmaster delay notification: {new_id}"),
+                Err(e) => warn!("{id}: postmaster delay notification failed: {e}"),
+            }
+        }
+    }
+    match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => {
+            if let Err(e) = set_warn_time(&f, w.offset, None) {
+                warn!("{id}: clear delay warning time: {e}");
+            }
+        }
+        Err(e) => warn!("{id}: clear delay warning time: {e}"),
+    }
+}
+
+/// A report about `qf` with everything but the kind-specific fields set.
+fn base_report<'a>(
+    s: &'a Settings,
+    id: &'a QueueId,
+    qf: &'a QueueFile,
+    content: &'a [u8],
+    kind: dsn::Kind,
+    to: &'a str,
+    entries: &'a [LogEntry],
+) -> dsn::Report<'a> {
+    dsn::Report {
+        kind,
+        delayed: false,
+        to,
+        hostname: &s.hostname,
+        queue_id: id.as_str(),
+        sender: qf.sender(),
+        arrival: qf.arrival(),
+        now: SystemTime::now(),
+        ret: qf
+            .attr("ret")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .unwrap_or(""),
+        envid: qf
+            .attr("envid")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .unwrap_or(""),
+        failed: entries,
+        content,
+        size_limit: s.bounce_size_limit,
+        warn_after: s.delay_warning_time,
+        lifetime: if qf.sender().is_empty() {
+            s.bounce_lifetime
+        } else {
+            s.max_lifetime
+        },
+    }
+}
+
+/// Nothing is pending: send the success and non-delivery notifications
+/// the logs call for, then remove everything.
+///
+/// Postfix's rules (`bounce_notify_service.c`): a message from the null
+/// sender that bounces is a double bounce, sent to
+/// `2bounce_notice_recipient` from `double_bounce_sender` when
+/// `notify_classes` has `bounce` or `2bounce`, else discarded; mail from
+/// `double_bounce_sender` that bounces is discarded (never a triple
+/// bounce); any other bounce goes to the sender, with a copy of the
+/// headers to `bounce_notice_recipient` when `notify_classes` has
+/// `bounce`.
 fn finish(s: &Settings, id: &QueueId, qf: &QueueFile) {
     let spool = &s.spool;
-    let bounce_path = id.path(spool, Queue::Bounce);
-    let failed = match dsn::read(&bounce_path) {
-        Ok(f) => f,
-        Err(e) => {
-            warn!("{id}: bounce log: {e}");
+    let (failed, traced) = match (
+        dsn::read(&id.path(spool, Queue::Bounce)),
+        dsn::read(&id.path(spool, Queue::Trace)),
+    ) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(e), _) | (_, Err(e)) => {
+            warn!("{id}: delivery log: {e}");
             defer_file(s, id, s.min_backoff);
             return;
         }
     };
-    if !failed.is_empty() {
-        if qf.sender().is_empty() {
-            info!("{id}: undeliverable postmaster notification discarded");
-        } else {
-            let content = qf.content_to_vec();
-            let report = dsn::non_delivery_report(&dsn::Report {
-                hostname: &s.hostname,
-                queue_id: id.as_str(),
-                sender: qf.sender(),
-                arrival: qf.arrival(),
-                now: SystemTime::now(),
-                ret: &attr_str(qf, "ret"),
-                envid: &attr_str(qf, "envid"),
-                failed: &failed,
-                content: &content,
-                size_limit: s.bounce_size_limit,
-            });
-            match submit(s, qf.sender(), &report) {
-                Ok(new_id) => info!("{id}: sender non-delivery notification: {new_id}"),
-                Err(e) => {
-                    // Keep the message and its bounce log; try again later.
-                    warn!("{id}: sender non-delivery notification failed: {e}");
-                    defer_file(s, id, s.min_backoff);
-                    return;
-                }
+    let sender = qf.sender();
+    let content = if failed.is_empty() && traced.is_empty() {
+        Vec::new()
+    } else {
+        qf.content_to_vec()
+    };
+    // Each notification is sent, then its log removed, so a failure later
+    // on does not send it twice.
+    if !traced.is_empty() && !sender.is_empty() {
+        let r = base_report(s, id, qf, &content, dsn::Kind::Success, sender, &traced);
+        match submit(s, "", sender, &dsn::report(&r)) {
+            Ok(new_id) => info!("{id}: sender delivery status notification: {new_id}"),
+            Err(e) => {
+                warn!("{id}: sender delivery status notification failed: {e}");
+                defer_file(s, id, s.min_backoff);
+                return;
             }
         }
     }
-    for q in [Queue::Bounce, Queue::Defer] {
-        match remove(spool, id, q) {
-            Ok(()) => {}
-            Err(postern_queue::Error::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => warn!("{id}: remove {q} log: {e}"),
+    remove_log(s, id, Queue::Trace);
+    if !failed.is_empty() {
+        let sent = if sender.eq_ignore_ascii_case(&s.double_bounce_sender) {
+            warn!("{id}: undeliverable postmaster notification discarded");
+            Ok(())
+        } else if sender.is_empty() {
+            if s.notify("bounce") || s.notify("2bounce") {
+                let mut r = base_report(
+                    s,
+                    id,
+                    qf,
+                    &content,
+                    dsn::Kind::DoubleBounce,
+                    &s.double_bounce_rcpt,
+                    &failed,
+                );
+                r.ret = "FULL";
+                submit(
+                    s,
+                    &s.double_bounce_sender,
+                    &s.double_bounce_rcpt,
+                    &dsn::report(&r),
+                )
+                .map(|new_id| info!("{id}: postmaster non-delivery notification: {new_id}"))
+            } else {
+                info!(
+                    "{id}: undeliverable bounce discarded (notify_classes has no bounce or 2bounce)"
+                );
+                Ok(())
+            }
+        } else {
+            let mut r = base_report(s, id, qf, &content, dsn::Kind::Failure, sender, &failed);
+            submit(s, "", sender, &dsn::report(&r)).and_then(|new_id| {
+                info!("{id}: sender non-delivery notification: {new_id}");
+                if s.notify("bounce") {
+                    r.kind = dsn::Kind::PostmasterCopy;
+                    r.to = &s.bounce_rcpt;
+                    let copy = dsn::report(&r);
+                    match submit(s, &s.double_bounce_sender, &s.bounce_rcpt, &copy) {
+                        Ok(new_id) => info!("{id}: postmaster non-delivery notification: {new_id}"),
+                        // The sender has the report; the copy is not
+                        // worth sending it twice.
+                        Err(e) => warn!("{id}: postmaster non-delivery notification failed: {e}"),
+                    }
+                }
+                Ok(())
+            })
+        };
+        if let Err(e) = sent {
+            // Keep the message and its bounce log; try again later.
+            warn!("{id}: non-delivery notification failed: {e}");
+            defer_file(s, id, s.min_backoff);
+            return;
         }
     }
+    remove_log(s, id, Queue::Bounce);
+    remove_log(s, id, Queue::Defer);
     match remove(spool, id, Queue::Active) {
         Ok(()) => info!("{id}: removed"),
         Err(e) => warn!("{id}: remove: {e}"),
     }
 }
 
+fn remove_log(s: &Settings, id: &QueueId, q: Queue) {
+    match remove(&s.spool, id, q) {
+        Ok(()) => {}
+        Err(postern_queue::Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => warn!("{id}: remove {q} log: {e}"),
+    }
+}
+
 /// Queues a report through cleanup; returns the new queue id.
-fn submit(s: &Settings, to: &str, content: &[u8]) -> Result<String, String> {
+fn submit(s: &Settings, from: &str, to: &str, content: &[u8]) -> Result<String, String> {
     use postern_ipc::cleanup::{Client, Recipient};
     let run = || -> Result<postern_ipc::cleanup::Outcome, postern_ipc::Error> {
         let mut c = Client::connect(&s.spool, s.ipc_timeout, 0)?;
-        c.sender("")?;
+        c.sender(from)?;
         c.recipient(&Recipient {
             address: to,
             ..Recipient::default()

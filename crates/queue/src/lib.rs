@@ -18,6 +18,8 @@
 //!   changes made to a committed file: each rewrites bytes of fixed width
 //!   in place.
 //! - [`move_file`], [`remove`] and [`scan`] work on the spool directories.
+//! - [`log`] reads and appends the per-message delivery logs (`bounce/`,
+//!   `defer/`, `trace/`).
 //!
 //! # The queue file
 //!
@@ -89,6 +91,7 @@ use postern_wire::RecordType;
 
 mod format;
 mod id;
+pub mod log;
 mod name;
 mod patch;
 mod reader;

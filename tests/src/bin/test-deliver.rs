@@ -13,23 +13,15 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use postern_ipc::deliver::{Action, RcptStatus, Server};
-use postern_server::{Conn, Context, single};
-use postern_util::info;
+use postern_ipc::deliver::{Action, RcptStatus};
+use postern_server::{Conn, Context, agent, single};
 
 fn serve(conn: Conn, ctx: &Context) {
-    let Conn::Unix(stream) = conn else { return };
-    let Ok(conn) = postern_ipc::Conn::new(stream, Duration::from_secs(30)) else {
-        return;
-    };
-    let Ok((mut srv, req)) = Server::accept(conn) else {
-        return;
-    };
     let spool = ctx.config.path("queue_directory");
     let top = spool.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let qpath = spool.join(&req.queue_name).join(&req.queue_id);
-    let file = OpenOptions::new().read(true).write(true).open(&qpath).ok();
-    for r in &req.recipients {
+    // The shared agent loop marks final recipients done, keeps the trace
+    // log for NOTIFY=SUCCESS, logs and reports, as the real agents do.
+    agent::serve(conn, ctx, "test", |req, _content, r| {
         let local = r.address.split('@').next().unwrap_or("");
         let (action, dsn, reason) = if local.starts_with("bounce-") {
             (Action::Failed, "5.1.1", "unknown user".to_string())
@@ -41,43 +33,16 @@ fn serve(conn: Conn, ctx: &Context) {
             }
             (Action::Delivered, "2.0.0", "delivered".to_string())
         };
-        if action.is_final() {
-            if let Some(f) = &file
-                && postern_queue::mark_done(f, r.offset).is_err()
-            {
-                return;
-            }
-            if action == Action::Delivered
-                && let Ok(mut log) = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(top.join("delivered"))
-            {
-                let _ = writeln!(log, "{} {}", req.queue_id, r.address);
-            }
+        if action == Action::Delivered
+            && let Ok(mut log) = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(top.join("delivered"))
+        {
+            let _ = writeln!(log, "{} {}", req.queue_id, r.address);
         }
-        let status = match action {
-            Action::Failed => "bounced",
-            Action::Delayed => "deferred",
-            _ => "sent",
-        };
-        info!(
-            "{}: to=<{}>, relay=test, dsn={dsn}, status={status} ({reason})",
-            req.queue_id, r.address
-        );
-        let st = RcptStatus {
-            offset: r.offset,
-            action,
-            dsn: dsn.to_string(),
-            reason,
-            diagnostic: String::new(),
-            mta: String::new(),
-        };
-        if srv.report(&st).is_err() {
-            return;
-        }
-    }
-    let _ = srv.finish();
+        RcptStatus::new(action, dsn, reason)
+    });
 }
 
 fn main() {

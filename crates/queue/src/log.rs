@@ -1,0 +1,138 @@
+//! Per-message delivery logs: `bounce/ID` (failed recipients), `defer/ID`
+//! (delayed ones, one line per attempt) and `trace/ID` (recipients
+//! delivered with `NOTIFY=SUCCESS`).
+//!
+//! Postfix counterparts: `global/bounce_log.c` and the logs that the
+//! bounce, defer and trace services of `bounce(8)` append to. Postern's
+//! delivery agents and qmgr append to them directly; qmgr reads them to
+//! build delivery status notifications.
+//!
+//! Each line is `address TAB dsn TAB reason`, optionally followed by `TAB
+//! action` (the RFC 3464 action, for the trace log). Tabs and line breaks
+//! inside the fields become spaces. Every append is one `write` to a file
+//! opened with `O_APPEND` and is fsynced before returning, so a line is
+//! never lost once the caller goes on (e.g. to mark the recipient done).
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// One line of a delivery log.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogEntry {
+    /// The recipient.
+    pub address: String,
+    /// The RFC 3463 status (`5.1.1`).
+    pub dsn: String,
+    /// Why (or what happened).
+    pub reason: String,
+    /// The RFC 3464 action (`delivered`, `expanded`, `relayed`), empty in
+    /// bounce and defer logs.
+    pub action: String,
+}
+
+impl LogEntry {
+    /// An entry without an action.
+    pub fn new(address: &str, dsn: &str, reason: &str) -> LogEntry {
+        LogEntry {
+            address: address.into(),
+            dsn: dsn.into(),
+            reason: reason.into(),
+            action: String::new(),
+        }
+    }
+}
+
+fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if matches!(c, '\t' | '\n' | '\r') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// The text of `entries`, one line each.
+pub fn format(entries: &[LogEntry]) -> String {
+    let mut text = String::new();
+    for e in entries {
+        text.push_str(&clean(&e.address));
+        text.push('\t');
+        text.push_str(&clean(&e.dsn));
+        text.push('\t');
+        text.push_str(&clean(&e.reason));
+        if !e.action.is_empty() {
+            text.push('\t');
+            text.push_str(&clean(&e.action));
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// Appends entries to the log at `path` (created mode 0600) and fsyncs it.
+pub fn append(path: &Path, entries: &[LogEntry]) -> io::Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(format(entries).as_bytes())?;
+    f.sync_all()
+}
+
+/// Parses a log; malformed lines are skipped.
+pub fn parse(text: &str) -> Vec<LogEntry> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(4, '\t');
+            Some(LogEntry {
+                address: it.next()?.to_string(),
+                dsn: it.next()?.to_string(),
+                reason: it.next()?.to_string(),
+                action: it.next().unwrap_or_default().to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Reads a log; a missing file is empty.
+pub fn read(path: &Path) -> io::Result<Vec<LogEntry>> {
+    match fs::read(path) {
+        Ok(b) => Ok(parse(&String::from_utf8_lossy(&b))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_with_and_without_action() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ID");
+        let a = LogEntry::new("a@x", "4.0.0", "try\tagain\nlater");
+        let b = LogEntry {
+            action: "delivered".into(),
+            ..LogEntry::new("b@x", "2.0.0", "delivered to mailbox")
+        };
+        append(&p, &[a.clone(), b.clone()]).unwrap();
+        append(&p, &[]).unwrap();
+        let got = read(&p).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].reason, "try again later");
+        assert_eq!(got[0].action, "");
+        assert_eq!(got[1], b);
+        assert!(read(&dir.path().join("none")).unwrap().is_empty());
+        assert_eq!(parse("junk\nx\ty\n"), vec![]);
+    }
+}
