@@ -564,6 +564,49 @@ fn corrupt_incoming_file_goes_to_corrupt() {
 }
 
 #[test]
+fn unfinished_incoming_file_is_skipped_not_corrupt() {
+    // What cleanup killed mid-message leaves: a 0600 (not ready) file
+    // with half a message, young and old. qmgr must neither deliver it
+    // nor call it corrupt (postsuper -p purges such files).
+    let inst = start("");
+    let done = submit(&inst, "alice@mail.example.test", &["ok-1@mail.example.test"]);
+    inst.wait_log(&format!("{done}: removed"), WAIT);
+    let mut stale = Vec::new();
+    for (n, age) in [(1u32, None), (2, Some("2 hours ago"))] {
+        let mut w = QueueFileWriter::create(&inst.queue_dir, Queue::Incoming).unwrap();
+        w.time(SystemTime::now()).unwrap();
+        w.sender("alice@mail.example.test").unwrap();
+        w.recipient(&NewRecipient::new(&format!("half-{n}@mail.example.test")))
+            .unwrap();
+        let id = w.id().clone();
+        // Never finished: the writer's file keeps mode 0600.
+        std::mem::forget(w);
+        let path = id.path(&inst.queue_dir, Queue::Incoming);
+        assert!(path.exists(), "{}", path.display());
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        if let Some(age) = age {
+            let st = Command::new("touch").arg("-d").arg(age).arg(&path).status().unwrap();
+            assert!(st.success());
+        }
+        stale.push(id);
+    }
+    let id = submit(&inst, "alice@mail.example.test", &["ok-2@mail.example.test"]);
+    inst.wait_log(&format!("{id}: removed"), WAIT);
+    postern_ipc::trigger::send(&inst.queue_dir, (Class::Public, "qmgr"), b"A").unwrap();
+    let id = submit(&inst, "alice@mail.example.test", &["ok-3@mail.example.test"]);
+    inst.wait_log(&format!("{id}: removed"), WAIT);
+    let log = inst.log_text();
+    for id in &stale {
+        assert!(exists(&inst.queue_dir, Queue::Incoming, id.as_str()), "{id}");
+        for q in [Queue::Active, Queue::Corrupt, Queue::Deferred] {
+            assert!(!exists(&inst.queue_dir, q, id.as_str()), "{id} in {q}");
+        }
+        assert!(!log.contains(id.as_str()), "{log}");
+    }
+    assert!(!delivered(&inst).contains("half-"));
+}
+
+#[test]
 fn hold_is_never_touched() {
     let inst = start("");
     let id = submit(&inst, "alice@mail.example.test", &["x@mail.example.test"]);
