@@ -260,6 +260,46 @@ fn mailbox_command_runs_for_the_user() {
 }
 
 #[test]
+fn procmail_as_mailbox_command() {
+    // procmail (Debian package) delivers into a Maildir with the rc file
+    // given on its command line, so the test needs no ~/.procmailrc; it
+    // runs as the user with the user's HOME and LOGNAME.
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let d = t.display();
+    fs::write(
+        t.join("procmailrc"),
+        format!(
+            "MAILDIR={d}\nLOGFILE={d}/procmail.log\nARG=$1\n\
+             :0c\n| echo \"$LOGNAME $HOME $ARG\" > {d}/procmail.env\n\
+             :0\n* ^Subject: test\n{d}/Maildir/\n"
+        ),
+    )
+    .unwrap();
+    let inst = start(
+        t,
+        "x: @T/x\n",
+        "mailbox_command = \"/usr/bin/procmail -a \\\"$EXTENSION\\\" @T/procmailrc\"\n",
+    );
+    let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .unwrap()
+        .unwrap();
+    if me.dir.join(".forward").exists() {
+        return;
+    }
+    let rcpt = format!("{}+pm@localhost", me.name);
+    let (_, got) = deliver_to(&inst, &[rcpt.as_str()], CONTENT);
+    assert_eq!(got[0].action, Action::Delivered, "{:?}", got[0]);
+    let new = files_in(&t.join("Maildir/new"));
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(fs::read(&new[0]).unwrap(), with_headers(&rcpt));
+    assert_eq!(
+        fs::read_to_string(t.join("procmail.env")).unwrap(),
+        format!("{} {} pm\n", me.name, me.dir.display())
+    );
+}
+
+#[test]
 fn aliases_to_addresses_are_forwarded_through_cleanup() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
