@@ -569,7 +569,11 @@ fn unfinished_incoming_file_is_skipped_not_corrupt() {
     // with half a message, young and old. qmgr must neither deliver it
     // nor call it corrupt (postsuper -p purges such files).
     let inst = start("");
-    let done = submit(&inst, "alice@mail.example.test", &["ok-1@mail.example.test"]);
+    let done = submit(
+        &inst,
+        "alice@mail.example.test",
+        &["ok-1@mail.example.test"],
+    );
     inst.wait_log(&format!("{done}: removed"), WAIT);
     let mut stale = Vec::new();
     for (n, age) in [(1u32, None), (2, Some("2 hours ago"))] {
@@ -585,19 +589,35 @@ fn unfinished_incoming_file_is_skipped_not_corrupt() {
         assert!(path.exists(), "{}", path.display());
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         if let Some(age) = age {
-            let st = Command::new("touch").arg("-d").arg(age).arg(&path).status().unwrap();
+            let st = Command::new("touch")
+                .arg("-d")
+                .arg(age)
+                .arg(&path)
+                .status()
+                .unwrap();
             assert!(st.success());
         }
         stale.push(id);
     }
-    let id = submit(&inst, "alice@mail.example.test", &["ok-2@mail.example.test"]);
+    let id = submit(
+        &inst,
+        "alice@mail.example.test",
+        &["ok-2@mail.example.test"],
+    );
     inst.wait_log(&format!("{id}: removed"), WAIT);
     postern_ipc::trigger::send(&inst.queue_dir, (Class::Public, "qmgr"), b"A").unwrap();
-    let id = submit(&inst, "alice@mail.example.test", &["ok-3@mail.example.test"]);
+    let id = submit(
+        &inst,
+        "alice@mail.example.test",
+        &["ok-3@mail.example.test"],
+    );
     inst.wait_log(&format!("{id}: removed"), WAIT);
     let log = inst.log_text();
     for id in &stale {
-        assert!(exists(&inst.queue_dir, Queue::Incoming, id.as_str()), "{id}");
+        assert!(
+            exists(&inst.queue_dir, Queue::Incoming, id.as_str()),
+            "{id}"
+        );
         for q in [Queue::Active, Queue::Corrupt, Queue::Deferred] {
             assert!(!exists(&inst.queue_dir, q, id.as_str()), "{id} in {q}");
         }
@@ -745,5 +765,30 @@ fn error_transport_bounces_inside_qmgr() {
         delivered(&inst).contains(&format!("{new_id} alice@mail.example.test")),
         "{}",
         delivered(&inst)
+    );
+}
+
+#[test]
+fn kill_9_of_qmgr_under_load_loses_and_duplicates_nothing() {
+    use postern_tests::load;
+    let (inst, accepted, counts, killed) =
+        load::run_with_kills("qmgr", 2000, 5, Duration::from_millis(400));
+    assert!(killed >= 3, "only {killed} kills");
+    assert_eq!(accepted.len(), 2000, "not all accepted");
+    let missing: Vec<_> = accepted
+        .iter()
+        .filter(|n| !counts.contains_key(n))
+        .collect();
+    let twice: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(
+        missing.is_empty() && twice.is_empty(),
+        "missing {missing:?}, duplicated {twice:?}; queue empty: {}",
+        load::queue_empty(&inst.queue_dir)
+    );
+    assert_eq!(counts.len(), accepted.len());
+    let log = inst.log_text();
+    assert!(
+        log.contains("requeued from active to incoming"),
+        "qmgr never died mid-delivery"
     );
 }

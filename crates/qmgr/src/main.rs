@@ -17,15 +17,15 @@
 //! by cleanup with `I`) and from `deferred/` (when a file's modification
 //! time, its next attempt time, has passed), alternating between the two
 //! for fairness and taking at most `qmgr_message_active_limit` per pass.
-//! It renames each to `active/`, resolves each pending recipient with
-//! trivial-rewrite, groups recipients by (transport, next hop) and sends
-//! one request per group (at most `default_destination_recipient_limit`
-//! recipients) to the delivery agent `private/<transport>`.
+//! Worker threads take the messages one by one: each renames its message
+//! to `active/`, resolves each pending recipient with trivial-rewrite,
+//! groups recipients by (transport, next hop) and sends one request per
+//! group (at most `default_destination_recipient_limit` recipients) to
+//! the delivery agent `private/<transport>`.
 //!
-//! This first version takes **one message at a time**. The requests of a
-//! message run in parallel threads, at most
-//! `default_destination_concurrency_limit` at once per (transport, next
-//! hop); the next message starts when all of them are done.
+//! A file that a delivery agent still holds locked (an agent of a qmgr
+//! that was killed, still delivering it) goes back to `incoming/` and is
+//! taken again later, so its recipients are not delivered twice.
 //!
 //! The `error` transport (or the resolver's error flag) is handled here:
 //! the recipient fails with the next-hop text (`5.1.1 text` gives DSN
@@ -34,16 +34,32 @@
 //! Results: failed recipients go to the bounce log `bounce/ID` (and are
 //! marked done); delayed ones, and any the agent did not report, go to
 //! the defer log `defer/ID` (one line per recipient and attempt:
-//! `address TAB dsn TAB reason`). When nothing is pending, a message with
-//! a bounce log gets an RFC 3464 non-delivery report, queued through
+//! `address TAB dsn TAB reason`); agents append recipients delivered with
+//! `NOTIFY=SUCCESS` to the trace log `trace/ID`. When nothing is pending,
+//! a message with a trace log gets a success report ("Successful Mail
+//! Delivery Report", `Action: delivered`/`expanded`/`relayed`) and one
+//! with a bounce log an RFC 3464 non-delivery report, both queued through
 //! cleanup from `MAILER-DAEMON` with the null sender to the original
-//! sender (never for a null-sender message: that is logged and dropped);
-//! then the logs and the queue file are removed (`ID: removed`). A
-//! message with deferred recipients goes to `deferred/` with the next
+//! sender; then the logs and the queue file are removed (`ID: removed`).
+//! Bounces of null-sender mail follow Postfix: a double bounce to
+//! `2bounce_notice_recipient` from `double_bounce_sender` when
+//! `notify_classes` has `bounce` or `2bounce`, else discarded; a failed
+//! double bounce is discarded ("undeliverable postmaster notification
+//! discarded"); with `bounce` in `notify_classes` the postmaster
+//! (`bounce_notice_recipient`) also gets the headers of every bounce.
+//! Recipients whose `NOTIFY` lacks `FAILURE` (or `DELAY`) are left out of
+//! non-delivery reports (or delay warnings).
+//!
+//! A message with deferred recipients goes to `deferred/` with the next
 //! attempt after `minimal_backoff_time`, doubled per attempt (counted in
 //! the defer log) up to `maximal_backoff_time`; once older than
 //! `maximal_queue_lifetime` (`bounce_queue_lifetime` for the null
-//! sender) its deferred recipients bounce instead.
+//! sender) its deferred recipients bounce instead. When its warning time
+//! has come (cleanup wrote `arrival + delay_warning_time` into the file)
+//! the sender gets one delay warning ("Delayed Mail (still being
+//! retried)", `Action: delayed`; a copy to `delay_notice_recipient` when
+//! `notify_classes` has `delay`) and the time in the file is cleared, so
+//! it is sent once, also across restarts.
 //!
 //! At start, files left in `active/` by a crashed qmgr go back to
 //! `incoming/`. Unreadable or damaged files go to `corrupt/`. `hold/` is
@@ -58,7 +74,10 @@
 //! `default_destination_recipient_limit`,
 //! `default_destination_concurrency_limit`, `minimal_backoff_time`,
 //! `maximal_backoff_time`, `maximal_queue_lifetime`,
-//! `bounce_queue_lifetime`, `bounce_size_limit`.
+//! `bounce_queue_lifetime`, `bounce_size_limit`, `delay_warning_time`,
+//! `notify_classes`, `bounce_notice_recipient`,
+//! `2bounce_notice_recipient`, `delay_notice_recipient`,
+//! `double_bounce_sender`.
 //!
 //! SEE ALSO: cleanup(8), trivial-rewrite(8), master(8).
 
@@ -244,41 +263,42 @@ impl Qmgr {
             self.next_deferred = Instant::now() + self.settings.queue_run_delay;
         }
         let (batch, more) = interleave(incoming, deferred_files, self.settings.active_limit);
-        let mut active = Vec::new();
-        for (id, from) in batch {
-            if let Err(e) = move_file(&spool, &id, from, Queue::Active) {
-                // Gone (another process) or the spool is in trouble.
-                warn!("{id}: move from {from} to active: {e}");
-                continue;
-            }
-            active.push(id);
-        }
-        let taken = active.len();
-        self.process_all(active);
+        let taken = self.process_all(batch);
         // Come back at once for the rest, unless nothing could be taken
         // (then the next trigger or timer retries, without spinning).
         self.more = (more && taken > 0).then_some(deferred);
     }
 
-    /// Delivers the messages now in `active/`, several at a time: up to
-    /// `default_destination_concurrency_limit` worker threads, each taking
-    /// the next message and with its own trivial-rewrite connection. A
-    /// message's own delivery requests run in parallel too (per
-    /// destination, bounded by the same limit); with several messages in
-    /// flight that bound holds per message, not across messages.
-    fn process_all(&mut self, ids: Vec<QueueId>) {
+    /// Moves each message of `batch` to `active/` and delivers it, several
+    /// at a time: up to `default_destination_concurrency_limit` worker
+    /// threads, each taking the next message and with its own
+    /// trivial-rewrite connection. A file moves to `active/` only when a
+    /// worker takes it, so delivery starts at once and a crash leaves
+    /// little to recover. Returns how many files were taken.
+    fn process_all(&mut self, batch: Vec<(QueueId, Queue)>) -> usize {
+        let taken = std::sync::atomic::AtomicUsize::new(0);
+        let take =
+            |settings: &Settings, rw: &mut postern_ipc::rewrite::Client, id: &QueueId, from| {
+                if let Err(e) = move_file(&settings.spool, id, from, Queue::Active) {
+                    // Gone (another process) or the spool is in trouble.
+                    warn!("{id}: move from {from} to active: {e}");
+                    return;
+                }
+                taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                message::process(settings, rw, id);
+            };
         let workers = self
             .settings
             .concurrency_limit
             .clamp(1, MAX_WORKERS)
-            .min(ids.len());
+            .min(batch.len());
         if workers <= 1 {
-            for id in &ids {
-                message::process(&self.settings, &mut self.rewrite, id);
+            for (id, from) in &batch {
+                take(&self.settings, &mut self.rewrite, id, *from);
             }
-            return;
+            return taken.into_inner();
         }
-        let next = std::sync::Mutex::new(ids.into_iter());
+        let next = std::sync::Mutex::new(batch.into_iter());
         let settings = &self.settings;
         std::thread::scope(|scope| {
             for _ in 0..workers {
@@ -286,16 +306,17 @@ impl Qmgr {
                     let mut rw =
                         postern_ipc::rewrite::Client::new(&settings.spool, settings.ipc_timeout);
                     loop {
-                        let id = match next.lock() {
+                        let job = match next.lock() {
                             Ok(mut it) => it.next(),
                             Err(_) => None,
                         };
-                        let Some(id) = id else { break };
-                        message::process(settings, &mut rw, &id);
+                        let Some((id, from)) = job else { break };
+                        take(settings, &mut rw, &id, from);
                     }
                 });
             }
         });
+        taken.into_inner()
     }
 
     fn due(&self) -> Deferred {

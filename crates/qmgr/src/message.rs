@@ -184,6 +184,15 @@ fn attr_str(qf: &QueueFile, name: &str) -> String {
 pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, id: &QueueId) {
     let spool = &s.spool;
     let path = id.path(spool, Queue::Active);
+    // An agent of a queue manager that died may still be delivering it:
+    // wait for it, or its recipients would be delivered twice.
+    if let Ok(true) = postern_queue::in_use(&path) {
+        info!("{id}: in use by a delivery agent, retried later");
+        if let Err(e) = move_file(spool, id, Queue::Active, Queue::Incoming) {
+            warn!("{id}: move to incoming: {e}");
+        }
+        return;
+    }
     let qf = match QueueFile::open(&path) {
         Ok(qf) => qf,
         Err(e) if e.is_corrupt() => {

@@ -110,7 +110,7 @@ pub use reader::{
     WarnTime, is_ready,
 };
 pub use scan::{Entry, Rejection, Scan, scan};
-pub use spool::{move_file, remove, set_next_attempt};
+pub use spool::{in_use, lock_shared, move_file, remove, set_next_attempt};
 pub use writer::{DEFAULT_LINE_CHUNK, NewRecipient, QueueFileWriter};
 
 /// Errors of this crate.

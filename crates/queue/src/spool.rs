@@ -9,6 +9,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::SystemTime;
 
+use nix::fcntl::{Flock, FlockArg};
+
 use crate::{Error, Queue, QueueId};
 
 fn sync_dir(path: &Path) -> Result<(), Error> {
@@ -49,4 +51,49 @@ pub fn set_next_attempt(file: &File, at: SystemTime) -> Result<(), Error> {
             path: None,
             source: e,
         })
+}
+
+/// Takes a shared `flock(2)` lock on an open queue file, as a delivery
+/// agent does for the length of a request (Postfix `deliver_request.c`),
+/// waiting while someone holds an exclusive one. The lock goes with the
+/// returned handle (or the process).
+pub fn lock_shared(file: File) -> Result<Flock<File>, Error> {
+    Flock::lock(file, FlockArg::LockShared).map_err(|(_, e)| Error::Io {
+        path: None,
+        source: e.into(),
+    })
+}
+
+/// Whether a process holds a lock on the queue file at `path`: a delivery
+/// agent still working on it for a queue manager that has died. The new
+/// queue manager must not deliver the file again until that agent is done
+/// (it may be between a mailbox write and marking the recipient done).
+pub fn in_use(path: &Path) -> Result<bool, Error> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        // Dropping the lock releases it at once.
+        Ok(_lock) => Ok(false),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(true),
+        Err((_, e)) => Err(Error::io(path, e.into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_locks_make_a_file_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        fs::write(&p, b"x").unwrap();
+        assert!(!in_use(&p).unwrap());
+        let held = lock_shared(File::open(&p).unwrap()).unwrap();
+        let also = lock_shared(File::open(&p).unwrap()).unwrap();
+        assert!(in_use(&p).unwrap());
+        drop(held);
+        assert!(in_use(&p).unwrap());
+        drop(also);
+        assert!(!in_use(&p).unwrap());
+    }
 }

@@ -14,6 +14,8 @@ use std::fs::{File, OpenOptions};
 use std::path::Path;
 use std::time::SystemTime;
 
+use nix::fcntl::Flock;
+
 use postern_ipc::deliver::{Action, RcptStatus, Recipient, Request, Server, flags, log_status};
 use postern_queue::log::{self, LogEntry};
 use postern_queue::{Notify, Queue, QueueFile, QueueId};
@@ -50,9 +52,11 @@ pub fn accept(conn: Conn, ctx: &Context) -> Option<(Server, Request, SystemTime)
 }
 
 /// Opens the queue file a request names, read-write (to mark recipients
-/// done) and parsed. Errors are logged; the text is for the recipients'
-/// deferral reason.
-pub fn open_queue_file(spool: &Path, req: &Request) -> Result<(File, QueueFile), String> {
+/// done), with a shared lock held as long as the returned handle (so a
+/// restarted qmgr leaves the file alone until this agent is done, see
+/// [`postern_queue::in_use`]), and parsed. Errors are logged; the text is
+/// for the recipients' deferral reason.
+pub fn open_queue_file(spool: &Path, req: &Request) -> Result<(Flock<File>, QueueFile), String> {
     let (Some(queue), Ok(id)) = (
         Queue::from_dir_name(&req.queue_name),
         QueueId::parse(&req.queue_id),
@@ -72,6 +76,10 @@ pub fn open_queue_file(spool: &Path, req: &Request) -> Result<(File, QueueFile),
             warn!("{}: open queue file {}: {e}", req.queue_id, path.display());
             format!("cannot open queue file: {e}")
         })?;
+    let file = postern_queue::lock_shared(file).map_err(|e| {
+        warn!("{}: lock queue file {}: {e}", req.queue_id, path.display());
+        format!("cannot lock queue file: {e}")
+    })?;
     let qf = QueueFile::open(&path).map_err(|e| {
         warn!("{}: read queue file {}: {e}", req.queue_id, path.display());
         format!("cannot read queue file: {e}")
