@@ -167,6 +167,41 @@ pub(crate) fn parse_interface_addr(word: &str) -> Option<std::net::IpAddr> {
     inner.parse().ok()
 }
 
+/// Parameters that exist once per `master.toml` service, named
+/// `<service><suffix>` (Postfix's `transport_destination_concurrency_limit`
+/// and friends): the suffix and the parameter that gives the default.
+/// Names in [`PARAMS`] (`local_destination_recipient_limit`) take
+/// precedence, with their own defaults. main.toml accepts any such name;
+/// loading `master.toml` checks that the service exists
+/// ([`crate::Config::check_services`]).
+pub static PER_SERVICE: &[(&str, &str)] = &[
+    (
+        "_destination_concurrency_limit",
+        "default_destination_concurrency_limit",
+    ),
+    (
+        "_destination_recipient_limit",
+        "default_destination_recipient_limit",
+    ),
+];
+
+/// Splits a per-service parameter name (see [`PER_SERVICE`]) into the
+/// service name and the parameter giving its default.
+pub fn per_service(name: &str) -> Option<(&str, &'static Param)> {
+    PER_SERVICE.iter().find_map(|(suffix, default)| {
+        let service = name.strip_suffix(suffix)?;
+        let ok = !service.is_empty()
+            && service
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if ok {
+            Some((service, lookup(default)?))
+        } else {
+            None
+        }
+    })
+}
+
 /// Find a parameter by name.
 pub fn lookup(name: &str) -> Option<&'static Param> {
     index(name).and_then(|i| PARAMS.get(i))
