@@ -543,7 +543,14 @@ fn active_files_return_to_incoming_after_kill() {
     kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
     inst.wait_log(&format!("{id}: requeued from active to incoming"), WAIT);
     inst.wait_log(&format!("{id}: removed"), WAIT);
-    assert!(delivered(&inst).contains(&format!("{id} slow-x@mail.example.test")));
+    // The agent of the killed qmgr was still delivering: the new qmgr
+    // waits for it (the file is locked) instead of delivering again.
+    let got = delivered(&inst);
+    assert_eq!(
+        got.matches(&format!("{id} slow-x@mail.example.test")).count(),
+        1,
+        "{got}"
+    );
 }
 
 #[test]
@@ -561,6 +568,52 @@ fn corrupt_incoming_file_goes_to_corrupt() {
     });
     assert!(!exists(&inst.queue_dir, Queue::Incoming, id.as_str()));
     assert!(!exists(&inst.queue_dir, Queue::Active, id.as_str()));
+}
+
+#[test]
+fn per_transport_recipient_and_concurrency_limits_hold_across_messages() {
+    // testagent is a master.toml service, so main.toml may set its
+    // per-destination limits.
+    let inst = start(
+        "testagent_destination_recipient_limit = 2\n\
+         testagent_destination_concurrency_limit = 2\n",
+    );
+    let rcpts = [
+        "conc-1@mail.example.test",
+        "conc-2@mail.example.test",
+        "conc-3@mail.example.test",
+    ];
+    // Four messages at once, each in two requests (2 + 1 recipients),
+    // all to one destination.
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| submit(&inst, "alice@mail.example.test", &rcpts)))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for id in &ids {
+        inst.wait_log(&format!("{id}: removed"), WAIT);
+    }
+    let requests = fs::read_to_string(inst.dir.path().join("requests")).unwrap();
+    for id in &ids {
+        let mut sizes: Vec<&str> = requests
+            .lines()
+            .filter_map(|l| l.strip_prefix(&format!("{id} ")))
+            .collect();
+        sizes.sort_unstable();
+        assert_eq!(sizes, ["1", "2"], "{requests}");
+    }
+    let conc = fs::read_to_string(inst.dir.path().join("concurrency")).unwrap();
+    let peak = conc
+        .lines()
+        .filter_map(|l| l.parse::<u32>().ok())
+        .max()
+        .unwrap();
+    assert!(
+        peak <= 2,
+        "{peak} deliveries at once to one destination: {conc}"
+    );
+    assert_eq!(delivered(&inst).lines().count(), 12);
 }
 
 #[test]

@@ -83,6 +83,7 @@
 
 mod dsn;
 mod message;
+mod slots;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -101,7 +102,6 @@ pub(crate) struct Settings {
     pub(crate) hostname: String,
     pub(crate) active_limit: usize,
     pub(crate) queue_run_delay: Duration,
-    pub(crate) recipient_limit: usize,
     pub(crate) concurrency_limit: usize,
     pub(crate) min_backoff: Duration,
     pub(crate) max_backoff: Duration,
@@ -115,6 +115,10 @@ pub(crate) struct Settings {
     pub(crate) delay_rcpt: String,
     /// `double_bounce_sender` qualified with `myhostname`.
     pub(crate) double_bounce_sender: String,
+    /// For the per-transport limits.
+    pub(crate) config: postern_config::Config,
+    /// Busy deliveries per destination, across messages.
+    pub(crate) slots: std::sync::Arc<slots::Slots<(String, String)>>,
 }
 
 impl Settings {
@@ -126,8 +130,6 @@ impl Settings {
             hostname: c.str("myhostname"),
             active_limit: int("qmgr_message_active_limit"),
             queue_run_delay: c.time("queue_run_delay"),
-            recipient_limit: int("default_destination_recipient_limit")
-                .min(postern_ipc::deliver::MAX_RECIPIENTS as usize),
             concurrency_limit: usize::try_from(c.int("default_destination_concurrency_limit"))
                 .unwrap_or(0),
             min_backoff: c.time("minimal_backoff_time"),
@@ -152,7 +154,23 @@ impl Settings {
                     format!("{local}@{}", c.str("myhostname"))
                 }
             },
+            config: c.clone(),
+            slots: std::sync::Arc::default(),
         }
+    }
+
+    /// The recipient limit per request (0: none, capped at the protocol's
+    /// maximum) and the concurrency limit per destination (0: none) of
+    /// `transport`: `<transport>_destination_recipient_limit` and
+    /// `<transport>_destination_concurrency_limit`, else the defaults.
+    pub(crate) fn limits(&self, transport: &str) -> (usize, usize) {
+        let get = |suffix| usize::try_from(self.config.service_int(transport, suffix)).unwrap_or(0);
+        let max = usize::try_from(postern_ipc::deliver::MAX_RECIPIENTS).unwrap_or(usize::MAX);
+        let rcpt = match get("_destination_recipient_limit") {
+            0 => max,
+            n => n.min(max),
+        };
+        (rcpt, get("_destination_concurrency_limit"))
     }
 
     /// Whether `notify_classes` has `class`.
@@ -176,7 +194,12 @@ struct Qmgr {
     /// More work was left by the last pass (active limit): the pass to
     /// continue with.
     more: Option<Deferred>,
+    /// When to look again at files a delivery agent still held.
+    busy_retry: Option<Instant>,
 }
+
+/// How soon files still held by a delivery agent are tried again.
+const BUSY_RETRY: Duration = Duration::from_secs(1);
 
 /// The ready files of `queue`, oldest id first, with their times.
 /// Most messages delivered at the same time.
@@ -263,7 +286,8 @@ impl Qmgr {
             self.next_deferred = Instant::now() + self.settings.queue_run_delay;
         }
         let (batch, more) = interleave(incoming, deferred_files, self.settings.active_limit);
-        let taken = self.process_all(batch);
+        let (taken, busy) = self.process_all(batch);
+        self.busy_retry = (busy > 0).then(|| Instant::now() + BUSY_RETRY);
         // Come back at once for the rest, unless nothing could be taken
         // (then the next trigger or timer retries, without spinning).
         self.more = (more && taken > 0).then_some(deferred);
@@ -274,11 +298,21 @@ impl Qmgr {
     /// threads, each taking the next message and with its own
     /// trivial-rewrite connection. A file moves to `active/` only when a
     /// worker takes it, so delivery starts at once and a crash leaves
-    /// little to recover. Returns how many files were taken.
-    fn process_all(&mut self, batch: Vec<(QueueId, Queue)>) -> usize {
+    /// little to recover. Returns how many files were taken, and how many
+    /// were left because a delivery agent still holds them.
+    fn process_all(&mut self, batch: Vec<(QueueId, Queue)>) -> (usize, usize) {
         let taken = std::sync::atomic::AtomicUsize::new(0);
+        let busy = std::sync::atomic::AtomicUsize::new(0);
         let take =
             |settings: &Settings, rw: &mut postern_ipc::rewrite::Client, id: &QueueId, from| {
+                // An agent of a queue manager that died may still be
+                // delivering it: wait for it, or its recipients would be
+                // delivered twice.
+                if let Ok(true) = postern_queue::in_use(&id.path(&settings.spool, from)) {
+                    info!("{id}: in use by a delivery agent, retried later");
+                    busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
                 if let Err(e) = move_file(&settings.spool, id, from, Queue::Active) {
                     // Gone (another process) or the spool is in trouble.
                     warn!("{id}: move from {from} to active: {e}");
@@ -296,7 +330,7 @@ impl Qmgr {
             for (id, from) in &batch {
                 take(&self.settings, &mut self.rewrite, id, *from);
             }
-            return taken.into_inner();
+            return (taken.into_inner(), busy.into_inner());
         }
         let next = std::sync::Mutex::new(batch.into_iter());
         let settings = &self.settings;
@@ -316,7 +350,7 @@ impl Qmgr {
                 });
             }
         });
-        taken.into_inner()
+        (taken.into_inner(), busy.into_inner())
     }
 
     fn due(&self) -> Deferred {
@@ -351,7 +385,10 @@ impl TriggerService for Qmgr {
         if self.more.is_some() {
             Some(Instant::now())
         } else {
-            Some(self.next_deferred)
+            Some(
+                self.busy_retry
+                    .map_or(self.next_deferred, |t| t.min(self.next_deferred)),
+            )
         }
     }
 
@@ -361,8 +398,11 @@ impl TriggerService for Qmgr {
         let mode = match self.more.take() {
             Some(Deferred::All) => Deferred::All,
             Some(_) => self.due(),
+            // Only the retry of busy files is due: incoming only.
+            None if self.busy_retry.is_some() => self.due(),
             None => Deferred::Due,
         };
+        self.busy_retry = None;
         self.run(mode);
     }
 }
@@ -377,6 +417,7 @@ fn main() {
             // The first scan comes at once (deadline in the past).
             next_deferred: Instant::now(),
             more: None,
+            busy_retry: None,
         };
         q.recover();
         Ok(q)

@@ -16,6 +16,7 @@ use postern_util::{info, warn};
 
 use crate::Settings;
 use crate::dsn::{self, LogEntry};
+use crate::slots::Slots;
 
 /// Where one recipient goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,8 +71,12 @@ pub(crate) fn route(r: &Result<rewrite::Resolved, postern_ipc::Error>) -> Route 
 }
 
 /// Groups recipient indexes by (transport, nexthop) in order of first
-/// appearance of each group, each group split into chunks of `limit`.
-pub(crate) fn groups(routes: &[(usize, Route)], limit: usize) -> Vec<(String, String, Vec<usize>)> {
+/// appearance of each group, each group split into chunks of the
+/// transport's recipient limit (`limit(transport)`, 0: no limit).
+pub(crate) fn groups(
+    routes: &[(usize, Route)],
+    limit: impl Fn(&str) -> usize,
+) -> Vec<(String, String, Vec<usize>)> {
     let mut order: Vec<(String, String)> = Vec::new();
     let mut map: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
     for (i, r) in routes {
@@ -88,7 +93,11 @@ pub(crate) fn groups(routes: &[(usize, Route)], limit: usize) -> Vec<(String, St
         let Some(members) = map.remove(&key) else {
             continue;
         };
-        for chunk in members.chunks(limit.max(1)) {
+        let n = match limit(&key.0) {
+            0 => members.len().max(1),
+            n => n,
+        };
+        for chunk in members.chunks(n) {
             out.push((key.0.clone(), key.1.clone(), chunk.to_vec()));
         }
     }
@@ -108,55 +117,69 @@ pub(crate) fn wants_failure_notice(notify: Option<Notify>) -> bool {
     notify.is_none_or(|n| n.contains(Notify::FAILURE))
 }
 
-/// Runs `f` over `jobs`, at most `limit` at a time for jobs with the same
-/// `key` (0: no limit), different keys in parallel; returns the results in
-/// the order of `jobs`.
+/// Most threads one message uses for its delivery requests.
+const MAX_THREADS: usize = 32;
+
+/// Runs `f` over `jobs` on up to [`MAX_THREADS`] threads and returns the
+/// results in the order of `jobs`. `key` gives each job's destination and
+/// its concurrency limit (0: none); a job runs only while it holds one of
+/// its destination's `slots`, which are shared with every other message
+/// in flight, so the limit holds across messages.
 pub(crate) fn run_concurrently<J, K, R>(
     jobs: &[J],
-    key: impl Fn(&J) -> K,
-    limit: usize,
+    key: impl Fn(&J) -> (K, usize) + Sync,
+    slots: &Slots<K>,
     f: impl Fn(&J) -> R + Sync,
 ) -> Vec<R>
 where
     J: Sync,
-    K: Ord,
+    K: Eq + std::hash::Hash + Clone + Send + Sync,
     R: Send,
 {
-    use std::collections::VecDeque;
     use std::sync::Mutex;
-    if jobs.len() <= 1 {
-        return jobs.iter().map(&f).collect();
-    }
-    let mut queues: BTreeMap<K, VecDeque<usize>> = BTreeMap::new();
-    for (i, j) in jobs.iter().enumerate() {
-        queues.entry(key(j)).or_default().push_back(i);
-    }
+    let keys: Vec<(K, usize)> = jobs.iter().map(&key).collect();
     let results: Mutex<Vec<Option<R>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
-    let queues: Vec<Mutex<VecDeque<usize>>> = queues.into_values().map(Mutex::new).collect();
-    std::thread::scope(|scope| {
-        for q in &queues {
-            let n = q.lock().map_or(0, |q| q.len());
-            let workers = if limit == 0 { n } else { n.min(limit) };
-            for _ in 0..workers {
-                let (f, results) = (&f, &results);
-                scope.spawn(move || {
-                    loop {
-                        let next = match q.lock() {
-                            Ok(mut q) => q.pop_front(),
-                            Err(_) => None,
-                        };
-                        let Some(i) = next else { break };
-                        let r = f(&jobs[i]);
-                        if let Ok(mut res) = results.lock()
-                            && let Some(slot) = res.get_mut(i)
-                        {
-                            *slot = Some(r);
-                        }
-                    }
+    let queue: Mutex<Vec<usize>> = Mutex::new((0..jobs.len()).collect());
+    let worker = || {
+        loop {
+            // The first job whose destination has a free slot.
+            let taken = {
+                let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+                if q.is_empty() {
+                    return;
+                }
+                let found = q.iter().enumerate().find_map(|(pos, &i)| {
+                    let (k, limit) = &keys[i];
+                    slots.try_take(k, *limit).map(|slot| (pos, i, slot))
                 });
+                found.map(|(pos, i, slot)| {
+                    q.remove(pos);
+                    (i, slot)
+                })
+            };
+            let Some((i, slot)) = taken else {
+                slots.wait(Duration::from_millis(100));
+                continue;
+            };
+            let r = f(&jobs[i]);
+            drop(slot);
+            if let Ok(mut res) = results.lock()
+                && let Some(place) = res.get_mut(i)
+            {
+                *place = Some(r);
             }
         }
-    });
+    };
+    let threads = jobs.len().min(MAX_THREADS);
+    if threads <= 1 {
+        worker();
+    } else {
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(worker);
+            }
+        });
+    }
     let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
     // A job whose worker panicked has no result: run it here (it panics
     // again only if it always does).
@@ -184,15 +207,6 @@ fn attr_str(qf: &QueueFile, name: &str) -> String {
 pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, id: &QueueId) {
     let spool = &s.spool;
     let path = id.path(spool, Queue::Active);
-    // An agent of a queue manager that died may still be delivering it:
-    // wait for it, or its recipients would be delivered twice.
-    if let Ok(true) = postern_queue::in_use(&path) {
-        info!("{id}: in use by a delivery agent, retried later");
-        if let Err(e) = move_file(spool, id, Queue::Active, Queue::Incoming) {
-            warn!("{id}: move to incoming: {e}");
-        }
-        return;
-    }
     let qf = match QueueFile::open(&path) {
         Ok(qf) => qf,
         Err(e) if e.is_corrupt() => {
@@ -293,7 +307,7 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, id: &QueueId) {
         .collect(),
         ..Request::default()
     };
-    let jobs: Vec<(String, Vec<usize>, Request)> = groups(&routes, s.recipient_limit)
+    let jobs: Vec<(String, Vec<usize>, Request)> = groups(&routes, |t| s.limits(t).0)
         .into_iter()
         .map(|(transport, nexthop, members)| {
             let mut req = base.clone();
@@ -316,8 +330,17 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, id: &QueueId) {
         .collect();
     let results = run_concurrently(
         &jobs,
-        |(t, _, req)| (t.clone(), req.nexthop.clone()),
-        s.concurrency_limit,
+        |(t, _, req)| {
+            let (rcpt_limit, concurrency) = s.limits(t);
+            // With one recipient per request the destination is the
+            // recipient (Postfix: per-recipient concurrency).
+            let dest = match (rcpt_limit, req.recipients.first()) {
+                (1, Some(r)) => r.address.clone(),
+                _ => req.nexthop.clone(),
+            };
+            ((t.clone(), dest), concurrency)
+        },
+        &s.slots,
         |(transport, _, req)| match deliver::deliver(spool, transport, s.ipc_timeout, req) {
             Ok(st) => (st, None),
             Err((e, st)) => (st, Some(e.to_string())),
@@ -678,7 +701,7 @@ mod tests {
             (4, d("smtp", "b.test")),
             (5, d("smtp", "a.test")),
         ];
-        let g = groups(&routes, 2);
+        let g = groups(&routes, |t| if t == "local" { 1 } else { 2 });
         assert_eq!(
             g,
             vec![
@@ -688,11 +711,12 @@ mod tests {
                 ("smtp".into(), "b.test".into(), vec![4]),
             ]
         );
-        assert_eq!(groups(&routes, 0).len(), 5);
+        // 0: no limit.
+        assert_eq!(groups(&routes, |_| 0).len(), 3);
     }
 
     #[test]
-    fn concurrency_is_bounded_per_destination() {
+    fn concurrency_is_bounded_per_destination_across_messages() {
         use std::collections::HashMap;
         use std::sync::Mutex;
         let jobs: Vec<(char, usize)> = (0..12)
@@ -700,29 +724,40 @@ mod tests {
             .collect();
         let now: Mutex<HashMap<char, usize>> = Mutex::new(HashMap::new());
         let peak: Mutex<HashMap<char, usize>> = Mutex::new(HashMap::new());
-        let got = run_concurrently(
-            &jobs,
-            |j| j.0,
-            2,
-            |j| {
-                {
-                    let mut n = now.lock().unwrap();
-                    let c = n.entry(j.0).or_default();
-                    *c += 1;
-                    let mut p = peak.lock().unwrap();
-                    let e = p.entry(j.0).or_default();
-                    *e = (*e).max(*c);
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-                *now.lock().unwrap().get_mut(&j.0).unwrap() -= 1;
-                j.1 * 10
-            },
-        );
-        assert_eq!(got, (0..12).map(|i| i * 10).collect::<Vec<_>>());
+        let slots: Slots<char> = Slots::default();
+        let run = || {
+            run_concurrently(
+                &jobs,
+                |j| (j.0, 2),
+                &slots,
+                |j| {
+                    {
+                        let mut n = now.lock().unwrap();
+                        let c = n.entry(j.0).or_default();
+                        *c += 1;
+                        let mut p = peak.lock().unwrap();
+                        let e = p.entry(j.0).or_default();
+                        *e = (*e).max(*c);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    *now.lock().unwrap().get_mut(&j.0).unwrap() -= 1;
+                    j.1 * 10
+                },
+            )
+        };
+        // Two messages at once share the destinations' slots.
+        let (x, y) = std::thread::scope(|s| {
+            let x = s.spawn(run);
+            let y = s.spawn(run);
+            (x.join().unwrap(), y.join().unwrap())
+        });
+        let want: Vec<usize> = (0..12).map(|i| i * 10).collect();
+        assert_eq!(x, want);
+        assert_eq!(y, want);
         let peak = peak.into_inner().unwrap();
         assert_eq!(peak[&'a'], 2);
         assert_eq!(peak[&'b'], 2);
-        let one = run_concurrently(&jobs, |j| j.0, 1, |j| j.1);
+        let one = run_concurrently(&jobs, |j| (j.0, 0), &slots, |j| j.1);
         assert_eq!(one.len(), 12);
     }
 

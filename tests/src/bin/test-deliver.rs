@@ -4,9 +4,12 @@
 //! It decides from each recipient's local part: `bounce-*` fails (5.1.1),
 //! `defer-*` is delayed (4.2.0) while the file `defer-flag` exists next to
 //! the spool (the instance directory), `slow-*` is delivered after 3
-//! seconds, anything else is delivered. Final recipients are marked done
-//! in the queue file first, as real agents do, and each delivery is
-//! appended to `delivered` in the instance directory as `ID address`.
+//! seconds, `conc-*` is delivered after 300 ms during which the agent
+//! counts itself in `busy/` (the number of agents busy at its start goes to
+//! `concurrency`), anything else is delivered. Final recipients are
+//! marked done in the queue file first, as real agents do, and each
+//! delivery is appended to `delivered` in the instance directory as `ID
+//! address`; each request to `requests` as `ID recipient-count`.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -22,7 +25,32 @@ fn serve(conn: Conn, ctx: &Context) {
     // The shared agent loop marks final recipients done, keeps the trace
     // log for NOTIFY=SUCCESS, logs and reports, as the real agents do.
     agent::serve(conn, ctx, "test", |req, _content, r| {
+        let append = |name: &str, line: String| {
+            if let Ok(mut f) = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(top.join(name))
+            {
+                let _ = writeln!(f, "{line}");
+            }
+        };
+        if req.recipients.first().is_some_and(|f| f.offset == r.offset) {
+            append(
+                "requests",
+                format!("{} {}", req.queue_id, req.recipients.len()),
+            );
+        }
         let local = r.address.split('@').next().unwrap_or("");
+        if local.starts_with("conc-") {
+            let busy = top.join("busy");
+            let _ = std::fs::create_dir_all(&busy);
+            let me = busy.join(std::process::id().to_string());
+            let _ = std::fs::write(&me, "");
+            let n = std::fs::read_dir(&busy).map_or(0, |d| d.count());
+            append("concurrency", n.to_string());
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = std::fs::remove_file(&me);
+        }
         let (action, dsn, reason) = if local.starts_with("bounce-") {
             (Action::Failed, "5.1.1", "unknown user".to_string())
         } else if local.starts_with("defer-") && top.join("defer-flag").exists() {
@@ -33,13 +61,8 @@ fn serve(conn: Conn, ctx: &Context) {
             }
             (Action::Delivered, "2.0.0", "delivered".to_string())
         };
-        if action == Action::Delivered
-            && let Ok(mut log) = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(top.join("delivered"))
-        {
-            let _ = writeln!(log, "{} {}", req.queue_id, r.address);
+        if action == Action::Delivered {
+            append("delivered", format!("{} {}", req.queue_id, r.address));
         }
         RcptStatus::new(action, dsn, reason)
     });
