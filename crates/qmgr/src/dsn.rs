@@ -131,11 +131,11 @@ fn status_with_class(dsn: &str, class: char) -> String {
 /// A duration in the words of Postfix's delay template.
 fn words(d: Duration) -> String {
     let s = d.as_secs();
-    let (n, unit) = if s >= 86400 && s % 86400 == 0 {
+    let (n, unit) = if s >= 86400 && s.is_multiple_of(86400) {
         (s / 86400, "day")
-    } else if s >= 3600 && s % 3600 == 0 {
+    } else if s >= 3600 && s.is_multiple_of(3600) {
         (s / 3600, "hour")
-    } else if s >= 60 && s % 60 == 0 {
+    } else if s >= 60 && s.is_multiple_of(60) {
         (s / 60, "minute")
     } else {
         (s, "second")

@@ -617,7 +617,7 @@ fn finish(s: &Settings, id: &QueueId, qf: &QueueFile) {
             }
         } else {
             let mut r = base_report(s, id, qf, &content, dsn::Kind::Failure, sender, &failed);
-            submit(s, "", sender, &dsn::report(&r)).and_then(|new_id| {
+            submit(s, "", sender, &dsn::report(&r)).map(|new_id| {
                 info!("{id}: sender non-delivery notification: {new_id}");
                 if s.notify("bounce") {
                     r.kind = dsn::Kind::PostmasterCopy;
@@ -630,7 +630,6 @@ fn finish(s: &Settings, id: &QueueId, qf: &QueueFile) {
                         Err(e) => warn!("{id}: postmaster non-delivery notification failed: {e}"),
                     }
                 }
-                Ok(())
             })
         };
         if let Err(e) = sent {

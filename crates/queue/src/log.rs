@@ -125,7 +125,7 @@ mod tests {
             action: "delivered".into(),
             ..LogEntry::new("b@x", "2.0.0", "delivered to mailbox")
         };
-        append(&p, &[a.clone(), b.clone()]).unwrap();
+        append(&p, &[a, b.clone()]).unwrap();
         append(&p, &[]).unwrap();
         let got = read(&p).unwrap();
         assert_eq!(got.len(), 2);
