@@ -332,7 +332,7 @@ pub static PARAMS: &[Param] = &[
             max: INT_MAX,
         },
         default: "20",
-        doc: "The default maximal number of parallel deliveries to one destination; 0 means no limit.",
+        doc: "The default maximal number of parallel deliveries to one destination, across messages; 0 means no limit. Per transport: <service>_destination_concurrency_limit for any master.toml service.",
     },
     Param {
         name: "default_destination_recipient_limit",
@@ -341,7 +341,7 @@ pub static PARAMS: &[Param] = &[
             max: INT_MAX,
         },
         default: "50",
-        doc: "The default maximal number of recipients per delivery request; 0 means no limit.",
+        doc: "The default maximal number of recipients per delivery request; 0 means no limit. Per transport: <service>_destination_recipient_limit for any master.toml service; with 1, concurrency limits are per recipient.",
     },
     Param {
         name: "default_privs",
