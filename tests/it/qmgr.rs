@@ -547,7 +547,8 @@ fn active_files_return_to_incoming_after_kill() {
     // waits for it (the file is locked) instead of delivering again.
     let got = delivered(&inst);
     assert_eq!(
-        got.matches(&format!("{id} slow-x@mail.example.test")).count(),
+        got.matches(&format!("{id} slow-x@mail.example.test"))
+            .count(),
         1,
         "{got}"
     );
