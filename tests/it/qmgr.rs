@@ -387,7 +387,8 @@ fn delay_warning_is_sent_once_to_those_who_want_it() {
     let mut inst = Instance::new(
         "local_transport = \"testagent\"\ndefault_transport = \"nowhere\"\n\
          delay_warning_time = \"1s\"\nqueue_run_delay = \"1s\"\n\
-         minimal_backoff_time = \"1s\"\nmaximal_backoff_time = \"1s\"\n",
+         minimal_backoff_time = \"1s\"\nmaximal_backoff_time = \"1s\"\n\
+         notify_classes = \"delay\"\ndelay_notice_recipient = \"pm@remote.test\"\n",
         TABLE,
     );
     inst.start();
@@ -441,6 +442,16 @@ fn delay_warning_is_sent_once_to_those_who_want_it() {
     );
     assert!(!content.contains("defer-b@"), "{content}");
     check_report_parses(&inst, &content, "defer-a@mail.example.test delayed 4.2.0");
+    // notify_classes has delay: the postmaster gets a copy.
+    let copy = new_id_after(&log, &format!("{id}: postmaster delay notification: "));
+    let qf = queued(&inst, &copy);
+    assert_eq!(qf.sender(), "double-bounce@mail.example.test");
+    assert_eq!(qf.recipients()[0].address, "pm@remote.test");
+    let content = String::from_utf8(qf.content_to_vec()).unwrap();
+    assert!(
+        content.contains("Subject: Postmaster Warning: Delayed Mail"),
+        "{content}"
+    );
     fs::remove_file(inst.dir.path().join("defer-flag")).unwrap();
     inst.wait_log(&format!("{id}: removed"), WAIT);
 }
