@@ -55,9 +55,9 @@ clippy:
 
 check: fmt clippy test
 
-# BENCH_SUITES: smtp-accept (default), or the kit's smtp pop3 imap nntp
-# once delivery and the readers exist.
-BENCH_SUITES ?= smtp-accept
+# BENCH_SUITES: smtp-accept (default), smtp-drain (SMTP -> local(8) ->
+# Maildir, 10,000 messages), or the kit's smtp pop3 imap nntp.
+BENCH_SUITES ?= smtp-accept smtp-drain
 bench:
 	bench/run.sh $(BENCH_SUITES)
 

@@ -3,7 +3,9 @@
 # machine, in one run, through the shared bench kit (../shared/bench, or
 # BENCH_KIT). Needs root (the kit installs and starts the anchors).
 #
-#   bench/run.sh SUITE...     SUITE: smtp-accept (bench/smtp-accept.sh), or
+#   bench/run.sh SUITE...     SUITE: smtp-accept (bench/smtp-accept.sh),
+#                             smtp-drain (bench/smtp-drain.sh: SMTP to a
+#                             Maildir through local(8), 10,000 messages), or
 #                             smtp pop3 imap nntp (the kit's compare.sh)
 #
 # Postern is started by the kit with `make run PROFILE=release` and stopped
@@ -14,9 +16,16 @@ kit=${BENCH_KIT:-$here/../shared/bench}
 if [ $# -eq 0 ]; then
     set -- smtp-accept
 fi
-if [ "$*" = smtp-accept ]; then
-    exec "$(dirname "$0")/smtp-accept.sh"
-fi
+# Our own suites run one by one; the rest go to the kit's compare.sh.
+rest=()
+for suite in "$@"; do
+    case $suite in
+    smtp-accept | smtp-drain) BENCH_KIT=$kit "$(dirname "$0")/$suite.sh" ;;
+    *) rest+=("$suite") ;;
+    esac
+done
+[ ${#rest[@]} -gt 0 ] || exit 0
+set -- "${rest[@]}"
 if [ ! -x "$kit/compare.sh" ]; then
     echo "bench: bench kit not found at $kit (set BENCH_KIT)" >&2
     exit 69

@@ -260,6 +260,46 @@ fn mailbox_command_runs_for_the_user() {
 }
 
 #[test]
+fn procmail_as_mailbox_command() {
+    // procmail (Debian package) delivers into a Maildir with the rc file
+    // given on its command line, so the test needs no ~/.procmailrc; it
+    // runs as the user with the user's HOME and LOGNAME.
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let d = t.display();
+    fs::write(
+        t.join("procmailrc"),
+        format!(
+            "MAILDIR={d}\nLOGFILE={d}/procmail.log\nARG=$1\n\
+             :0c\n| echo \"$LOGNAME $HOME $ARG\" > {d}/procmail.env\n\
+             :0\n* ^Subject: test\n{d}/Maildir/\n"
+        ),
+    )
+    .unwrap();
+    let inst = start(
+        t,
+        "x: @T/x\n",
+        "mailbox_command = \"/usr/bin/procmail -a \\\"$EXTENSION\\\" @T/procmailrc\"\n",
+    );
+    let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .unwrap()
+        .unwrap();
+    if me.dir.join(".forward").exists() {
+        return;
+    }
+    let rcpt = format!("{}+pm@localhost", me.name);
+    let (_, got) = deliver_to(&inst, &[rcpt.as_str()], CONTENT);
+    assert_eq!(got[0].action, Action::Delivered, "{:?}", got[0]);
+    let new = files_in(&t.join("Maildir/new"));
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(fs::read(&new[0]).unwrap(), with_headers(&rcpt));
+    assert_eq!(
+        fs::read_to_string(t.join("procmail.env")).unwrap(),
+        format!("{} {} pm\n", me.name, me.dir.display())
+    );
+}
+
+#[test]
 fn aliases_to_addresses_are_forwarded_through_cleanup() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
@@ -423,4 +463,34 @@ fn forward_files_deliver_to_commands_the_mailbox_and_addresses() {
         "{:?}",
         got[0]
     );
+}
+
+#[test]
+fn kill_9_of_local_under_load_loses_nothing() {
+    use postern_tests::load;
+    let (inst, accepted, counts, killed) =
+        load::run_with_kills("local", 2000, 5, Duration::from_millis(400));
+    assert!(killed >= 3, "only {killed} kills");
+    assert_eq!(accepted.len(), 2000, "not all accepted");
+    let missing: Vec<_> = accepted
+        .iter()
+        .filter(|n| !counts.contains_key(n))
+        .collect();
+    let twice: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(
+        missing.is_empty(),
+        "missing {missing:?}; queue empty: {}",
+        load::queue_empty(&inst.queue_dir)
+    );
+    // A local process killed between its mailbox write and marking the
+    // recipient done delivers that message again: the one window the
+    // design allows (Postfix has it too). Each killed process has one
+    // recipient in flight (local_destination_recipient_limit = 1).
+    assert!(
+        twice.len() <= killed,
+        "duplicated {twice:?} with {killed} kills"
+    );
+    assert_eq!(counts.len(), accepted.len());
+    let log = inst.log_text();
+    assert!(log.contains("local pid"), "no local was killed");
 }

@@ -286,16 +286,249 @@ fn expired_recipients_bounce_and_notify_never_is_honoured() {
 
 #[test]
 fn null_sender_bounce_is_dropped() {
+    // Default notify_classes (resource, software): no double bounce.
     let inst = start("");
     let id = submit(&inst, "", &["bounce-x@mail.example.test"]);
     let log = inst.wait_log(&format!("{id}: removed"), WAIT);
     assert!(
         log.contains(&format!(
-            "{id}: undeliverable postmaster notification discarded"
+            "{id}: undeliverable bounce discarded (notify_classes has no bounce or 2bounce)"
         )),
         "{log}"
     );
-    assert!(!log.contains("sender non-delivery notification"), "{log}");
+    assert!(!log.contains("non-delivery notification"), "{log}");
+}
+
+/// The id at the end of the log line that contains `marker`.
+fn new_id_after(log: &str, marker: &str) -> String {
+    let line = log
+        .lines()
+        .find(|l| l.contains(marker))
+        .unwrap_or_else(|| panic!("no {marker:?} in {log}"));
+    line.rsplit(' ').next().unwrap().to_string()
+}
+
+/// Reads queue file `id` wherever it is (it moves between `deferred`
+/// and `active` while it is retried), once it exists.
+fn queued(inst: &Instance, id: &str) -> QueueFile {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        for q in [Queue::Deferred, Queue::Active, Queue::Incoming] {
+            if let Ok(qf) = QueueFile::open(&inst.queue_dir.join(q.dir_name()).join(id)) {
+                return qf;
+            }
+        }
+        assert!(Instant::now() < deadline, "{id} not in the queue");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn double_bounces_go_to_the_postmaster_and_a_failed_one_is_discarded() {
+    // The postmaster address itself bounces, so the double bounce fails
+    // and must be dropped, never bounced again.
+    let inst = start(
+        "notify_classes = \"bounce\"\n\
+         2bounce_notice_recipient = \"bounce-pm@mail.example.test\"\n\
+         bounce_notice_recipient = \"pm-copy@remote.test\"\n",
+    );
+    let id = submit(&inst, "", &["bounce-x@mail.example.test"]);
+    let log = inst.wait_log(&format!("{id}: removed"), WAIT);
+    let double = new_id_after(
+        &log,
+        &format!("{id}: postmaster non-delivery notification: "),
+    );
+    let log = inst.wait_log(&format!("{double}: removed"), WAIT);
+    assert!(
+        log.contains(&format!(
+            "{double}: from=<double-bounce@mail.example.test>, size="
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "{double}: undeliverable postmaster notification discarded"
+        )),
+        "{log}"
+    );
+    let after = log
+        .split(&format!("{double}: removed"))
+        .nth(1)
+        .unwrap_or("");
+    assert!(!after.contains("notification"), "{after}");
+
+    // A single bounce goes to the sender, with a copy of the headers for
+    // bounce_notice_recipient (notify_classes has bounce).
+    let id = submit(&inst, "alice@remote.test", &["bounce-y@mail.example.test"]);
+    let log = inst.wait_log(&format!("{id}: removed"), WAIT);
+    let ndr = new_id_after(&log, &format!("{id}: sender non-delivery notification: "));
+    let copy = new_id_after(
+        &log,
+        &format!("{id}: postmaster non-delivery notification: "),
+    );
+    assert_eq!(queued(&inst, &ndr).sender(), "");
+    let qf = queued(&inst, &copy);
+    assert_eq!(qf.sender(), "double-bounce@mail.example.test");
+    assert_eq!(qf.recipients()[0].address, "pm-copy@remote.test");
+    let content = String::from_utf8(qf.content_to_vec()).unwrap();
+    assert!(
+        content.contains("Subject: Postmaster Copy: Undelivered Mail"),
+        "{content}"
+    );
+    assert!(
+        content.contains("Content-Type: text/rfc822-headers"),
+        "{content}"
+    );
+    assert!(!content.contains("\nhello\n"), "{content}");
+}
+
+#[test]
+fn delay_warning_is_sent_once_to_those_who_want_it() {
+    let mut inst = Instance::new(
+        "local_transport = \"testagent\"\ndefault_transport = \"nowhere\"\n\
+         delay_warning_time = \"1s\"\nqueue_run_delay = \"1s\"\n\
+         minimal_backoff_time = \"1s\"\nmaximal_backoff_time = \"1s\"\n\
+         notify_classes = \"delay\"\ndelay_notice_recipient = \"pm@remote.test\"\n",
+        TABLE,
+    );
+    inst.start();
+    fs::write(inst.dir.path().join("defer-flag"), "").unwrap();
+    // defer-b asked for failure notices only (NOTIFY=FAILURE).
+    let id = submit_notify(
+        &inst,
+        "alice@remote.test",
+        &[
+            ("defer-a@mail.example.test", 0),
+            ("defer-b@mail.example.test", 8),
+        ],
+    );
+    let log = inst.wait_log(&format!("{id}: sender delay notification: "), WAIT);
+    let warning = new_id_after(&log, &format!("{id}: sender delay notification: "));
+    // Two more attempts after the warning: no second one.
+    let attempts = |log: &str| {
+        log.matches(&format!("{id}: to=<defer-a@mail.example.test>"))
+            .count()
+    };
+    let before = attempts(&inst.log_text());
+    inst.wait_log_count(
+        &format!("{id}: to=<defer-a@mail.example.test>"),
+        before + 2,
+        WAIT,
+    );
+    let log = inst.log_text();
+    assert_eq!(
+        log.matches(&format!("{id}: sender delay notification"))
+            .count(),
+        1,
+        "{log}"
+    );
+    // The warning time in the queue file is cleared (survives restarts).
+    let qf = queued(&inst, &id);
+    assert_eq!(qf.warn().map(|w| w.at), Some(None), "{:?}", qf.warn());
+
+    let qf = queued(&inst, &warning);
+    assert_eq!(qf.sender(), "");
+    assert_eq!(qf.recipients()[0].address, "alice@remote.test");
+    let content = String::from_utf8(qf.content_to_vec()).unwrap();
+    assert!(
+        content.contains("Subject: Delayed Mail (still being retried)"),
+        "{content}"
+    );
+    assert!(
+        content.contains(
+            "Final-Recipient: rfc822; defer-a@mail.example.test\nAction: delayed\nStatus: 4.2.0\n"
+        ),
+        "{content}"
+    );
+    assert!(!content.contains("defer-b@"), "{content}");
+    check_report_parses(&inst, &content, "defer-a@mail.example.test delayed 4.2.0");
+    // notify_classes has delay: the postmaster gets a copy.
+    let copy = new_id_after(&log, &format!("{id}: postmaster delay notification: "));
+    let qf = queued(&inst, &copy);
+    assert_eq!(qf.sender(), "double-bounce@mail.example.test");
+    assert_eq!(qf.recipients()[0].address, "pm@remote.test");
+    let content = String::from_utf8(qf.content_to_vec()).unwrap();
+    assert!(
+        content.contains("Subject: Postmaster Warning: Delayed Mail"),
+        "{content}"
+    );
+    fs::remove_file(inst.dir.path().join("defer-flag")).unwrap();
+    inst.wait_log(&format!("{id}: removed"), WAIT);
+}
+
+#[test]
+fn success_notification_for_notify_success_and_notify_delay_gets_no_bounce() {
+    let inst = start("");
+    let id = submit_notify(
+        &inst,
+        "alice@remote.test",
+        &[
+            ("ok-a@mail.example.test", 2 | 8),
+            ("ok-b@mail.example.test", 0),
+            // NOTIFY=DELAY: a failure is not reported.
+            ("bounce-d@mail.example.test", 4),
+        ],
+    );
+    let log = inst.wait_log(&format!("{id}: removed"), WAIT);
+    assert!(
+        !log.contains(&format!("{id}: sender non-delivery")),
+        "{log}"
+    );
+    let report = new_id_after(
+        &log,
+        &format!("{id}: sender delivery status notification: "),
+    );
+    assert!(!exists(&inst.queue_dir, Queue::Trace, &id));
+    let qf = queued(&inst, &report);
+    assert_eq!(qf.sender(), "");
+    let content = String::from_utf8(qf.content_to_vec()).unwrap();
+    assert!(
+        content.contains("Subject: Successful Mail Delivery Report"),
+        "{content}"
+    );
+    assert!(
+        content.contains(
+            "Final-Recipient: rfc822; ok-a@mail.example.test\nAction: delivered\nStatus: 2.0.0\n"
+        ),
+        "{content}"
+    );
+    assert!(!content.contains("ok-b@"), "{content}");
+    assert!(!content.contains("bounce-d@"), "{content}");
+    check_report_parses(&inst, &content, "ok-a@mail.example.test delivered 2.0.0");
+
+    // A notification itself (null sender) never gets one.
+    let id = submit_notify(&inst, "", &[("ok-c@mail.example.test", 2)]);
+    let log = inst.wait_log(&format!("{id}: removed"), WAIT);
+    assert!(
+        !log.contains(&format!("{id}: sender delivery status")),
+        "{log}"
+    );
+}
+
+/// Python's email package reads `content` as an RFC 3464 report whose
+/// first recipient part is "`want`" (address, action, status).
+fn check_report_parses(inst: &Instance, content: &str, want: &str) {
+    let path = inst.dir.path().join("report-check.eml");
+    fs::write(&path, content).unwrap();
+    let script = "import email,sys\n\
+m=email.message_from_binary_file(open(sys.argv[1],'rb'))\n\
+assert m.get_content_type()=='multipart/report', m.get_content_type()\n\
+assert m.get_param('report-type')=='delivery-status'\n\
+ds=m.get_payload()[1].get_payload()\n\
+r=ds[1]\n\
+print(r['Final-Recipient'].split(';')[1].strip(), r['Action'], r['Status'])\n";
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want);
 }
 
 #[test]
@@ -321,7 +554,15 @@ fn active_files_return_to_incoming_after_kill() {
     kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
     inst.wait_log(&format!("{id}: requeued from active to incoming"), WAIT);
     inst.wait_log(&format!("{id}: removed"), WAIT);
-    assert!(delivered(&inst).contains(&format!("{id} slow-x@mail.example.test")));
+    // The agent of the killed qmgr was still delivering: the new qmgr
+    // waits for it (the file is locked) instead of delivering again.
+    let got = delivered(&inst);
+    assert_eq!(
+        got.matches(&format!("{id} slow-x@mail.example.test"))
+            .count(),
+        1,
+        "{got}"
+    );
 }
 
 #[test]
@@ -339,6 +580,115 @@ fn corrupt_incoming_file_goes_to_corrupt() {
     });
     assert!(!exists(&inst.queue_dir, Queue::Incoming, id.as_str()));
     assert!(!exists(&inst.queue_dir, Queue::Active, id.as_str()));
+}
+
+#[test]
+fn per_transport_recipient_and_concurrency_limits_hold_across_messages() {
+    // testagent is a master.toml service, so main.toml may set its
+    // per-destination limits.
+    let inst = start(
+        "testagent_destination_recipient_limit = 2\n\
+         testagent_destination_concurrency_limit = 2\n",
+    );
+    let rcpts = [
+        "conc-1@mail.example.test",
+        "conc-2@mail.example.test",
+        "conc-3@mail.example.test",
+    ];
+    // Four messages at once, each in two requests (2 + 1 recipients),
+    // all to one destination.
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| submit(&inst, "alice@mail.example.test", &rcpts)))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for id in &ids {
+        inst.wait_log(&format!("{id}: removed"), WAIT);
+    }
+    let requests = fs::read_to_string(inst.dir.path().join("requests")).unwrap();
+    for id in &ids {
+        let mut sizes: Vec<&str> = requests
+            .lines()
+            .filter_map(|l| l.strip_prefix(&format!("{id} ")))
+            .collect();
+        sizes.sort_unstable();
+        assert_eq!(sizes, ["1", "2"], "{requests}");
+    }
+    let conc = fs::read_to_string(inst.dir.path().join("concurrency")).unwrap();
+    let peak = conc
+        .lines()
+        .filter_map(|l| l.parse::<u32>().ok())
+        .max()
+        .unwrap();
+    assert!(
+        peak <= 2,
+        "{peak} deliveries at once to one destination: {conc}"
+    );
+    assert_eq!(delivered(&inst).lines().count(), 12);
+}
+
+#[test]
+fn unfinished_incoming_file_is_skipped_not_corrupt() {
+    // What cleanup killed mid-message leaves: a 0600 (not ready) file
+    // with half a message, young and old. qmgr must neither deliver it
+    // nor call it corrupt (postsuper -p purges such files).
+    let inst = start("");
+    let done = submit(
+        &inst,
+        "alice@mail.example.test",
+        &["ok-1@mail.example.test"],
+    );
+    inst.wait_log(&format!("{done}: removed"), WAIT);
+    let mut stale = Vec::new();
+    for (n, age) in [(1u32, None), (2, Some("2 hours ago"))] {
+        let mut w = QueueFileWriter::create(&inst.queue_dir, Queue::Incoming).unwrap();
+        w.time(SystemTime::now()).unwrap();
+        w.sender("alice@mail.example.test").unwrap();
+        w.recipient(&NewRecipient::new(&format!("half-{n}@mail.example.test")))
+            .unwrap();
+        let id = w.id().clone();
+        // Never finished: the writer's file keeps mode 0600.
+        std::mem::forget(w);
+        let path = id.path(&inst.queue_dir, Queue::Incoming);
+        assert!(path.exists(), "{}", path.display());
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        if let Some(age) = age {
+            let st = Command::new("touch")
+                .arg("-d")
+                .arg(age)
+                .arg(&path)
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        stale.push(id);
+    }
+    let id = submit(
+        &inst,
+        "alice@mail.example.test",
+        &["ok-2@mail.example.test"],
+    );
+    inst.wait_log(&format!("{id}: removed"), WAIT);
+    postern_ipc::trigger::send(&inst.queue_dir, (Class::Public, "qmgr"), b"A").unwrap();
+    let id = submit(
+        &inst,
+        "alice@mail.example.test",
+        &["ok-3@mail.example.test"],
+    );
+    inst.wait_log(&format!("{id}: removed"), WAIT);
+    let log = inst.log_text();
+    for id in &stale {
+        assert!(
+            exists(&inst.queue_dir, Queue::Incoming, id.as_str()),
+            "{id}"
+        );
+        for q in [Queue::Active, Queue::Corrupt, Queue::Deferred] {
+            assert!(!exists(&inst.queue_dir, q, id.as_str()), "{id} in {q}");
+        }
+        assert!(!log.contains(id.as_str()), "{log}");
+    }
+    assert!(!delivered(&inst).contains("half-"));
 }
 
 #[test]
@@ -480,5 +830,30 @@ fn error_transport_bounces_inside_qmgr() {
         delivered(&inst).contains(&format!("{new_id} alice@mail.example.test")),
         "{}",
         delivered(&inst)
+    );
+}
+
+#[test]
+fn kill_9_of_qmgr_under_load_loses_and_duplicates_nothing() {
+    use postern_tests::load;
+    let (inst, accepted, counts, killed) =
+        load::run_with_kills("qmgr", 2000, 5, Duration::from_millis(400));
+    assert!(killed >= 3, "only {killed} kills");
+    assert_eq!(accepted.len(), 2000, "not all accepted");
+    let missing: Vec<_> = accepted
+        .iter()
+        .filter(|n| !counts.contains_key(n))
+        .collect();
+    let twice: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(
+        missing.is_empty() && twice.is_empty(),
+        "missing {missing:?}, duplicated {twice:?}; queue empty: {}",
+        load::queue_empty(&inst.queue_dir)
+    );
+    assert_eq!(counts.len(), accepted.len());
+    let log = inst.log_text();
+    assert!(
+        log.contains("requeued from active to incoming"),
+        "qmgr never died mid-delivery"
     );
 }

@@ -297,3 +297,264 @@ pub mod agent {
         }
     }
 }
+
+/// Load and crash tests: many messages over SMTP, processes killed while
+/// they are delivered, and a count of what arrived.
+pub mod load {
+    use std::collections::BTreeMap;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpStream;
+    use std::path::Path;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    /// The header that numbers each message.
+    pub const HEADER: &str = "X-Load-Id";
+
+    fn reply(r: &mut BufReader<TcpStream>) -> Option<String> {
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            // Multi-line replies: the last line has a space after the code.
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Some(line);
+            }
+        }
+    }
+
+    /// One SMTP session that sends messages numbered from `next` until
+    /// `count`; returns the numbers accepted (250 after the dot), or stops
+    /// early when the connection fails (the rest is sent by others).
+    fn session(port: u16, to: &str, next: &AtomicU32, count: u32, got: &Mutex<Vec<u32>>) -> bool {
+        let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+        let Ok(mut w) = stream.try_clone() else {
+            return false;
+        };
+        let mut r = BufReader::new(stream);
+        let ok = |line: Option<String>, code: &str| line.is_some_and(|l| l.starts_with(code));
+        if !ok(reply(&mut r), "220") {
+            return false;
+        }
+        if w.write_all(b"EHLO load.test\r\n").is_err() || !ok(reply(&mut r), "250") {
+            return false;
+        }
+        loop {
+            let n = next.fetch_add(1, Ordering::SeqCst);
+            if n >= count {
+                let _ = w.write_all(b"QUIT\r\n");
+                return true;
+            }
+            // Pipelined envelope, then the content.
+            let env = format!("MAIL FROM:<load@remote.test>\r\nRCPT TO:<{to}>\r\nDATA\r\n");
+            let sent = w.write_all(env.as_bytes()).is_ok()
+                && ok(reply(&mut r), "250")
+                && ok(reply(&mut r), "250")
+                && ok(reply(&mut r), "354");
+            let msg = format!(
+                "{HEADER}: {n}\r\nSubject: load {n}\r\nFrom: load@remote.test\r\n\r\nmessage {n}\r\n.\r\n"
+            );
+            if !sent || w.write_all(msg.as_bytes()).is_err() {
+                // Not accepted: nobody sends it; that is fine, it is not
+                // counted as accepted.
+                return false;
+            }
+            match reply(&mut r) {
+                Some(l) if l.starts_with("250") => got.lock().expect("lock").push(n),
+                Some(_) => {}
+                None => return false,
+            }
+        }
+    }
+
+    /// Sends `count` messages to `to` over `connections` parallel SMTP
+    /// sessions to 127.0.0.1:`port`; returns the numbers accepted, sorted.
+    pub fn send(port: u16, to: &str, count: u32, connections: usize) -> Vec<u32> {
+        let next = AtomicU32::new(0);
+        let got = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..connections {
+                s.spawn(|| {
+                    while next.load(Ordering::SeqCst) < count {
+                        if !session(port, to, &next, count, &got) {
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                    }
+                });
+            }
+        });
+        let mut v = got.into_inner().expect("lock");
+        v.sort_unstable();
+        v
+    }
+
+    /// How many times each message number is in the Maildir `dir`
+    /// (`new/` and `cur/`).
+    pub fn count_maildir(dir: &Path) -> BTreeMap<u32, usize> {
+        let mut out = BTreeMap::new();
+        for sub in ["new", "cur"] {
+            let Ok(rd) = std::fs::read_dir(dir.join(sub)) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let Ok(text) = std::fs::read_to_string(e.path()) else {
+                    continue;
+                };
+                let prefix = format!("{HEADER}: ");
+                if let Some(n) = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&prefix))
+                    .and_then(|v| v.trim().parse().ok())
+                {
+                    *out.entry(n).or_insert(0) += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// An instance for load tests: smtpd on a free port, cleanup,
+    /// trivial-rewrite, qmgr and local, with `load@localhost` aliased to
+    /// the Maildir `DIR/Maildir/`, short retry times and a short throttle
+    /// for killed daemons. Returns the instance, the SMTP port and the
+    /// Maildir.
+    pub fn instance() -> (super::Instance, u16, std::path::PathBuf) {
+        let port = super::free_port();
+        let mut inst = super::Instance::new(
+            "",
+            &format!(
+                "[smtp]\ntype = \"inet\"\nlisten = \"127.0.0.1:{port}\"\ncommand = \"smtpd\"\n\
+                 [cleanup]\ntype = \"unix\"\ncommand = \"cleanup\"\n\
+                 [rewrite]\ntype = \"unix\"\ncommand = \"trivial-rewrite\"\n\
+                 [qmgr]\ntype = \"unix\"\nprivate = false\nwakeup = \"300s\"\nmaxproc = 1\ncommand = \"qmgr\"\n\
+                 [local]\ntype = \"unix\"\nunpriv = false\ncommand = \"local\"\n"
+            ),
+        );
+        let dir = inst.dir.path().to_path_buf();
+        let maildir = dir.join("Maildir");
+        std::fs::write(
+            dir.join("aliases"),
+            format!("load: {}/\n", maildir.display()),
+        )
+        .expect("aliases");
+        inst.rewrite_main(&format!(
+            "alias_maps = \"texthash:{}/aliases\"\nmydestination = \"localhost\"\n\
+             queue_run_delay = \"1s\"\nminimal_backoff_time = \"1s\"\n\
+             maximal_backoff_time = \"2s\"\nservice_throttle_time = \"1s\"\n",
+            dir.display()
+        ));
+        inst.start();
+        (inst, port, maildir)
+    }
+
+    /// Sends `count` messages to `load@localhost` while killing (SIGKILL)
+    /// master's children named `victim` every `every` up to `kills`
+    /// times, waits for the queue to drain, and returns the accepted
+    /// numbers, the Maildir counts and the number of processes killed.
+    pub fn run_with_kills(
+        victim: &str,
+        count: u32,
+        kills: usize,
+        every: Duration,
+    ) -> (super::Instance, Vec<u32>, BTreeMap<u32, usize>, usize) {
+        use std::sync::atomic::AtomicBool;
+        let (inst, port, maildir) = instance();
+        let master = inst.master_pid();
+        let done = AtomicBool::new(false);
+        let killed = AtomicU32::new(0);
+        let accepted = std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut rounds = 0;
+                while rounds < kills && !done.load(Ordering::SeqCst) {
+                    std::thread::sleep(every);
+                    let pids = children_named(master, victim);
+                    if pids.is_empty() {
+                        continue;
+                    }
+                    for pid in pids {
+                        if nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        )
+                        .is_ok()
+                        {
+                            killed.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    rounds += 1;
+                }
+            });
+            let accepted = send(port, "load@localhost", count, 8);
+            // Keep killing while the rest is delivered, then drain.
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            while maildir_len(&maildir) < accepted.len() / 2 && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            done.store(true, Ordering::SeqCst);
+            accepted
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while !(queue_empty(&inst.queue_dir) && maildir_len(&maildir) >= accepted.len())
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Anything late (a duplicate in flight) shows up now.
+        std::thread::sleep(Duration::from_millis(300));
+        let counts = count_maildir(&maildir);
+        let killed = usize::try_from(killed.load(Ordering::SeqCst)).unwrap_or(0);
+        (inst, accepted, counts, killed)
+    }
+
+    /// Whether the queues that hold mail still to deliver are empty.
+    pub fn queue_empty(queue_dir: &Path) -> bool {
+        ["incoming", "active", "deferred"]
+            .iter()
+            .all(|q| std::fs::read_dir(queue_dir.join(q)).is_ok_and(|mut rd| rd.next().is_none()))
+    }
+
+    /// The number of files in the Maildir `dir` (`new/` and `cur/`).
+    pub fn maildir_len(dir: &Path) -> usize {
+        ["new", "cur"]
+            .iter()
+            .filter_map(|s| std::fs::read_dir(dir.join(s)).ok())
+            .map(|rd| rd.count())
+            .sum()
+    }
+
+    /// The pids of the children of `parent` whose command name is `name`
+    /// (from `/proc`).
+    pub fn children_named(parent: i32, name: &str) -> Vec<i32> {
+        let mut out = Vec::new();
+        let Ok(rd) = std::fs::read_dir("/proc") else {
+            return out;
+        };
+        for e in rd.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let comm = &stat[open + 1..close];
+            let ppid = stat[close + 1..]
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<i32>().ok());
+            if comm == name && ppid == Some(parent) {
+                out.push(pid);
+            }
+        }
+        out
+    }
+}

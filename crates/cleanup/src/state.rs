@@ -52,6 +52,8 @@ pub(crate) struct Settings {
     pub(crate) duplicate_filter_limit: usize,
     /// `virtual_alias_recursion_limit` and `virtual_alias_expansion_limit`.
     pub(crate) expansion: ExpansionLimits,
+    /// `delay_warning_time`; zero means no delay warnings.
+    pub(crate) delay_warning_time: std::time::Duration,
 }
 
 impl Settings {
@@ -70,6 +72,7 @@ impl Settings {
                 recursion: int("virtual_alias_recursion_limit").max(1),
                 expansion: int("virtual_alias_expansion_limit").max(1),
             },
+            delay_warning_time: config.time("delay_warning_time"),
         }
     }
 }
@@ -205,8 +208,18 @@ impl<'a> State<'a> {
         };
         let max = usize::try_from(postern_wire::DEFAULT_MAX_RECORD_LEN).unwrap_or(usize::MAX);
         let line_chunk = state.cx.settings.line_length_limit.clamp(1, max);
+        // The time of the delay warning goes into the file (Postfix
+        // REC_TYPE_WARN): qmgr sends it once and patches the record to 0.
+        let warn = state.cx.settings.delay_warning_time;
         match writer
             .time(arrival)
+            .and_then(|()| {
+                if warn.is_zero() {
+                    Ok(())
+                } else {
+                    writer.warn(Some(arrival + warn)).map(|_| ())
+                }
+            })
             .and_then(|()| writer.set_line_chunk(line_chunk))
         {
             Ok(()) => state.writer = Some(writer),

@@ -129,6 +129,7 @@ impl Fixture {
                 recursion: 1000,
                 expansion: 1000,
             },
+            delay_warning_time: std::time::Duration::ZERO,
         };
         Fixture {
             dir,
@@ -254,6 +255,26 @@ fn a_message_is_queued_with_lf_lines_and_its_envelope() {
     assert!(qf.arrival() >= before - std::time::Duration::from_secs(1));
     // Remote mail gets no headers added (always_add_missing_headers = no).
     assert!(!content(&qf).contains("Date:"));
+    // delay_warning_time = 0: no warning record.
+    assert_eq!(qf.warn(), None);
+}
+
+#[test]
+fn delay_warning_time_is_recorded() {
+    let mut fx = Fixture::new();
+    fx.cx.settings.delay_warning_time = std::time::Duration::from_secs(4 * 3600);
+    let recs = message(
+        "alice@example.org",
+        &["bob@example.net"],
+        b"Subject: hi\n\nx\n",
+    );
+    let (v, qf) = fx.run(0, &recs);
+    assert_eq!(v.status, status::OK);
+    let qf = qf.unwrap();
+    let at = qf.warn().and_then(|w| w.at).unwrap();
+    let want = qf.arrival() + std::time::Duration::from_secs(4 * 3600);
+    let diff = at.duration_since(want).unwrap_or_else(|e| e.duration());
+    assert!(diff < std::time::Duration::from_secs(1), "{diff:?}");
 }
 
 #[test]

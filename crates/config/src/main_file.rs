@@ -79,6 +79,9 @@ pub struct Config {
     dir: PathBuf,
     file: Option<PathBuf>,
     explicit: BTreeMap<&'static str, Setting>,
+    /// Per-service parameters (`smtp_destination_concurrency_limit`, see
+    /// [`params::PER_SERVICE`]) set explicitly, with their values.
+    dynamic: BTreeMap<String, (Setting, i64)>,
     /// Effective (unexpanded) defaults of the computed parameters.
     computed: BTreeMap<&'static str, String>,
     /// One entry per row of `PARAMS`, same order.
@@ -236,7 +239,7 @@ fn check(param: &Param, expanded: &str) -> Result<Typed, ValueError> {
 }
 
 /// Parse `main.toml` text into explicit settings.
-fn settings_from_toml(text: &str, path: &Path) -> Result<BTreeMap<&'static str, Setting>, Error> {
+fn settings_from_toml(text: &str, path: &Path) -> Result<Settings, Error> {
     let doc = DeTable::parse(text).map_err(|e| {
         let line = e.span().map(|s| line_of(text, s.start));
         Error::file(
@@ -249,12 +252,24 @@ fn settings_from_toml(text: &str, path: &Path) -> Result<BTreeMap<&'static str, 
     let mut entries: Vec<_> = doc.get_ref().iter().collect();
     entries.sort_by_key(|(key, _)| key.span().start);
     let mut settings = BTreeMap::new();
+    let mut dynamic = BTreeMap::new();
     for (seq, (key, value)) in entries.into_iter().enumerate() {
         let line = line_of(text, key.span().start);
         let name: &str = key.get_ref();
         let err = |message: String| Error::file(path, Some(line), Some(name), message);
         if value.get_ref().is_table() {
             return Err(err(NO_TABLES.to_owned()));
+        }
+        let at = At::File {
+            path: path.to_path_buf(),
+            line,
+        };
+        if params::lookup(name).is_none()
+            && let Some((_, default)) = params::per_service(name)
+        {
+            let raw = toml_to_raw(default, value.get_ref()).map_err(err)?;
+            dynamic.insert(name.to_owned(), Setting { raw, at, seq });
+            continue;
         }
         let param = params::lookup(name).ok_or_else(|| err("unknown parameter".to_owned()))?;
         let raw = toml_to_raw(param, value.get_ref()).map_err(err)?;
@@ -270,20 +285,36 @@ fn settings_from_toml(text: &str, path: &Path) -> Result<BTreeMap<&'static str, 
             },
         );
     }
-    Ok(settings)
+    Ok((settings, dynamic))
 }
 
+/// Explicit settings: parameters of the table, and per-service ones.
+type Settings = (BTreeMap<&'static str, Setting>, BTreeMap<String, Setting>);
+
 /// Add `name=value` overrides (the argument of `-o`) to `settings`.
-fn apply_overrides(
-    settings: &mut BTreeMap<&'static str, Setting>,
-    overrides: &[String],
-) -> Result<(), Error> {
-    let first = settings.values().map(|s| s.seq + 1).max().unwrap_or(0);
+fn apply_overrides((settings, dynamic): &mut Settings, overrides: &[String]) -> Result<(), Error> {
+    let first = settings
+        .values()
+        .chain(dynamic.values())
+        .map(|s| s.seq + 1)
+        .max()
+        .unwrap_or(0);
     for (seq, arg) in (first..).zip(overrides) {
         let option = format!("-o {arg}");
         let (name, raw) = arg
             .split_once('=')
             .ok_or_else(|| Error::command_line(option.clone(), "expected name=value"))?;
+        if params::lookup(name.trim()).is_none() && params::per_service(name.trim()).is_some() {
+            dynamic.insert(
+                name.trim().to_owned(),
+                Setting {
+                    raw: raw.trim().to_owned(),
+                    at: At::CommandLine { option },
+                    seq,
+                },
+            );
+            continue;
+        }
         let param = params::lookup(name.trim())
             .ok_or_else(|| Error::command_line(option.clone(), "unknown parameter"))?;
         settings.insert(
@@ -337,7 +368,11 @@ impl Config {
     /// Only if the built-in parameter table is inconsistent, which the unit
     /// tests rule out.
     pub fn defaults() -> Config {
-        match Config::build(PathBuf::from(DEFAULT_CONFIG_DIR), None, BTreeMap::new()) {
+        match Config::build(
+            PathBuf::from(DEFAULT_CONFIG_DIR),
+            None,
+            (BTreeMap::new(), BTreeMap::new()),
+        ) {
             Ok(config) => config,
             Err(e) => panic!("postern-config: the built-in defaults are invalid: {e}"),
         }
@@ -346,7 +381,12 @@ impl Config {
     /// A copy of this configuration with more `name=value` overrides on top
     /// (as from `-o` in a `master.toml` service's `args`), validated again.
     pub fn with_overrides(&self, overrides: &[String]) -> Result<Config, Error> {
-        let mut settings = self.explicit.clone();
+        let dynamic = self
+            .dynamic
+            .iter()
+            .map(|(n, (s, _))| (n.clone(), s.clone()))
+            .collect();
+        let mut settings = (self.explicit.clone(), dynamic);
         apply_overrides(&mut settings, overrides)?;
         Config::build(self.dir.clone(), self.file.clone(), settings)
     }
@@ -354,7 +394,7 @@ impl Config {
     fn build(
         dir: PathBuf,
         file: Option<PathBuf>,
-        explicit: BTreeMap<&'static str, Setting>,
+        (explicit, dynamic_settings): Settings,
     ) -> Result<Config, Error> {
         let mut computed = BTreeMap::new();
         let host = system_hostname();
@@ -412,10 +452,22 @@ impl Config {
             };
             done.push(value);
         }
+        let mut dynamic = BTreeMap::new();
+        let mut order: Vec<_> = dynamic_settings.into_iter().collect();
+        order.sort_by_key(|(_, s)| s.seq);
+        for (name, setting) in order {
+            let n = match params::per_service(&name) {
+                Some((_, default)) => evaluate_as(default, &setting.raw, &view)
+                    .map_err(|message| setting.error(&name, message))?,
+                None => return Err(setting.error(&name, "unknown parameter".to_owned())),
+            };
+            dynamic.insert(name, (setting, n));
+        }
         Ok(Config {
             dir,
             file,
             explicit,
+            dynamic,
             computed,
             values: done,
         })
@@ -579,15 +631,70 @@ impl Config {
     /// Whether `name` was set in `main.toml` or with `-o` (for `postconf -n`).
     pub fn is_explicit(&self, name: &str) -> bool {
         params::lookup(name).is_some_and(|p| self.explicit.contains_key(p.name))
+            || self.dynamic.contains_key(name)
+    }
+
+    /// The value of the per-service parameter `<service><suffix>` (see
+    /// [`params::PER_SERVICE`], e.g. `("smtp",
+    /// "_destination_concurrency_limit")`): the table's own row if there
+    /// is one (`local_destination_recipient_limit`), else the explicit
+    /// setting, else the default parameter's value.
+    ///
+    /// # Panics
+    ///
+    /// If `suffix` is not in [`params::PER_SERVICE`] (a programming error).
+    pub fn service_int(&self, service: &str, suffix: &str) -> i64 {
+        let name = format!("{service}{suffix}");
+        if params::lookup(&name).is_some() {
+            return self.int(&name);
+        }
+        if let Some((_, n)) = self.dynamic.get(&name) {
+            return *n;
+        }
+        match params::PER_SERVICE.iter().find(|(s, _)| *s == suffix) {
+            Some((_, default)) => self.int(default),
+            None => panic!("postern-config: {suffix:?} is not a per-service parameter suffix"),
+        }
+    }
+
+    /// Checks that every per-service parameter set names one of
+    /// `services` (the `master.toml` services); the error names the file,
+    /// line and parameter of the first that does not.
+    pub fn check_services<'a>(
+        &self,
+        services: impl IntoIterator<Item = &'a str> + Clone,
+    ) -> Result<(), Error> {
+        let mut order: Vec<_> = self.dynamic.iter().collect();
+        order.sort_by_key(|(_, (s, _))| s.seq);
+        for (name, (setting, _)) in order {
+            let Some((service, _)) = params::per_service(name) else {
+                continue;
+            };
+            if !services.clone().into_iter().any(|s| s == service) {
+                return Err(setting.error(
+                    name,
+                    format!("unknown parameter (no service {service:?} in master.toml)"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Every explicitly set parameter with its unexpanded value, sorted by
     /// name.
     pub fn explicit(&self) -> Vec<(String, String)> {
-        self.explicit
+        let mut all: Vec<(String, String)> = self
+            .explicit
             .iter()
             .map(|(name, s)| ((*name).to_owned(), s.raw.clone()))
-            .collect()
+            .chain(
+                self.dynamic
+                    .iter()
+                    .map(|(name, (s, _))| (name.clone(), s.raw.clone())),
+            )
+            .collect();
+        all.sort();
+        all
     }
 
     /// Whether this machine should use IPv4 and IPv6, from `inet_protocols`.
@@ -665,6 +772,16 @@ fn builtin_error(file: Option<&Path>, name: &str, message: String) -> Error {
 }
 
 /// Expand and check one parameter; the error is the message only.
+/// The integer value of `raw`, expanded and checked as `param` (a
+/// per-service parameter checked like its default).
+fn evaluate_as(param: &Param, raw: &str, view: &RawView<'_>) -> Result<i64, String> {
+    let expanded = expand::expand_str(raw, view).map_err(|e| e.to_string())?;
+    match check(param, &expanded).map_err(|e| e.to_string())? {
+        Typed::Int(n) => Ok(n),
+        _ => Err(format!("expected {}", param.kind.expected())),
+    }
+}
+
 fn evaluate(param: &Param, view: &RawView<'_>) -> Result<Value, String> {
     let expanded = expand::expand_param(param.name, view).map_err(|e| e.to_string())?;
     let typed = check(param, &expanded).map_err(|e| e.to_string())?;
@@ -780,6 +897,49 @@ mod tests {
             err("\nmyhostname = \"$nosuch\""),
             "/etc/postern/main.toml:2: myhostname: unknown parameter $nosuch"
         );
+    }
+
+    #[test]
+    fn per_service_parameters() {
+        let c = parse_o(
+            "default_destination_concurrency_limit = 7\n\
+             smtp_destination_concurrency_limit = \"$default_destination_concurrency_limit\"\n\
+             relay_destination_recipient_limit = 5\n",
+            &["lmtp_destination_recipient_limit=9"],
+        )
+        .unwrap();
+        let cl = "_destination_concurrency_limit";
+        let rl = "_destination_recipient_limit";
+        assert_eq!(c.service_int("smtp", cl), 7);
+        assert_eq!(c.service_int("other", cl), 7);
+        assert_eq!(c.service_int("relay", rl), 5);
+        assert_eq!(c.service_int("lmtp", rl), 9);
+        assert_eq!(c.service_int("smtp", rl), 50);
+        // The table's own rows and defaults win.
+        assert_eq!(c.service_int("local", cl), 2);
+        assert_eq!(c.service_int("local", rl), 1);
+        assert!(c.is_explicit("relay_destination_recipient_limit"));
+        assert!(
+            c.explicit()
+                .iter()
+                .any(|(n, v)| n == "lmtp_destination_recipient_limit" && v == "9")
+        );
+        assert!(c.check_services(["smtp", "relay", "lmtp"]).is_ok());
+        assert!(c.check_services(["smtp", "relay"]).is_err());
+        assert_eq!(
+            err("x_destination_concurrency_limit = \"many\""),
+            "/etc/postern/main.toml:1: x_destination_concurrency_limit: expected an integer from 0 to 2147483647, found \"many\""
+        );
+        assert_eq!(
+            err("_destination_concurrency_limit = 1"),
+            "/etc/postern/main.toml:1: _destination_concurrency_limit: unknown parameter"
+        );
+        let o = Config::parse(
+            "",
+            Path::new(FILE),
+            &["smtp_destination_rate_delay=1".into()],
+        );
+        assert!(o.is_err());
     }
 
     #[test]

@@ -357,6 +357,9 @@ impl MasterTable {
             services.push(parse_service(&fields, cfg)?);
         }
         check_conflicts(&services, origin)?;
+        // main.toml may name services (smtp_destination_concurrency_limit);
+        // they must exist here.
+        cfg.check_services(services.iter().map(|s| s.name.as_str()))?;
         Ok(MasterTable {
             services,
             file: origin.to_path_buf(),
@@ -709,6 +712,22 @@ type = "inet"
 listen = ["[::1]:587", 2587]
 command = "smtpd"
 "#;
+
+    #[test]
+    fn per_service_parameters_must_name_a_service() {
+        let table = "[relay]\ntype = \"unix\"\ncommand = \"smtp\"\n";
+        let ok = parse_with("relay_destination_concurrency_limit = 3", table);
+        assert!(ok.is_ok(), "{ok:?}");
+        let e = parse_with(
+            "myhostname = \"a.example\"\nnosuch_destination_recipient_limit = 3",
+            table,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/etc/postern/main.toml:2: nosuch_destination_recipient_limit: unknown parameter (no service \"nosuch\" in master.toml)"
+        );
+    }
 
     #[test]
     fn happy_path() {

@@ -167,6 +167,41 @@ pub(crate) fn parse_interface_addr(word: &str) -> Option<std::net::IpAddr> {
     inner.parse().ok()
 }
 
+/// Parameters that exist once per `master.toml` service, named
+/// `<service><suffix>` (Postfix's `transport_destination_concurrency_limit`
+/// and friends): the suffix and the parameter that gives the default.
+/// Names in [`PARAMS`] (`local_destination_recipient_limit`) take
+/// precedence, with their own defaults. main.toml accepts any such name;
+/// loading `master.toml` checks that the service exists
+/// ([`crate::Config::check_services`]).
+pub static PER_SERVICE: &[(&str, &str)] = &[
+    (
+        "_destination_concurrency_limit",
+        "default_destination_concurrency_limit",
+    ),
+    (
+        "_destination_recipient_limit",
+        "default_destination_recipient_limit",
+    ),
+];
+
+/// Splits a per-service parameter name (see [`PER_SERVICE`]) into the
+/// service name and the parameter giving its default.
+pub fn per_service(name: &str) -> Option<(&str, &'static Param)> {
+    PER_SERVICE.iter().find_map(|(suffix, default)| {
+        let service = name.strip_suffix(suffix)?;
+        let ok = !service.is_empty()
+            && service
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if ok {
+            Some((service, lookup(default)?))
+        } else {
+            None
+        }
+    })
+}
+
 /// Find a parameter by name.
 pub fn lookup(name: &str) -> Option<&'static Param> {
     index(name).and_then(|i| PARAMS.get(i))
@@ -179,6 +214,12 @@ pub(crate) fn index(name: &str) -> Option<usize> {
 
 /// Every parameter, sorted by name.
 pub static PARAMS: &[Param] = &[
+    Param {
+        name: "2bounce_notice_recipient",
+        kind: Kind::Str,
+        default: "postmaster",
+        doc: "Who gets undeliverable bounces (double bounces) when notify_classes has bounce or 2bounce.",
+    },
     Param {
         name: "alias_database",
         kind: Kind::List,
@@ -226,6 +267,12 @@ pub static PARAMS: &[Param] = &[
         kind: Kind::List,
         default: "",
         doc: "Lookup tables with patterns that cleanup(8) matches against each line of the message body.",
+    },
+    Param {
+        name: "bounce_notice_recipient",
+        kind: Kind::Str,
+        default: "postmaster",
+        doc: "Who gets a copy of the headers of bounced mail when notify_classes has bounce.",
     },
     Param {
         name: "bounce_queue_lifetime",
@@ -291,7 +338,7 @@ pub static PARAMS: &[Param] = &[
             max: INT_MAX,
         },
         default: "20",
-        doc: "The default maximal number of parallel deliveries to one destination; 0 means no limit.",
+        doc: "The default maximal number of parallel deliveries to one destination, across messages; 0 means no limit. Per transport: <service>_destination_concurrency_limit for any master.toml service.",
     },
     Param {
         name: "default_destination_recipient_limit",
@@ -300,7 +347,7 @@ pub static PARAMS: &[Param] = &[
             max: INT_MAX,
         },
         default: "50",
-        doc: "The default maximal number of recipients per delivery request; 0 means no limit.",
+        doc: "The default maximal number of recipients per delivery request; 0 means no limit. Per transport: <service>_destination_recipient_limit for any master.toml service; with 1, concurrency limits are per recipient.",
     },
     Param {
         name: "default_privs",
@@ -322,6 +369,12 @@ pub static PARAMS: &[Param] = &[
         kind: Kind::Str,
         default: "smtp",
         doc: "The transport for destinations that are not local, virtual or relay domains, when transport_maps has no entry.",
+    },
+    Param {
+        name: "delay_notice_recipient",
+        kind: Kind::Str,
+        default: "postmaster",
+        doc: "Who gets a copy of the headers of delayed mail when notify_classes has delay.",
     },
     Param {
         name: "delay_warning_time",
@@ -355,6 +408,12 @@ pub static PARAMS: &[Param] = &[
         kind: Kind::Bool,
         default: "yes",
         doc: "Refuse the SMTP VRFY command in smtpd(8). Postern's default is yes (Postfix's is no): VRFY lets anyone harvest addresses.",
+    },
+    Param {
+        name: "double_bounce_sender",
+        kind: Kind::Str,
+        default: "double-bounce",
+        doc: "The sender (local part, qualified with $myhostname) of postmaster notifications; mail from it that cannot be delivered is discarded, never bounced again.",
     },
     Param {
         name: "duplicate_filter_limit",
@@ -433,6 +492,24 @@ pub static PARAMS: &[Param] = &[
         },
         default: "2048",
         doc: "Longer lines in a message are broken into pieces of this many bytes by smtpd(8), cleanup(8) and sendmail.",
+    },
+    Param {
+        name: "local_destination_concurrency_limit",
+        kind: Kind::Int {
+            min: 0,
+            max: INT_MAX,
+        },
+        default: "2",
+        doc: "The maximal number of parallel deliveries to one local recipient (the local transport's destination is the recipient).",
+    },
+    Param {
+        name: "local_destination_recipient_limit",
+        kind: Kind::Int {
+            min: 0,
+            max: INT_MAX,
+        },
+        default: "1",
+        doc: "The maximal number of recipients per delivery request to the local transport (1: concurrency limits are per recipient).",
     },
     Param {
         name: "local_recipient_maps",

@@ -289,9 +289,11 @@ impl Master {
 
     /// Warns when every process of a service is busy at its limit, at
     /// most once per `LIMIT_WARN_INTERVAL` (Postfix `master_avail.c`).
+    /// Single-process services (qmgr, pickup: trigger servers report busy
+    /// while they work) are busy by design and never warned about.
     fn warn_busy(&mut self, now: Instant) {
         for s in &mut self.services {
-            let busy = s.avail == 0 && s.def.maxproc > 0 && s.total >= s.def.maxproc;
+            let busy = s.avail == 0 && s.def.maxproc > 1 && s.total >= s.def.maxproc;
             if busy
                 && s.limit_warned
                     .is_none_or(|t| now.duration_since(t) >= LIMIT_WARN_INTERVAL)

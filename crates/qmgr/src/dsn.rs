@@ -1,9 +1,9 @@
-//! Per-message defer and bounce logs, retry backoff, and the RFC 3464
-//! non-delivery report (Postfix `bounce_append`, `bounce_notify`,
-//! `bounce_template.c`, the backoff of `qmgr_active.c`).
-//!
-//! The logs themselves (`defer/ID`, `bounce/ID`) are read and written by
-//! `postern_queue::log`.
+//! Retry backoff and the RFC 3464 delivery status notifications:
+//! non-delivery, delay and success reports and the postmaster's copies
+//! (Postfix `bounce_notify_service.c`, `bounce_warn_service.c`,
+//! `bounce_trace_service.c`, `bounce_template.c`, the backoff of
+//! `qmgr_active.c`). The per-message logs they are built from are
+//! [`postern_queue::log`] (also read by showq and postsuper).
 
 use std::time::{Duration, SystemTime};
 
@@ -37,9 +37,33 @@ pub(crate) fn date(at: SystemTime) -> String {
     zoned.strftime("%a, %d %b %Y %H:%M:%S %z").to_string()
 }
 
+/// Which report (Postfix's bounce templates and services).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Non-delivery report to the sender.
+    Failure,
+    /// Delay warning to the sender (`delay_warning_time`).
+    Delay,
+    /// Success report to the sender (`NOTIFY=SUCCESS`).
+    Success,
+    /// The postmaster's copy of a non-delivery report (headers only,
+    /// `notify_classes` has `bounce`), or of a delay warning (`delay`).
+    PostmasterCopy,
+    /// A bounce that could not be delivered, to the postmaster (`bounce`
+    /// or `2bounce` in `notify_classes`), with the whole bounce.
+    DoubleBounce,
+}
+
 /// What the report is about.
 #[derive(Debug)]
 pub(crate) struct Report<'a> {
+    /// Which report.
+    pub(crate) kind: Kind,
+    /// Whether the recipients' entries are delays (for the postmaster's
+    /// copy of a delay warning).
+    pub(crate) delayed: bool,
+    /// Who gets it (the `To:` header).
+    pub(crate) to: &'a str,
     /// This host (`myhostname`).
     pub(crate) hostname: &'a str,
     /// The bounced message's queue id.
@@ -54,8 +78,12 @@ pub(crate) struct Report<'a> {
     pub(crate) ret: &'a str,
     /// DSN `ENVID`, empty if none.
     pub(crate) envid: &'a str,
-    /// The failed recipients.
+    /// The recipients reported on.
     pub(crate) failed: &'a [LogEntry],
+    /// `delay_warning_time` and the queue lifetime (for the delay text).
+    pub(crate) warn_after: Duration,
+    /// The queue lifetime.
+    pub(crate) lifetime: Duration,
     /// The original message content.
     pub(crate) content: &'a [u8],
     /// Most bytes of the original message to return (`bounce_size_limit`).
@@ -80,8 +108,10 @@ fn headers(content: &[u8]) -> &[u8] {
     content
 }
 
-fn status_class_text(dsn: &str) -> String {
-    // A DSN must be a.b.c with a class of 2, 4 or 5; anything else is 5.0.0.
+/// `dsn` with its class forced to `class` (a failed recipient always has a
+/// permanent status, a delayed one a transient one, a delivered one a
+/// success); malformed text becomes `class.0.0`.
+fn status_with_class(dsn: &str, class: char) -> String {
     let ok = {
         let parts: Vec<&str> = dsn.split('.').collect();
         parts.len() == 3
@@ -90,27 +120,108 @@ fn status_class_text(dsn: &str) -> String {
                 .iter()
                 .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
     };
+    let rest = dsn.split_once('.').map_or("0.0", |(_, r)| r);
     if ok {
-        // A failed recipient always has a permanent class.
-        let rest = dsn.split_once('.').map_or("0.0", |(_, r)| r);
-        format!("5.{rest}")
+        format!("{class}.{rest}")
     } else {
-        "5.0.0".to_string()
+        format!("{class}.0.0")
+    }
+}
+
+/// A duration in the words of Postfix's delay template.
+fn words(d: Duration) -> String {
+    let s = d.as_secs();
+    let (n, unit) = if s >= 86400 && s.is_multiple_of(86400) {
+        (s / 86400, "day")
+    } else if s >= 3600 && s.is_multiple_of(3600) {
+        (s / 3600, "hour")
+    } else if s >= 60 && s.is_multiple_of(60) {
+        (s / 60, "minute")
+    } else {
+        (s, "second")
+    };
+    format!("{n} {unit}(s)")
+}
+
+#[cfg(test)]
+fn status_class_text(dsn: &str) -> String {
+    status_with_class(dsn, '5')
+}
+
+/// The subject, the readable text and the per-recipient action and status
+/// class of a report.
+fn template(r: &Report<'_>) -> (&'static str, String, &'static str, char) {
+    let h = r.hostname;
+    let failure = format!(
+        "This is the mail system at host {h}.\n\n\
+         I'm sorry to have to inform you that your message could not\n\
+         be delivered to one or more recipients. It's attached below.\n\n\
+         For further assistance, please send mail to postmaster.\n\n\
+         If you do so, please include this problem report. You can\n\
+         delete your own text from the attached returned message.\n\n\
+         \x20                  The mail system\n\n"
+    );
+    let delay = format!(
+        "This is the mail system at host {h}.\n\n\
+         ####################################################################\n\
+         # THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\n\
+         ####################################################################\n\n\
+         Your message could not be delivered for more than {}.\n\
+         It will be retried until it is {} old.\n\n\
+         For further assistance, please send mail to postmaster.\n\n\
+         If you do so, please include this problem report. You can\n\
+         delete your own text from the attached returned message.\n\n\
+         \x20                  The mail system\n\n",
+        words(r.warn_after),
+        words(r.lifetime)
+    );
+    match r.kind {
+        Kind::Failure => (
+            "Undelivered Mail Returned to Sender",
+            failure,
+            "failed",
+            '5',
+        ),
+        Kind::Delay => ("Delayed Mail (still being retried)", delay, "delayed", '4'),
+        Kind::Success => (
+            "Successful Mail Delivery Report",
+            format!(
+                "This is the mail system at host {h}.\n\n\
+                 Your message was successfully delivered to the destination(s)\n\
+                 listed below. If the message was delivered to mailbox you will\n\
+                 receive no further notifications. Otherwise you may still receive\n\
+                 notifications of mail delivery errors from other systems.\n\n\
+                 \x20                  The mail system\n\n"
+            ),
+            "delivered",
+            '2',
+        ),
+        Kind::PostmasterCopy if r.delayed => {
+            ("Postmaster Warning: Delayed Mail", delay, "delayed", '4')
+        }
+        Kind::PostmasterCopy => ("Postmaster Copy: Undelivered Mail", failure, "failed", '5'),
+        Kind::DoubleBounce => (
+            "Undelivered Mail Returned to Sender",
+            failure,
+            "failed",
+            '5',
+        ),
     }
 }
 
 /// The complete report message (headers and body), LF line endings.
-pub(crate) fn non_delivery_report(r: &Report<'_>) -> Vec<u8> {
+pub(crate) fn report(r: &Report<'_>) -> Vec<u8> {
     let secs = r
         .now
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let boundary = format!("{}.{}/{}", r.queue_id, secs, r.hostname);
+    let (subject, text, action, class) = template(r);
     let mut m = String::new();
     m.push_str(&format!(
         "From: MAILER-DAEMON@{h} (Mail Delivery System)\n\
-         To: {s}\n\
-         Subject: Undelivered Mail Returned to Sender\n\
+         To: {to}\n\
+         Subject: {subject}\n\
          Date: {d}\n\
          Message-Id: <{secs}.{q}@{h}>\n\
          Auto-Submitted: auto-replied\n\
@@ -125,20 +236,9 @@ pub(crate) fn non_delivery_report(r: &Report<'_>) -> Vec<u8> {
          Content-Description: Notification\n\
          Content-Type: text/plain; charset=us-ascii\n\
          \n\
-         This is the mail system at host {h}.\n\
-         \n\
-         I'm sorry to have to inform you that your message could not\n\
-         be delivered to one or more recipients. It's attached below.\n\
-         \n\
-         For further assistance, please send mail to postmaster.\n\
-         \n\
-         If you do so, please include this problem report. You can\n\
-         delete your own text from the attached returned message.\n\
-         \n\
-         \x20                  The mail system\n\
-         \n",
+         {text}",
         h = r.hostname,
-        s = r.sender,
+        to = r.to,
         d = date(r.now),
         q = r.queue_id,
     ));
@@ -163,23 +263,41 @@ pub(crate) fn non_delivery_report(r: &Report<'_>) -> Vec<u8> {
         m.push_str(&format!("Original-Envelope-Id: {}\n", r.envid));
     }
     for f in r.failed {
+        // The trace log records what happened (delivered, expanded,
+        // relayed).
+        let action = match (r.kind, f.action.as_str()) {
+            (Kind::Success, a @ ("delivered" | "expanded" | "relayed")) => a,
+            _ => action,
+        };
+        let diagnostic = if r.kind == Kind::Success {
+            String::new()
+        } else {
+            format!("Diagnostic-Code: X-Postfix; {}\n", f.reason)
+        };
         m.push_str(&format!(
             "\nFinal-Recipient: rfc822; {}\n\
-             Action: failed\n\
+             Action: {action}\n\
              Status: {}\n\
-             Diagnostic-Code: X-Postfix; {}\n",
+             {diagnostic}",
             f.address,
-            status_class_text(&f.dsn),
-            f.reason
+            status_with_class(&f.dsn, class),
         ));
     }
-    let hdrs_only = r.ret.eq_ignore_ascii_case("HDRS") || r.content.len() > r.size_limit;
+    // Only a non-delivery report to the sender, and a double bounce,
+    // return the whole message (subject to RET and bounce_size_limit).
+    let whole = matches!(r.kind, Kind::Failure | Kind::DoubleBounce);
+    let hdrs_only = !whole || r.ret.eq_ignore_ascii_case("HDRS") || r.content.len() > r.size_limit;
+    let what = match r.kind {
+        Kind::Success => "Delivered Message",
+        Kind::Delay => "Delayed Message",
+        _ => "Undelivered Message",
+    };
     let mut out = m.into_bytes();
     if hdrs_only {
         out.extend_from_slice(
             format!(
                 "\n--{boundary}\n\
-                 Content-Description: Undelivered Message Headers\n\
+                 Content-Description: {what} Headers\n\
                  Content-Type: text/rfc822-headers\n\
                  Content-Transfer-Encoding: 8bit\n\n"
             )
@@ -190,7 +308,7 @@ pub(crate) fn non_delivery_report(r: &Report<'_>) -> Vec<u8> {
         out.extend_from_slice(
             format!(
                 "\n--{boundary}\n\
-                 Content-Description: Undelivered Message\n\
+                 Content-Description: {what}\n\
                  Content-Type: message/rfc822\n\
                  Content-Transfer-Encoding: 8bit\n\n"
             )
@@ -222,27 +340,19 @@ mod tests {
     }
 
     #[test]
-    fn logs_round_trip_and_count_attempts() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("ID");
-        let e = |a: &str| LogEntry {
-            address: a.into(),
-            dsn: "4.0.0".into(),
-            reason: "try\tagain\nlater".into(),
-        };
-        append(&p, &[e("a@x"), e("b@x")]).unwrap();
-        append(&p, &[e("a@x")]).unwrap();
-        let got = read(&p).unwrap();
-        assert_eq!(got.len(), 3);
-        assert_eq!(got[0].reason, "try again later");
+    fn attempts_count_lines_per_recipient() {
+        let e = |a: &str| LogEntry::new(a, "4.0.0", "later");
+        let got = vec![e("a@x"), e("b@x"), e("a@x")];
         assert_eq!(attempts(&got, &["a@x", "b@x"]), 2);
         assert_eq!(attempts(&got, &["b@x"]), 1);
         assert_eq!(attempts(&got, &["c@x"]), 0);
-        assert!(read(&dir.path().join("none")).unwrap().is_empty());
     }
 
-    fn report<'a>(failed: &'a [LogEntry], content: &'a [u8], ret: &'a str) -> Report<'a> {
+    fn sample<'a>(failed: &'a [LogEntry], content: &'a [u8], ret: &'a str) -> Report<'a> {
         Report {
+            kind: Kind::Failure,
+            delayed: false,
+            to: "alice@example.test",
             hostname: "mail.example.test",
             queue_id: "4QID",
             sender: "alice@example.test",
@@ -253,18 +363,20 @@ mod tests {
             failed,
             content,
             size_limit: 50000,
+            warn_after: Duration::from_secs(4 * 3600),
+            lifetime: Duration::from_secs(5 * 86400),
         }
     }
 
     #[test]
     fn report_has_the_rfc3464_parts() {
-        let failed = [LogEntry {
-            address: "bob@example.test".into(),
-            dsn: "5.1.1".into(),
-            reason: "unknown user: \"bob\"".into(),
-        }];
+        let failed = [LogEntry::new(
+            "bob@example.test",
+            "5.1.1",
+            "unknown user: \"bob\"",
+        )];
         let content = b"Subject: hi\nFrom: alice@example.test\n\nbody line\n";
-        let text = String::from_utf8(non_delivery_report(&report(&failed, content, ""))).unwrap();
+        let text = String::from_utf8(super::report(&sample(&failed, content, ""))).unwrap();
         let b = "4QID.100/mail.example.test";
         assert!(text.contains(&format!("boundary=\"{b}\"")), "{text}");
         assert!(text.contains("Content-Type: multipart/report; report-type=delivery-status"));
@@ -278,15 +390,47 @@ mod tests {
         assert!(text.ends_with(&format!("\n--{b}--\n")));
         assert_eq!(text.matches(&format!("--{b}\n")).count(), 3);
 
-        let text =
-            String::from_utf8(non_delivery_report(&report(&failed, content, "HDRS"))).unwrap();
+        let text = String::from_utf8(super::report(&sample(&failed, content, "HDRS"))).unwrap();
         assert!(text.contains("Content-Type: text/rfc822-headers\n"));
         assert!(text.contains("From: alice@example.test\n"));
         assert!(!text.contains("body line"));
     }
 
     #[test]
+    fn delay_and_success_reports() {
+        let content = b"Subject: hi\n\nbody line\n";
+        let delayed = [LogEntry::new("bob@example.test", "4.2.0", "mailbox busy")];
+        let mut r = sample(&delayed, content, "");
+        r.kind = Kind::Delay;
+        let text = String::from_utf8(super::report(&r)).unwrap();
+        assert!(text.contains("Subject: Delayed Mail (still being retried)\n"));
+        assert!(text.contains("THIS IS A WARNING ONLY."));
+        assert!(
+            text.contains("for more than 4 hour(s).\nIt will be retried until it is 5 day(s) old.")
+        );
+        assert!(text.contains("Action: delayed\nStatus: 4.2.0\n"), "{text}");
+        assert!(text.contains("Content-Type: text/rfc822-headers\n"));
+        assert!(!text.contains("body line"));
+
+        let done = [LogEntry {
+            action: "expanded".into(),
+            ..LogEntry::new("bob@example.test", "2.0.0", "alias expanded")
+        }];
+        let mut r = sample(&done, content, "FULL");
+        r.kind = Kind::Success;
+        let text = String::from_utf8(super::report(&r)).unwrap();
+        assert!(text.contains("Subject: Successful Mail Delivery Report\n"));
+        assert!(text.contains("Action: expanded\nStatus: 2.0.0\n"), "{text}");
+        assert!(!text.contains("Diagnostic-Code"));
+        assert!(!text.contains("body line"));
+    }
+
+    #[test]
     fn status_is_permanent_and_well_formed() {
+        assert_eq!(status_with_class("5.1.1", '4'), "4.1.1");
+        assert_eq!(status_with_class("x", '2'), "2.0.0");
+        assert_eq!(words(Duration::from_secs(90)), "90 second(s)");
+        assert_eq!(words(Duration::from_secs(7200)), "2 hour(s)");
         assert_eq!(status_class_text("5.1.1"), "5.1.1");
         assert_eq!(status_class_text("4.4.1"), "5.4.1");
         assert_eq!(status_class_text("junk"), "5.0.0");

@@ -17,15 +17,15 @@
 //! by cleanup with `I`) and from `deferred/` (when a file's modification
 //! time, its next attempt time, has passed), alternating between the two
 //! for fairness and taking at most `qmgr_message_active_limit` per pass.
-//! It renames each to `active/`, resolves each pending recipient with
-//! trivial-rewrite, groups recipients by (transport, next hop) and sends
-//! one request per group (at most `default_destination_recipient_limit`
-//! recipients) to the delivery agent `private/<transport>`.
+//! Worker threads take the messages one by one: each renames its message
+//! to `active/`, resolves each pending recipient with trivial-rewrite,
+//! groups recipients by (transport, next hop) and sends one request per
+//! group (at most `default_destination_recipient_limit` recipients) to
+//! the delivery agent `private/<transport>`.
 //!
-//! This first version takes **one message at a time**. The requests of a
-//! message run in parallel threads, at most
-//! `default_destination_concurrency_limit` at once per (transport, next
-//! hop); the next message starts when all of them are done.
+//! A file that a delivery agent still holds locked (an agent of a qmgr
+//! that was killed, still delivering it) goes back to `incoming/` and is
+//! taken again later, so its recipients are not delivered twice.
 //!
 //! The `error` transport (or the resolver's error flag) is handled here:
 //! the recipient fails with the next-hop text (`5.1.1 text` gives DSN
@@ -34,16 +34,32 @@
 //! Results: failed recipients go to the bounce log `bounce/ID` (and are
 //! marked done); delayed ones, and any the agent did not report, go to
 //! the defer log `defer/ID` (one line per recipient and attempt:
-//! `address TAB dsn TAB reason`). When nothing is pending, a message with
-//! a bounce log gets an RFC 3464 non-delivery report, queued through
+//! `address TAB dsn TAB reason`); agents append recipients delivered with
+//! `NOTIFY=SUCCESS` to the trace log `trace/ID`. When nothing is pending,
+//! a message with a trace log gets a success report ("Successful Mail
+//! Delivery Report", `Action: delivered`/`expanded`/`relayed`) and one
+//! with a bounce log an RFC 3464 non-delivery report, both queued through
 //! cleanup from `MAILER-DAEMON` with the null sender to the original
-//! sender (never for a null-sender message: that is logged and dropped);
-//! then the logs and the queue file are removed (`ID: removed`). A
-//! message with deferred recipients goes to `deferred/` with the next
+//! sender; then the logs and the queue file are removed (`ID: removed`).
+//! Bounces of null-sender mail follow Postfix: a double bounce to
+//! `2bounce_notice_recipient` from `double_bounce_sender` when
+//! `notify_classes` has `bounce` or `2bounce`, else discarded; a failed
+//! double bounce is discarded ("undeliverable postmaster notification
+//! discarded"); with `bounce` in `notify_classes` the postmaster
+//! (`bounce_notice_recipient`) also gets the headers of every bounce.
+//! Recipients whose `NOTIFY` lacks `FAILURE` (or `DELAY`) are left out of
+//! non-delivery reports (or delay warnings).
+//!
+//! A message with deferred recipients goes to `deferred/` with the next
 //! attempt after `minimal_backoff_time`, doubled per attempt (counted in
 //! the defer log) up to `maximal_backoff_time`; once older than
 //! `maximal_queue_lifetime` (`bounce_queue_lifetime` for the null
-//! sender) its deferred recipients bounce instead.
+//! sender) its deferred recipients bounce instead. When its warning time
+//! has come (cleanup wrote `arrival + delay_warning_time` into the file)
+//! the sender gets one delay warning ("Delayed Mail (still being
+//! retried)", `Action: delayed`; a copy to `delay_notice_recipient` when
+//! `notify_classes` has `delay`) and the time in the file is cleared, so
+//! it is sent once, also across restarts.
 //!
 //! At start, files left in `active/` by a crashed qmgr go back to
 //! `incoming/`. Unreadable or damaged files go to `corrupt/`. `hold/` is
@@ -58,12 +74,16 @@
 //! `default_destination_recipient_limit`,
 //! `default_destination_concurrency_limit`, `minimal_backoff_time`,
 //! `maximal_backoff_time`, `maximal_queue_lifetime`,
-//! `bounce_queue_lifetime`, `bounce_size_limit`.
+//! `bounce_queue_lifetime`, `bounce_size_limit`, `delay_warning_time`,
+//! `notify_classes`, `bounce_notice_recipient`,
+//! `2bounce_notice_recipient`, `delay_notice_recipient`,
+//! `double_bounce_sender`.
 //!
 //! SEE ALSO: cleanup(8), trivial-rewrite(8), master(8).
 
 mod dsn;
 mod message;
+mod slots;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -82,13 +102,23 @@ pub(crate) struct Settings {
     pub(crate) hostname: String,
     pub(crate) active_limit: usize,
     pub(crate) queue_run_delay: Duration,
-    pub(crate) recipient_limit: usize,
     pub(crate) concurrency_limit: usize,
     pub(crate) min_backoff: Duration,
     pub(crate) max_backoff: Duration,
     pub(crate) max_lifetime: Duration,
     pub(crate) bounce_lifetime: Duration,
     pub(crate) bounce_size_limit: usize,
+    pub(crate) delay_warning_time: Duration,
+    pub(crate) notify_classes: Vec<String>,
+    pub(crate) bounce_rcpt: String,
+    pub(crate) double_bounce_rcpt: String,
+    pub(crate) delay_rcpt: String,
+    /// `double_bounce_sender` qualified with `myhostname`.
+    pub(crate) double_bounce_sender: String,
+    /// For the per-transport limits.
+    pub(crate) config: postern_config::Config,
+    /// Busy deliveries per destination, across messages.
+    pub(crate) slots: std::sync::Arc<slots::Slots<(String, String)>>,
 }
 
 impl Settings {
@@ -100,8 +130,6 @@ impl Settings {
             hostname: c.str("myhostname"),
             active_limit: int("qmgr_message_active_limit"),
             queue_run_delay: c.time("queue_run_delay"),
-            recipient_limit: int("default_destination_recipient_limit")
-                .min(postern_ipc::deliver::MAX_RECIPIENTS as usize),
             concurrency_limit: usize::try_from(c.int("default_destination_concurrency_limit"))
                 .unwrap_or(0),
             min_backoff: c.time("minimal_backoff_time"),
@@ -109,7 +137,45 @@ impl Settings {
             max_lifetime: c.time("maximal_queue_lifetime"),
             bounce_lifetime: c.time("bounce_queue_lifetime"),
             bounce_size_limit: int("bounce_size_limit"),
+            delay_warning_time: c.time("delay_warning_time"),
+            notify_classes: c
+                .list("notify_classes")
+                .into_iter()
+                .map(|w| w.to_ascii_lowercase())
+                .collect(),
+            bounce_rcpt: c.str("bounce_notice_recipient"),
+            double_bounce_rcpt: c.str("2bounce_notice_recipient"),
+            delay_rcpt: c.str("delay_notice_recipient"),
+            double_bounce_sender: {
+                let local = c.str("double_bounce_sender");
+                if local.contains('@') {
+                    local
+                } else {
+                    format!("{local}@{}", c.str("myhostname"))
+                }
+            },
+            config: c.clone(),
+            slots: std::sync::Arc::default(),
         }
+    }
+
+    /// The recipient limit per request (0: none, capped at the protocol's
+    /// maximum) and the concurrency limit per destination (0: none) of
+    /// `transport`: `<transport>_destination_recipient_limit` and
+    /// `<transport>_destination_concurrency_limit`, else the defaults.
+    pub(crate) fn limits(&self, transport: &str) -> (usize, usize) {
+        let get = |suffix| usize::try_from(self.config.service_int(transport, suffix)).unwrap_or(0);
+        let max = usize::try_from(postern_ipc::deliver::MAX_RECIPIENTS).unwrap_or(usize::MAX);
+        let rcpt = match get("_destination_recipient_limit") {
+            0 => max,
+            n => n.min(max),
+        };
+        (rcpt, get("_destination_concurrency_limit"))
+    }
+
+    /// Whether `notify_classes` has `class`.
+    pub(crate) fn notify(&self, class: &str) -> bool {
+        self.notify_classes.iter().any(|c| c == class)
     }
 }
 
@@ -128,7 +194,12 @@ struct Qmgr {
     /// More work was left by the last pass (active limit): the pass to
     /// continue with.
     more: Option<Deferred>,
+    /// When to look again at files a delivery agent still held.
+    busy_retry: Option<Instant>,
 }
+
+/// How soon files still held by a delivery agent are tried again.
+const BUSY_RETRY: Duration = Duration::from_secs(1);
 
 /// The ready files of `queue`, oldest id first, with their times.
 /// Most messages delivered at the same time.
@@ -215,41 +286,53 @@ impl Qmgr {
             self.next_deferred = Instant::now() + self.settings.queue_run_delay;
         }
         let (batch, more) = interleave(incoming, deferred_files, self.settings.active_limit);
-        let mut active = Vec::new();
-        for (id, from) in batch {
-            if let Err(e) = move_file(&spool, &id, from, Queue::Active) {
-                // Gone (another process) or the spool is in trouble.
-                warn!("{id}: move from {from} to active: {e}");
-                continue;
-            }
-            active.push(id);
-        }
-        let taken = active.len();
-        self.process_all(active);
+        let (taken, busy) = self.process_all(batch);
+        self.busy_retry = (busy > 0).then(|| Instant::now() + BUSY_RETRY);
         // Come back at once for the rest, unless nothing could be taken
         // (then the next trigger or timer retries, without spinning).
         self.more = (more && taken > 0).then_some(deferred);
     }
 
-    /// Delivers the messages now in `active/`, several at a time: up to
-    /// `default_destination_concurrency_limit` worker threads, each taking
-    /// the next message and with its own trivial-rewrite connection. A
-    /// message's own delivery requests run in parallel too (per
-    /// destination, bounded by the same limit); with several messages in
-    /// flight that bound holds per message, not across messages.
-    fn process_all(&mut self, ids: Vec<QueueId>) {
+    /// Moves each message of `batch` to `active/` and delivers it, several
+    /// at a time: up to `default_destination_concurrency_limit` worker
+    /// threads, each taking the next message and with its own
+    /// trivial-rewrite connection. A file moves to `active/` only when a
+    /// worker takes it, so delivery starts at once and a crash leaves
+    /// little to recover. Returns how many files were taken, and how many
+    /// were left because a delivery agent still holds them.
+    fn process_all(&mut self, batch: Vec<(QueueId, Queue)>) -> (usize, usize) {
+        let taken = std::sync::atomic::AtomicUsize::new(0);
+        let busy = std::sync::atomic::AtomicUsize::new(0);
+        let take =
+            |settings: &Settings, rw: &mut postern_ipc::rewrite::Client, id: &QueueId, from| {
+                // An agent of a queue manager that died may still be
+                // delivering it: wait for it, or its recipients would be
+                // delivered twice.
+                if let Ok(true) = postern_queue::in_use(&id.path(&settings.spool, from)) {
+                    info!("{id}: in use by a delivery agent, retried later");
+                    busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+                if let Err(e) = move_file(&settings.spool, id, from, Queue::Active) {
+                    // Gone (another process) or the spool is in trouble.
+                    warn!("{id}: move from {from} to active: {e}");
+                    return;
+                }
+                taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                message::process(settings, rw, id);
+            };
         let workers = self
             .settings
             .concurrency_limit
             .clamp(1, MAX_WORKERS)
-            .min(ids.len());
+            .min(batch.len());
         if workers <= 1 {
-            for id in &ids {
-                message::process(&self.settings, &mut self.rewrite, id);
+            for (id, from) in &batch {
+                take(&self.settings, &mut self.rewrite, id, *from);
             }
-            return;
+            return (taken.into_inner(), busy.into_inner());
         }
-        let next = std::sync::Mutex::new(ids.into_iter());
+        let next = std::sync::Mutex::new(batch.into_iter());
         let settings = &self.settings;
         std::thread::scope(|scope| {
             for _ in 0..workers {
@@ -257,16 +340,17 @@ impl Qmgr {
                     let mut rw =
                         postern_ipc::rewrite::Client::new(&settings.spool, settings.ipc_timeout);
                     loop {
-                        let id = match next.lock() {
+                        let job = match next.lock() {
                             Ok(mut it) => it.next(),
                             Err(_) => None,
                         };
-                        let Some(id) = id else { break };
-                        message::process(settings, &mut rw, &id);
+                        let Some((id, from)) = job else { break };
+                        take(settings, &mut rw, &id, from);
                     }
                 });
             }
         });
+        (taken.into_inner(), busy.into_inner())
     }
 
     fn due(&self) -> Deferred {
@@ -301,7 +385,10 @@ impl TriggerService for Qmgr {
         if self.more.is_some() {
             Some(Instant::now())
         } else {
-            Some(self.next_deferred)
+            Some(
+                self.busy_retry
+                    .map_or(self.next_deferred, |t| t.min(self.next_deferred)),
+            )
         }
     }
 
@@ -311,8 +398,11 @@ impl TriggerService for Qmgr {
         let mode = match self.more.take() {
             Some(Deferred::All) => Deferred::All,
             Some(_) => self.due(),
+            // Only the retry of busy files is due: incoming only.
+            None if self.busy_retry.is_some() => self.due(),
             None => Deferred::Due,
         };
+        self.busy_retry = None;
         self.run(mode);
     }
 }
@@ -327,6 +417,7 @@ fn main() {
             // The first scan comes at once (deadline in the past).
             next_deferred: Instant::now(),
             more: None,
+            busy_retry: None,
         };
         q.recover();
         Ok(q)

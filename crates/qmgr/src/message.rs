@@ -10,12 +10,13 @@ use postern_ipc::deliver::{self, Action, Request};
 use postern_ipc::rewrite::{self, flags as rflags};
 use postern_queue::{
     Notify, Queue, QueueFile, QueueId, RecipientStatus, mark_done, move_file, remove,
-    set_next_attempt,
+    set_next_attempt, set_warn_time,
 };
 use postern_util::{info, warn};
 
 use crate::Settings;
 use crate::dsn::{self, LogEntry};
+use crate::slots::Slots;
 
 /// Where one recipient goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,8 +71,12 @@ pub(crate) fn route(r: &Result<rewrite::Resolved, postern_ipc::Error>) -> Route 
 }
 
 /// Groups recipient indexes by (transport, nexthop) in order of first
-/// appearance of each group, each group split into chunks of `limit`.
-pub(crate) fn groups(routes: &[(usize, Route)], limit: usize) -> Vec<(String, String, Vec<usize>)> {
+/// appearance of each group, each group split into chunks of the
+/// transport's recipient limit (`limit(transport)`, 0: no limit).
+pub(crate) fn groups(
+    routes: &[(usize, Route)],
+    limit: impl Fn(&str) -> usize,
+) -> Vec<(String, String, Vec<usize>)> {
     let mut order: Vec<(String, String)> = Vec::new();
     let mut map: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
     for (i, r) in routes {
@@ -88,11 +93,22 @@ pub(crate) fn groups(routes: &[(usize, Route)], limit: usize) -> Vec<(String, St
         let Some(members) = map.remove(&key) else {
             continue;
         };
-        for chunk in members.chunks(limit.max(1)) {
+        let n = match limit(&key.0) {
+            0 => members.len().max(1),
+            n => n,
+        };
+        for chunk in members.chunks(n) {
             out.push((key.0.clone(), key.1.clone(), chunk.to_vec()));
         }
     }
     out
+}
+
+/// Whether a delayed recipient is named in a delay warning: unless RCPT
+/// `NOTIFY=` was given without `DELAY` (Postfix treats no NOTIFY as
+/// `FAILURE,DELAY`).
+pub(crate) fn wants_delay_notice(notify: Option<Notify>) -> bool {
+    notify.is_none_or(|n| n.contains(Notify::DELAY))
 }
 
 /// Whether a failed recipient is reported to the sender: unless RCPT
@@ -101,55 +117,69 @@ pub(crate) fn wants_failure_notice(notify: Option<Notify>) -> bool {
     notify.is_none_or(|n| n.contains(Notify::FAILURE))
 }
 
-/// Runs `f` over `jobs`, at most `limit` at a time for jobs with the same
-/// `key` (0: no limit), different keys in parallel; returns the results in
-/// the order of `jobs`.
+/// Most threads one message uses for its delivery requests.
+const MAX_THREADS: usize = 32;
+
+/// Runs `f` over `jobs` on up to [`MAX_THREADS`] threads and returns the
+/// results in the order of `jobs`. `key` gives each job's destination and
+/// its concurrency limit (0: none); a job runs only while it holds one of
+/// its destination's `slots`, which are shared with every other message
+/// in flight, so the limit holds across messages.
 pub(crate) fn run_concurrently<J, K, R>(
     jobs: &[J],
-    key: impl Fn(&J) -> K,
-    limit: usize,
+    key: impl Fn(&J) -> (K, usize) + Sync,
+    slots: &Slots<K>,
     f: impl Fn(&J) -> R + Sync,
 ) -> Vec<R>
 where
     J: Sync,
-    K: Ord,
+    K: Eq + std::hash::Hash + Clone + Send + Sync,
     R: Send,
 {
-    use std::collections::VecDeque;
     use std::sync::Mutex;
-    if jobs.len() <= 1 {
-        return jobs.iter().map(&f).collect();
-    }
-    let mut queues: BTreeMap<K, VecDeque<usize>> = BTreeMap::new();
-    for (i, j) in jobs.iter().enumerate() {
-        queues.entry(key(j)).or_default().push_back(i);
-    }
+    let keys: Vec<(K, usize)> = jobs.iter().map(&key).collect();
     let results: Mutex<Vec<Option<R>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
-    let queues: Vec<Mutex<VecDeque<usize>>> = queues.into_values().map(Mutex::new).collect();
-    std::thread::scope(|scope| {
-        for q in &queues {
-            let n = q.lock().map_or(0, |q| q.len());
-            let workers = if limit == 0 { n } else { n.min(limit) };
-            for _ in 0..workers {
-                let (f, results) = (&f, &results);
-                scope.spawn(move || {
-                    loop {
-                        let next = match q.lock() {
-                            Ok(mut q) => q.pop_front(),
-                            Err(_) => None,
-                        };
-                        let Some(i) = next else { break };
-                        let r = f(&jobs[i]);
-                        if let Ok(mut res) = results.lock()
-                            && let Some(slot) = res.get_mut(i)
-                        {
-                            *slot = Some(r);
-                        }
-                    }
+    let queue: Mutex<Vec<usize>> = Mutex::new((0..jobs.len()).collect());
+    let worker = || {
+        loop {
+            // The first job whose destination has a free slot.
+            let taken = {
+                let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+                if q.is_empty() {
+                    return;
+                }
+                let found = q.iter().enumerate().find_map(|(pos, &i)| {
+                    let (k, limit) = &keys[i];
+                    slots.try_take(k, *limit).map(|slot| (pos, i, slot))
                 });
+                found.map(|(pos, i, slot)| {
+                    q.remove(pos);
+                    (i, slot)
+                })
+            };
+            let Some((i, slot)) = taken else {
+                slots.wait(Duration::from_millis(100));
+                continue;
+            };
+            let r = f(&jobs[i]);
+            drop(slot);
+            if let Ok(mut res) = results.lock()
+                && let Some(place) = res.get_mut(i)
+            {
+                *place = Some(r);
             }
         }
-    });
+    };
+    let threads = jobs.len().min(MAX_THREADS);
+    if threads <= 1 {
+        worker();
+    } else {
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(worker);
+            }
+        });
+    }
     let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
     // A job whose worker panicked has no result: run it here (it panics
     // again only if it always does).
@@ -217,11 +247,7 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, id: &QueueId) {
     };
     let mut failed: Vec<(usize, LogEntry)> = Vec::new();
     let mut delayed: Vec<(usize, LogEntry)> = Vec::new();
-    let entry = |i: usize, dsn: &str, reason: &str| LogEntry {
-        address: pending[i].address.clone(),
-        dsn: dsn.to_string(),
-        reason: reason.to_string(),
-    };
+    let entry = |i: usize, dsn: &str, reason: &str| LogEntry::new(&pending[i].address, dsn, reason);
     for (i, r) in &routes {
         match r {
             Route::Fail(d, t) => {
@@ -281,7 +307,7 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, id: &QueueId) {
         .collect(),
         ..Request::default()
     };
-    let jobs: Vec<(String, Vec<usize>, Request)> = groups(&routes, s.recipient_limit)
+    let jobs: Vec<(String, Vec<usize>, Request)> = groups(&routes, |t| s.limits(t).0)
         .into_iter()
         .map(|(transport, nexthop, members)| {
             let mut req = base.clone();
@@ -304,8 +330,17 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, id: &QueueId) {
         .collect();
     let results = run_concurrently(
         &jobs,
-        |(t, _, req)| (t.clone(), req.nexthop.clone()),
-        s.concurrency_limit,
+        |(t, _, req)| {
+            let (rcpt_limit, concurrency) = s.limits(t);
+            // With one recipient per request the destination is the
+            // recipient (Postfix: per-recipient concurrency).
+            let dest = match (rcpt_limit, req.recipients.first()) {
+                (1, Some(r)) => r.address.clone(),
+                _ => req.nexthop.clone(),
+            };
+            ((t.clone(), dest), concurrency)
+        },
+        &s.slots,
         |(transport, _, req)| match deliver::deliver(spool, transport, s.ipc_timeout, req) {
             Ok(st) => (st, None),
             Err((e, st)) => (st, Some(e.to_string())),
@@ -391,6 +426,12 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, id: &QueueId) {
         let log = dsn::read(&defer_path).unwrap_or_default();
         let addrs: Vec<&str> = entries.iter().map(|e| e.address.as_str()).collect();
         let wait = dsn::backoff(dsn::attempts(&log, &addrs), s.min_backoff, s.max_backoff);
+        let warned: Vec<LogEntry> = delayed
+            .iter()
+            .filter(|(i, _)| wants_delay_notice(pending[*i].notify))
+            .map(|(_, e)| e.clone())
+            .collect();
+        warn_if_due(s, id, &qf, &path, &warned);
         defer_file(s, id, wait);
         return;
     }
@@ -413,66 +454,214 @@ fn defer_file(s: &Settings, id: &QueueId, wait: Duration) {
     }
 }
 
-/// Nothing is pending: bounce if needed, then remove everything.
+/// Sends the delay warning when the message's warning time (its `W`
+/// record, written by cleanup when `delay_warning_time` is set) has come,
+/// then clears that time in the file so the warning goes out once, also
+/// across restarts (Postfix `qmgr_active.c`, `bounce_warn_service.c`).
+/// `delayed` holds the recipients that want it (DSN `NOTIFY`).
+fn warn_if_due(
+    s: &Settings,
+    id: &QueueId,
+    qf: &QueueFile,
+    path: &std::path::Path,
+    delayed: &[LogEntry],
+) {
+    let Some(w) = qf.warn() else { return };
+    let Some(at) = w.at else { return };
+    if at > SystemTime::now() {
+        return;
+    }
+    // Never a warning about a notification (null sender).
+    if !qf.sender().is_empty() && !delayed.is_empty() {
+        let content = qf.content_to_vec();
+        let mut r = base_report(s, id, qf, &content, dsn::Kind::Delay, qf.sender(), delayed);
+        match submit(s, "", qf.sender(), &dsn::report(&r)) {
+            Ok(new_id) => info!("{id}: sender delay notification: {new_id}"),
+            Err(e) => {
+                // The warning time stays: the next attempt tries again.
+                warn!("{id}: sender delay notification failed: {e}");
+                return;
+            }
+        }
+        if s.notify("delay") {
+            r.kind = dsn::Kind::PostmasterCopy;
+            r.delayed = true;
+            r.to = &s.delay_rcpt;
+            match submit(s, &s.double_bounce_sender, &s.delay_rcpt, &dsn::report(&r)) {
+                Ok(new_id) => info!("{id}: postmaster delay notification: {new_id}"),
+                Err(e) => warn!("{id}: postmaster delay notification failed: {e}"),
+            }
+        }
+    }
+    match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => {
+            if let Err(e) = set_warn_time(&f, w.offset, None) {
+                warn!("{id}: clear delay warning time: {e}");
+            }
+        }
+        Err(e) => warn!("{id}: clear delay warning time: {e}"),
+    }
+}
+
+/// A report about `qf` with everything but the kind-specific fields set.
+fn base_report<'a>(
+    s: &'a Settings,
+    id: &'a QueueId,
+    qf: &'a QueueFile,
+    content: &'a [u8],
+    kind: dsn::Kind,
+    to: &'a str,
+    entries: &'a [LogEntry],
+) -> dsn::Report<'a> {
+    dsn::Report {
+        kind,
+        delayed: false,
+        to,
+        hostname: &s.hostname,
+        queue_id: id.as_str(),
+        sender: qf.sender(),
+        arrival: qf.arrival(),
+        now: SystemTime::now(),
+        ret: qf
+            .attr("ret")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .unwrap_or(""),
+        envid: qf
+            .attr("envid")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .unwrap_or(""),
+        failed: entries,
+        content,
+        size_limit: s.bounce_size_limit,
+        warn_after: s.delay_warning_time,
+        lifetime: if qf.sender().is_empty() {
+            s.bounce_lifetime
+        } else {
+            s.max_lifetime
+        },
+    }
+}
+
+/// Nothing is pending: send the success and non-delivery notifications
+/// the logs call for, then remove everything.
+///
+/// Postfix's rules (`bounce_notify_service.c`): a message from the null
+/// sender that bounces is a double bounce, sent to
+/// `2bounce_notice_recipient` from `double_bounce_sender` when
+/// `notify_classes` has `bounce` or `2bounce`, else discarded; mail from
+/// `double_bounce_sender` that bounces is discarded (never a triple
+/// bounce); any other bounce goes to the sender, with a copy of the
+/// headers to `bounce_notice_recipient` when `notify_classes` has
+/// `bounce`.
 fn finish(s: &Settings, id: &QueueId, qf: &QueueFile) {
     let spool = &s.spool;
-    let bounce_path = id.path(spool, Queue::Bounce);
-    let failed = match dsn::read(&bounce_path) {
-        Ok(f) => f,
-        Err(e) => {
-            warn!("{id}: bounce log: {e}");
+    let (failed, traced) = match (
+        dsn::read(&id.path(spool, Queue::Bounce)),
+        dsn::read(&id.path(spool, Queue::Trace)),
+    ) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(e), _) | (_, Err(e)) => {
+            warn!("{id}: delivery log: {e}");
             defer_file(s, id, s.min_backoff);
             return;
         }
     };
-    if !failed.is_empty() {
-        if qf.sender().is_empty() {
-            info!("{id}: undeliverable postmaster notification discarded");
-        } else {
-            let content = qf.content_to_vec();
-            let report = dsn::non_delivery_report(&dsn::Report {
-                hostname: &s.hostname,
-                queue_id: id.as_str(),
-                sender: qf.sender(),
-                arrival: qf.arrival(),
-                now: SystemTime::now(),
-                ret: &attr_str(qf, "ret"),
-                envid: &attr_str(qf, "envid"),
-                failed: &failed,
-                content: &content,
-                size_limit: s.bounce_size_limit,
-            });
-            match submit(s, qf.sender(), &report) {
-                Ok(new_id) => info!("{id}: sender non-delivery notification: {new_id}"),
-                Err(e) => {
-                    // Keep the message and its bounce log; try again later.
-                    warn!("{id}: sender non-delivery notification failed: {e}");
-                    defer_file(s, id, s.min_backoff);
-                    return;
-                }
+    let sender = qf.sender();
+    let content = if failed.is_empty() && traced.is_empty() {
+        Vec::new()
+    } else {
+        qf.content_to_vec()
+    };
+    // Each notification is sent, then its log removed, so a failure later
+    // on does not send it twice.
+    if !traced.is_empty() && !sender.is_empty() {
+        let r = base_report(s, id, qf, &content, dsn::Kind::Success, sender, &traced);
+        match submit(s, "", sender, &dsn::report(&r)) {
+            Ok(new_id) => info!("{id}: sender delivery status notification: {new_id}"),
+            Err(e) => {
+                warn!("{id}: sender delivery status notification failed: {e}");
+                defer_file(s, id, s.min_backoff);
+                return;
             }
         }
     }
-    for q in [Queue::Bounce, Queue::Defer] {
-        match remove(spool, id, q) {
-            Ok(()) => {}
-            Err(postern_queue::Error::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => warn!("{id}: remove {q} log: {e}"),
+    remove_log(s, id, Queue::Trace);
+    if !failed.is_empty() {
+        let sent = if sender.eq_ignore_ascii_case(&s.double_bounce_sender) {
+            warn!("{id}: undeliverable postmaster notification discarded");
+            Ok(())
+        } else if sender.is_empty() {
+            if s.notify("bounce") || s.notify("2bounce") {
+                let mut r = base_report(
+                    s,
+                    id,
+                    qf,
+                    &content,
+                    dsn::Kind::DoubleBounce,
+                    &s.double_bounce_rcpt,
+                    &failed,
+                );
+                r.ret = "FULL";
+                submit(
+                    s,
+                    &s.double_bounce_sender,
+                    &s.double_bounce_rcpt,
+                    &dsn::report(&r),
+                )
+                .map(|new_id| info!("{id}: postmaster non-delivery notification: {new_id}"))
+            } else {
+                info!(
+                    "{id}: undeliverable bounce discarded (notify_classes has no bounce or 2bounce)"
+                );
+                Ok(())
+            }
+        } else {
+            let mut r = base_report(s, id, qf, &content, dsn::Kind::Failure, sender, &failed);
+            submit(s, "", sender, &dsn::report(&r)).map(|new_id| {
+                info!("{id}: sender non-delivery notification: {new_id}");
+                if s.notify("bounce") {
+                    r.kind = dsn::Kind::PostmasterCopy;
+                    r.to = &s.bounce_rcpt;
+                    let copy = dsn::report(&r);
+                    match submit(s, &s.double_bounce_sender, &s.bounce_rcpt, &copy) {
+                        Ok(new_id) => info!("{id}: postmaster non-delivery notification: {new_id}"),
+                        // The sender has the report; the copy is not
+                        // worth sending it twice.
+                        Err(e) => warn!("{id}: postmaster non-delivery notification failed: {e}"),
+                    }
+                }
+            })
+        };
+        if let Err(e) = sent {
+            // Keep the message and its bounce log; try again later.
+            warn!("{id}: non-delivery notification failed: {e}");
+            defer_file(s, id, s.min_backoff);
+            return;
         }
     }
+    remove_log(s, id, Queue::Bounce);
+    remove_log(s, id, Queue::Defer);
     match remove(spool, id, Queue::Active) {
         Ok(()) => info!("{id}: removed"),
         Err(e) => warn!("{id}: remove: {e}"),
     }
 }
 
+fn remove_log(s: &Settings, id: &QueueId, q: Queue) {
+    match remove(&s.spool, id, q) {
+        Ok(()) => {}
+        Err(postern_queue::Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => warn!("{id}: remove {q} log: {e}"),
+    }
+}
+
 /// Queues a report through cleanup; returns the new queue id.
-fn submit(s: &Settings, to: &str, content: &[u8]) -> Result<String, String> {
+fn submit(s: &Settings, from: &str, to: &str, content: &[u8]) -> Result<String, String> {
     use postern_ipc::cleanup::{Client, Recipient};
     let run = || -> Result<postern_ipc::cleanup::Outcome, postern_ipc::Error> {
         let mut c = Client::connect(&s.spool, s.ipc_timeout, 0)?;
-        c.sender("")?;
+        c.sender(from)?;
         c.recipient(&Recipient {
             address: to,
             ..Recipient::default()
@@ -511,7 +700,7 @@ mod tests {
             (4, d("smtp", "b.test")),
             (5, d("smtp", "a.test")),
         ];
-        let g = groups(&routes, 2);
+        let g = groups(&routes, |t| if t == "local" { 1 } else { 2 });
         assert_eq!(
             g,
             vec![
@@ -521,11 +710,12 @@ mod tests {
                 ("smtp".into(), "b.test".into(), vec![4]),
             ]
         );
-        assert_eq!(groups(&routes, 0).len(), 5);
+        // 0: no limit.
+        assert_eq!(groups(&routes, |_| 0).len(), 3);
     }
 
     #[test]
-    fn concurrency_is_bounded_per_destination() {
+    fn concurrency_is_bounded_per_destination_across_messages() {
         use std::collections::HashMap;
         use std::sync::Mutex;
         let jobs: Vec<(char, usize)> = (0..12)
@@ -533,29 +723,40 @@ mod tests {
             .collect();
         let now: Mutex<HashMap<char, usize>> = Mutex::new(HashMap::new());
         let peak: Mutex<HashMap<char, usize>> = Mutex::new(HashMap::new());
-        let got = run_concurrently(
-            &jobs,
-            |j| j.0,
-            2,
-            |j| {
-                {
-                    let mut n = now.lock().unwrap();
-                    let c = n.entry(j.0).or_default();
-                    *c += 1;
-                    let mut p = peak.lock().unwrap();
-                    let e = p.entry(j.0).or_default();
-                    *e = (*e).max(*c);
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-                *now.lock().unwrap().get_mut(&j.0).unwrap() -= 1;
-                j.1 * 10
-            },
-        );
-        assert_eq!(got, (0..12).map(|i| i * 10).collect::<Vec<_>>());
+        let slots: Slots<char> = Slots::default();
+        let run = || {
+            run_concurrently(
+                &jobs,
+                |j| (j.0, 2),
+                &slots,
+                |j| {
+                    {
+                        let mut n = now.lock().unwrap();
+                        let c = n.entry(j.0).or_default();
+                        *c += 1;
+                        let mut p = peak.lock().unwrap();
+                        let e = p.entry(j.0).or_default();
+                        *e = (*e).max(*c);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    *now.lock().unwrap().get_mut(&j.0).unwrap() -= 1;
+                    j.1 * 10
+                },
+            )
+        };
+        // Two messages at once share the destinations' slots.
+        let (x, y) = std::thread::scope(|s| {
+            let x = s.spawn(run);
+            let y = s.spawn(run);
+            (x.join().unwrap(), y.join().unwrap())
+        });
+        let want: Vec<usize> = (0..12).map(|i| i * 10).collect();
+        assert_eq!(x, want);
+        assert_eq!(y, want);
         let peak = peak.into_inner().unwrap();
         assert_eq!(peak[&'a'], 2);
         assert_eq!(peak[&'b'], 2);
-        let one = run_concurrently(&jobs, |j| j.0, 1, |j| j.1);
+        let one = run_concurrently(&jobs, |j| (j.0, 0), &slots, |j| j.1);
         assert_eq!(one.len(), 12);
     }
 

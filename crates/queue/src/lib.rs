@@ -19,7 +19,8 @@
 //!   changes made to a committed file: each rewrites bytes of fixed width
 //!   in place.
 //! - [`move_file`], [`remove`] and [`scan`] work on the spool directories.
-//! - [`log`] reads and writes the per-message defer and bounce logs.
+//! - [`log`] reads and appends the per-message delivery logs (`bounce/`,
+//!   `defer/`, `trace/`).
 //!
 //! # The queue file
 //!
@@ -111,7 +112,7 @@ pub use reader::{
     RecipientStatus, WarnTime, is_ready,
 };
 pub use scan::{Entry, Rejection, Scan, scan};
-pub use spool::{in_use, move_file, remove, set_next_attempt};
+pub use spool::{in_use, lock_shared, move_file, remove, set_next_attempt};
 pub use writer::{DEFAULT_LINE_CHUNK, NewRecipient, QueueFileWriter};
 
 /// Errors of this crate.

@@ -1,13 +1,18 @@
-//! Per-message defer and bounce logs (`defer/ID`, `bounce/ID`).
+//! Per-message delivery logs: `bounce/ID` (failed recipients), `defer/ID`
+//! (delayed ones, one line per attempt) and `trace/ID` (recipients
+//! delivered with `NOTIFY=SUCCESS`).
 //!
-//! Postfix counterparts: the logs that `bounce_append` writes and
-//! `bounce_notify` and showq(8) read (`global/bounce_log.c`). qmgr appends
-//! to them, showq reads the defer log for each recipient's reason, and
-//! postsuper removes them with the message.
+//! Postfix counterparts: `global/bounce_log.c` and the logs that the
+//! bounce, defer and trace services of `bounce(8)` append to. Postern's
+//! delivery agents and qmgr append to them directly; qmgr reads them to
+//! build delivery status notifications, showq(8) reads the defer log for
+//! each recipient's reason, and postsuper(1) removes them with the message.
 //!
-//! A log holds one line per recipient and attempt:
-//! `address TAB dsn TAB reason`, with tabs and line breaks in the fields
-//! replaced by spaces.
+//! Each line is `address TAB dsn TAB reason`, optionally followed by `TAB
+//! action` (the RFC 3464 action, for the trace log). Tabs and line breaks
+//! inside the fields become spaces. Every append is one `write` to a file
+//! opened with `O_APPEND` and is fsynced before returning, so a line is
+//! never lost once the caller goes on (e.g. to mark the recipient done).
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -18,15 +23,30 @@ use std::path::Path;
 /// attempt; anything larger is damaged, and only its start is used).
 pub const MAX_LOG_LEN: u64 = 16 << 20;
 
-/// One line of a defer or bounce log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One line of a delivery log.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LogEntry {
     /// The recipient.
     pub address: String,
     /// The RFC 3463 status (`5.1.1`).
     pub dsn: String,
-    /// Why.
+    /// Why (or what happened).
     pub reason: String,
+    /// The RFC 3464 action (`delivered`, `expanded`, `relayed`), empty in
+    /// bounce and defer logs.
+    pub action: String,
+}
+
+impl LogEntry {
+    /// An entry without an action.
+    pub fn new(address: &str, dsn: &str, reason: &str) -> LogEntry {
+        LogEntry {
+            address: address.into(),
+            dsn: dsn.into(),
+            reason: reason.into(),
+            action: String::new(),
+        }
+    }
 }
 
 fn clean(s: &str) -> String {
@@ -41,11 +61,8 @@ fn clean(s: &str) -> String {
         .collect()
 }
 
-/// Appends entries to the log at `path` (created mode 0600), then fsyncs.
-pub fn append(path: &Path, entries: &[LogEntry]) -> io::Result<()> {
-    if entries.is_empty() {
-        return Ok(());
-    }
+/// The text of `entries`, one line each.
+pub fn format(entries: &[LogEntry]) -> String {
     let mut text = String::new();
     for e in entries {
         text.push_str(&clean(&e.address));
@@ -53,14 +70,26 @@ pub fn append(path: &Path, entries: &[LogEntry]) -> io::Result<()> {
         text.push_str(&clean(&e.dsn));
         text.push('\t');
         text.push_str(&clean(&e.reason));
+        if !e.action.is_empty() {
+            text.push('\t');
+            text.push_str(&clean(&e.action));
+        }
         text.push('\n');
+    }
+    text
+}
+
+/// Appends entries to the log at `path` (created mode 0600) and fsyncs it.
+pub fn append(path: &Path, entries: &[LogEntry]) -> io::Result<()> {
+    if entries.is_empty() {
+        return Ok(());
     }
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
         .open(path)?;
-    f.write_all(text.as_bytes())?;
+    f.write_all(format(entries).as_bytes())?;
     f.sync_all()
 }
 
@@ -68,11 +97,12 @@ pub fn append(path: &Path, entries: &[LogEntry]) -> io::Result<()> {
 pub fn parse(text: &str) -> Vec<LogEntry> {
     text.lines()
         .filter_map(|l| {
-            let mut it = l.splitn(3, '\t');
+            let mut it = l.splitn(4, '\t');
             Some(LogEntry {
                 address: it.next()?.to_string(),
                 dsn: it.next()?.to_string(),
                 reason: it.next()?.to_string(),
+                action: it.next().unwrap_or_default().to_string(),
             })
         })
         .collect()
@@ -103,15 +133,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn round_trip_with_and_without_action() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ID");
+        let a = LogEntry::new("a@x", "4.0.0", "try\tagain\nlater");
+        let b = LogEntry {
+            action: "delivered".into(),
+            ..LogEntry::new("b@x", "2.0.0", "delivered to mailbox")
+        };
+        append(&p, &[a, b.clone()]).unwrap();
+        append(&p, &[]).unwrap();
+        let got = read(&p).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].reason, "try again later");
+        assert_eq!(got[0].action, "");
+        assert_eq!(got[1], b);
+        assert!(read(&dir.path().join("none")).unwrap().is_empty());
+        assert_eq!(parse("junk\nx\ty\n"), vec![]);
+    }
+
+    #[test]
     fn append_parse_and_latest() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
         assert!(read(&path).unwrap().is_empty());
-        let e = |a: &str, r: &str| LogEntry {
-            address: a.into(),
-            dsn: "4.0.0".into(),
-            reason: r.into(),
-        };
+        let e = |a: &str, r: &str| LogEntry::new(a, "4.0.0", r);
         append(&path, &[e("a@x", "first\ttry"), e("b@x", "down")]).unwrap();
         append(&path, &[e("a@x", "second\ntry")]).unwrap();
         let log = read(&path).unwrap();

@@ -9,6 +9,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::SystemTime;
 
+use nix::fcntl::{Flock, FlockArg};
+
 use crate::{Error, Queue, QueueId};
 
 /// Moves the file `id` from queue `from` to queue `to` with rename(2).
@@ -51,21 +53,57 @@ pub fn set_next_attempt(file: &File, at: SystemTime) -> Result<(), Error> {
         })
 }
 
-/// Whether a live process is writing the file at `path`: a
-/// [`crate::QueueFileWriter`] holds an exclusive flock(2) on its file
-/// until it commits or gives up, and the kernel drops it when the writer
-/// dies. A file that is not ready and not in use was abandoned by a
-/// crashed writer.
+/// Takes a shared `flock(2)` lock on an open queue file, as a delivery
+/// agent does for the length of a request (Postfix `deliver_request.c`),
+/// waiting while someone holds an exclusive one. The lock goes with the
+/// returned handle (or the process).
+pub fn lock_shared(file: File) -> Result<Flock<File>, Error> {
+    Flock::lock(file, FlockArg::LockShared).map_err(|(_, e)| Error::Io {
+        path: None,
+        source: e.into(),
+    })
+}
+
+/// Whether a live process holds a lock on the queue file at `path`:
+/// - a [`crate::QueueFileWriter`] holds an exclusive lock until it commits
+///   or gives up, so a file that is not ready and not in use was abandoned
+///   by a crashed writer;
+/// - a delivery agent holds a shared lock while it works on the file for
+///   a queue manager that may have died since: the new queue manager must
+///   not deliver the file again until that agent is done (it may be
+///   between a mailbox write and marking the recipient done).
+///
+/// The kernel drops a lock when its holder dies.
 pub fn in_use(path: &Path) -> Result<bool, Error> {
-    use nix::fcntl::{Flock, FlockArg};
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| Error::io(path, e))?;
-    match Flock::lock(file, FlockArg::LockSharedNonblock) {
-        Ok(_) => Ok(false),
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        // Dropping the lock releases it at once.
+        Ok(_lock) => Ok(false),
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(true),
         Err((_, e)) => Err(Error::io(path, e.into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_locks_make_a_file_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        fs::write(&p, b"x").unwrap();
+        assert!(!in_use(&p).unwrap());
+        let held = lock_shared(File::open(&p).unwrap()).unwrap();
+        let also = lock_shared(File::open(&p).unwrap()).unwrap();
+        assert!(in_use(&p).unwrap());
+        drop(held);
+        assert!(in_use(&p).unwrap());
+        drop(also);
+        assert!(!in_use(&p).unwrap());
     }
 }

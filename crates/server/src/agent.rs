@@ -3,13 +3,22 @@
 //! delivery itself — accept qmgr's request, open the queue file it names,
 //! and for each recipient mark it done when final, log the Postfix status
 //! line and report to qmgr ([`serve`]).
+//!
+//! A recipient that asked for `NOTIFY=SUCCESS` and was delivered (or
+//! expanded, or relayed) is first appended to the message's trace log
+//! `trace/ID` (Postfix `trace_append`), before it is marked done: qmgr
+//! sends the success notification from that log when the message is
+//! finished, so a crash between the two cannot lose it.
 
 use std::fs::{File, OpenOptions};
 use std::path::Path;
 use std::time::SystemTime;
 
-use postern_ipc::deliver::{Action, RcptStatus, Recipient, Request, Server, log_status};
-use postern_queue::{Queue, QueueFile, QueueId};
+use nix::fcntl::Flock;
+
+use postern_ipc::deliver::{Action, RcptStatus, Recipient, Request, Server, flags, log_status};
+use postern_queue::log::{self, LogEntry};
+use postern_queue::{Notify, Queue, QueueFile, QueueId};
 use postern_util::warn;
 
 use crate::conn::Conn;
@@ -43,9 +52,11 @@ pub fn accept(conn: Conn, ctx: &Context) -> Option<(Server, Request, SystemTime)
 }
 
 /// Opens the queue file a request names, read-write (to mark recipients
-/// done) and parsed. Errors are logged; the text is for the recipients'
-/// deferral reason.
-pub fn open_queue_file(spool: &Path, req: &Request) -> Result<(File, QueueFile), String> {
+/// done), with a shared lock held as long as the returned handle (so a
+/// restarted qmgr leaves the file alone until this agent is done, see
+/// [`postern_queue::in_use`]), and parsed. Errors are logged; the text is
+/// for the recipients' deferral reason.
+pub fn open_queue_file(spool: &Path, req: &Request) -> Result<(Flock<File>, QueueFile), String> {
     let (Some(queue), Ok(id)) = (
         Queue::from_dir_name(&req.queue_name),
         QueueId::parse(&req.queue_id),
@@ -65,6 +76,10 @@ pub fn open_queue_file(spool: &Path, req: &Request) -> Result<(File, QueueFile),
             warn!("{}: open queue file {}: {e}", req.queue_id, path.display());
             format!("cannot open queue file: {e}")
         })?;
+    let file = postern_queue::lock_shared(file).map_err(|e| {
+        warn!("{}: lock queue file {}: {e}", req.queue_id, path.display());
+        format!("cannot lock queue file: {e}")
+    })?;
     let qf = QueueFile::open(&path).map_err(|e| {
         warn!("{}: read queue file {}: {e}", req.queue_id, path.display());
         format!("cannot read queue file: {e}")
@@ -86,7 +101,8 @@ pub fn serve(
     let Some((mut server, req, start)) = accept(conn, ctx) else {
         return;
     };
-    let queue = open_queue_file(&ctx.config.path("queue_directory"), &req);
+    let spool = ctx.config.path("queue_directory");
+    let queue = open_queue_file(&spool, &req);
     let content = queue
         .as_ref()
         .map(|(_, qf)| qf.content_to_vec())
@@ -97,6 +113,17 @@ pub fn serve(
             Err(reason) => RcptStatus::new(Action::Delayed, "4.3.0", reason.clone()),
         };
         status.offset = rcpt.offset;
+        if wants_success_notice(&req, rcpt, status.action)
+            && let Err(e) = record_success(&spool, &req, rcpt, &status)
+        {
+            warn!("{}: cannot update trace log: {e}", req.queue_id);
+            status = RcptStatus::new(
+                Action::Delayed,
+                "4.3.0",
+                format!("cannot update trace log: {e}"),
+            );
+            status.offset = rcpt.offset;
+        }
         if status.action.is_final()
             && let Ok((file, _)) = &queue
             && let Err(e) = postern_queue::mark_done(file, rcpt.offset)
@@ -118,4 +145,38 @@ pub fn serve(
     if let Err(e) = server.finish() {
         warn!("{}: report to queue manager: {e}", req.queue_id);
     }
+}
+
+/// Whether `rcpt` gets a success notification for `action`: it asked for
+/// one (`NOTIFY=SUCCESS`), and the message is not itself a notification.
+pub fn wants_success_notice(req: &Request, rcpt: &Recipient, action: Action) -> bool {
+    matches!(
+        action,
+        Action::Delivered | Action::Expanded | Action::Relayed
+    ) && req.flags & flags::NOTIFICATION == 0
+        && !req.sender.is_empty()
+        && Notify::from_bits(rcpt.notify).is_some_and(|n| n.contains(Notify::SUCCESS))
+}
+
+/// Appends the recipient's success to the message's trace log.
+fn record_success(
+    spool: &Path,
+    req: &Request,
+    rcpt: &Recipient,
+    status: &RcptStatus,
+) -> std::io::Result<()> {
+    let id = QueueId::parse(&req.queue_id)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    let address = if rcpt.orcpt.is_empty() {
+        &rcpt.address
+    } else {
+        &rcpt.orcpt
+    };
+    log::append(
+        &id.path(spool, Queue::Trace),
+        &[LogEntry {
+            action: status.action.as_str().to_string(),
+            ..LogEntry::new(address, &status.dsn, &status.reason)
+        }],
+    )
 }

@@ -14,6 +14,7 @@ use postern_util::warn;
 
 use crate::context::Context;
 use crate::endpoint::Wake;
+use crate::proto::Status;
 
 /// Longest request read from one trigger connection.
 const MAX_TRIGGER: usize = 1024;
@@ -70,7 +71,16 @@ where
                     }
                 }
                 if !all.is_empty() {
+                    // Like Postfix's trigger_server: busy while serving,
+                    // so master knows this process did work (a crash later
+                    // is not a bad start, and it is restarted at once).
+                    if !endpoint.report(Status::Taken) {
+                        std::process::exit(0);
+                    }
                     service.trigger(&ctx, &all);
+                    if !endpoint.report(Status::Avail) {
+                        std::process::exit(0);
+                    }
                 }
             }
         }

@@ -4,33 +4,53 @@
 //! It decides from each recipient's local part: `bounce-*` fails (5.1.1),
 //! `defer-*` is delayed (4.2.0) while the file `defer-flag` exists next to
 //! the spool (the instance directory), `slow-*` is delivered after 3
-//! seconds, anything else is delivered. Final recipients are marked done
-//! in the queue file first, as real agents do, and each delivery is
-//! appended to `delivered` in the instance directory as `ID address`.
+//! seconds, `conc-*` is delivered after 300 ms during which the agent
+//! counts itself in `busy/` (the number of agents busy at its start goes to
+//! `concurrency`), anything else is delivered. Final recipients are
+//! marked done in the queue file first, as real agents do, and each
+//! delivery is appended to `delivered` in the instance directory as `ID
+//! address`; each request to `requests` as `ID recipient-count`.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use postern_ipc::deliver::{Action, RcptStatus, Server};
-use postern_server::{Conn, Context, single};
-use postern_util::info;
+use postern_ipc::deliver::{Action, RcptStatus};
+use postern_server::{Conn, Context, agent, single};
 
 fn serve(conn: Conn, ctx: &Context) {
-    let Conn::Unix(stream) = conn else { return };
-    let Ok(conn) = postern_ipc::Conn::new(stream, Duration::from_secs(30)) else {
-        return;
-    };
-    let Ok((mut srv, req)) = Server::accept(conn) else {
-        return;
-    };
     let spool = ctx.config.path("queue_directory");
     let top = spool.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let qpath = spool.join(&req.queue_name).join(&req.queue_id);
-    let file = OpenOptions::new().read(true).write(true).open(&qpath).ok();
-    for r in &req.recipients {
+    // The shared agent loop marks final recipients done, keeps the trace
+    // log for NOTIFY=SUCCESS, logs and reports, as the real agents do.
+    agent::serve(conn, ctx, "test", |req, _content, r| {
+        let append = |name: &str, line: String| {
+            if let Ok(mut f) = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(top.join(name))
+            {
+                let _ = writeln!(f, "{line}");
+            }
+        };
+        if req.recipients.first().is_some_and(|f| f.offset == r.offset) {
+            append(
+                "requests",
+                format!("{} {}", req.queue_id, req.recipients.len()),
+            );
+        }
         let local = r.address.split('@').next().unwrap_or("");
+        if local.starts_with("conc-") {
+            let busy = top.join("busy");
+            let _ = std::fs::create_dir_all(&busy);
+            let me = busy.join(std::process::id().to_string());
+            let _ = std::fs::write(&me, "");
+            let n = std::fs::read_dir(&busy).map_or(0, |d| d.count());
+            append("concurrency", n.to_string());
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = std::fs::remove_file(&me);
+        }
         let (action, dsn, reason) = if local.starts_with("bounce-") {
             (Action::Failed, "5.1.1", "unknown user".to_string())
         } else if local.starts_with("defer-") && top.join("defer-flag").exists() {
@@ -41,43 +61,11 @@ fn serve(conn: Conn, ctx: &Context) {
             }
             (Action::Delivered, "2.0.0", "delivered".to_string())
         };
-        if action.is_final() {
-            if let Some(f) = &file
-                && postern_queue::mark_done(f, r.offset).is_err()
-            {
-                return;
-            }
-            if action == Action::Delivered
-                && let Ok(mut log) = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(top.join("delivered"))
-            {
-                let _ = writeln!(log, "{} {}", req.queue_id, r.address);
-            }
+        if action == Action::Delivered {
+            append("delivered", format!("{} {}", req.queue_id, r.address));
         }
-        let status = match action {
-            Action::Failed => "bounced",
-            Action::Delayed => "deferred",
-            _ => "sent",
-        };
-        info!(
-            "{}: to=<{}>, relay=test, dsn={dsn}, status={status} ({reason})",
-            req.queue_id, r.address
-        );
-        let st = RcptStatus {
-            offset: r.offset,
-            action,
-            dsn: dsn.to_string(),
-            reason,
-            diagnostic: String::new(),
-            mta: String::new(),
-        };
-        if srv.report(&st).is_err() {
-            return;
-        }
-    }
-    let _ = srv.finish();
+        RcptStatus::new(action, dsn, reason)
+    });
 }
 
 fn main() {

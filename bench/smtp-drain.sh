@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# End-to-end drain benchmark: SMTP in, local(8) delivery into a Maildir.
+# smtp-source sends DRAIN_MSGS messages to Postern (smtpd -> cleanup ->
+# qmgr -> local, an alias to a Maildir) and to Postfix 3.7 (the bench
+# kit's anchor: local(8) with home_mailbox = Maildir/), alternating in one
+# run; each run is timed from the first connection until the last message
+# is in Maildir/new/. Prints the median messages/s and drain seconds of
+# each side and their ratio (Postern / Postfix: above 1 = Postern drains
+# more messages per second).
+#
+# Both sides are durable (fsync before 250, fsync of each Maildir file).
+# Postern runs its release build (DRAIN_PROFILE) from its own configuration under
+# var/drain/ (port DRAIN_PORT), so it does not disturb a `make run`.
+# Needs root: the kit installs and runs Postfix. Check it quickly (debug
+# build, a few messages) with
+#
+#   DRAIN_MSGS=200 RUNS=1 DRAIN_PROFILE=debug bench/smtp-drain.sh
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+kit=${BENCH_KIT:-$here/../shared/bench}
+. "$kit/env.sh"
+: "${DRAIN_MSGS:=10000}" "${RUNS:=3}" "${DRAIN_SESSIONS:=20}"
+: "${DRAIN_PORT:=2625}" "${DRAIN_TIMEOUT:=900}" "${DRAIN_PROFILE:=release}"
+
+[ "$(id -u)" = 0 ] || { echo "smtp-drain: needs root (the bench kit runs Postfix)" >&2; exit 77; }
+command -v smtp-source >/dev/null || { echo "smtp-drain: smtp-source (Debian postfix) not found" >&2; exit 69; }
+"$kit/setup-anchors.sh" >/dev/null
+started_anchor=
+if "$kit/anchors.sh" status postfix | grep -q stopped; then
+    "$kit/anchors.sh" start postfix
+    started_anchor=1
+fi
+cd "$here"
+make -s build PROFILE="$DRAIN_PROFILE"
+
+# Postern's own configuration: the development one, with drain@localhost
+# aliased to a Maildir (delivered by local(8)).
+work=$here/var/drain
+bin=$here/target/$DRAIN_PROFILE
+rm -rf "$work"
+mkdir -p "$work/etc" "$work/Maildir"
+chmod 755 "$here/var" "$work"
+echo "drain: $work/Maildir/" > "$work/aliases"
+cat > "$work/etc/main.toml" <<CONF
+myhostname = "mail.example.test"
+mydomain = "example.test"
+mydestination = "localhost"
+mynetworks = "127.0.0.1/32"
+inet_interfaces = "127.0.0.1"
+development_mode = true
+maillog_file = "$work/maillog"
+alias_maps = "texthash:$work/aliases"
+queue_directory = "$work/spool"
+daemon_directory = "$bin"
+command_directory = "$bin"
+CONF
+sed "s/127.0.0.1:2525/127.0.0.1:$DRAIN_PORT/" etc/dev/master.toml > "$work/etc/master.toml"
+(exec setsid "$bin/master" -c "$work/etc") > "$work/master.out" 2>&1 &
+target_pid=$!
+cleanup() {
+    kill -TERM -- "-$target_pid" 2>/dev/null || true
+    wait "$target_pid" 2>/dev/null || true
+    if [ -n "$started_anchor" ]; then "$kit/anchors.sh" stop postfix; fi
+}
+trap cleanup EXIT
+for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$DRAIN_PORT") 2>/dev/null && break; sleep 0.2; done
+
+count() { find "$1/new" -maxdepth 1 -type f 2>/dev/null | wc -l; }
+
+# One timed run against PORT delivering into MAILDIR: prints
+# "messages_per_s drain_s".
+run() {
+    local port=$1 rcpt=$2 maildir=$3
+    rm -f "$maildir"/new/* 2>/dev/null || true
+    local t0 t1 n
+    t0=$(date +%s.%N)
+    # -d: each session sends its share over one connection.
+    smtp-source -d -s "$DRAIN_SESSIONS" -m "$DRAIN_MSGS" \
+        -l "$MSG_SIZE" -f "bench@client.example" -t "$rcpt" "127.0.0.1:$port" >/dev/null
+    local deadline=$((SECONDS + DRAIN_TIMEOUT))
+    while n=$(count "$maildir"); [ "$n" -lt "$DRAIN_MSGS" ]; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "smtp-drain: only $n of $DRAIN_MSGS messages in $maildir/new after ${DRAIN_TIMEOUT}s" >&2
+            exit 1
+        fi
+        sleep 0.05
+    done
+    t1=$(date +%s.%N)
+    python3 -c "d = $t1 - $t0; print(round($DRAIN_MSGS / d, 1), round(d, 2))"
+}
+median() { tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+echo "# smtp-drain: $DRAIN_MSGS messages of $MSG_SIZE bytes, $DRAIN_SESSIONS sessions, median of $RUNS, 1 discarded warm-up"
+ar=() as=() tr_=() ts=()
+for r in $(seq 0 "$RUNS"); do
+    read -r ax ay < <(run "$ANCHOR_SMTP_PORT" "$ANCHOR_USER@$ANCHOR_DOMAIN" "$ANCHOR_MAILDIR")
+    read -r tx ty < <(run "$DRAIN_PORT" "drain@localhost" "$work/Maildir")
+    echo "  run $r postfix: ${ax}/s ${ay}s  postern: ${tx}/s ${ty}s" >&2
+    if [ "$r" -gt 0 ]; then ar+=("$ax"); as+=("$ay"); tr_+=("$tx"); ts+=("$ty"); fi
+done
+ma=$(echo "${ar[*]}" | median); mas=$(echo "${as[*]}" | median)
+mt=$(echo "${tr_[*]}" | median); mts=$(echo "${ts[*]}" | median)
+ratio=$(python3 -c "print(round($mt / $ma, 2))")
+echo "bench smtp-drain msgs=$DRAIN_MSGS postfix_per_s=$ma postfix_drain_s=$mas postern_per_s=$mt postern_drain_s=$mts ratio=$ratio"
+rm -f "$ANCHOR_MAILDIR"/new/* 2>/dev/null || true
