@@ -35,6 +35,30 @@ fn roff(text: &str) -> String {
         .join("\n")
 }
 
+/// One sentence per line, the roff convention (it gets the spacing
+/// after a full stop right).
+fn sentences(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if matches!(c, '.' | ';') && chars.peek() == Some(&' ') {
+            let mut ahead = chars.clone();
+            ahead.next();
+            if ahead.peek().is_some_and(|n| n.is_ascii_uppercase()) {
+                chars.next();
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// The date in the page header: when this page's layout last changed
+/// (the parameters' own history is in git), so that generating the page
+/// gives the same bytes every time.
+const PAGE_DATE: &str = "2026-12-07";
+
 /// The main.toml(5) page.
 fn main_toml_page() -> String {
     let version = env!("CARGO_PKG_VERSION");
@@ -44,25 +68,25 @@ fn main_toml_page() -> String {
          .\\\" Change the parameter table, then run \"make man\".\n",
     );
     p.push_str(&format!(
-        ".TH MAIN.TOML 5 \"\" \"Postern {version}\" \"File Formats\"\n"
+        ".TH MAIN.TOML 5 {PAGE_DATE} \"Postern {version}\" \"File Formats\"\n"
     ));
     p.push_str(HEAD);
     for param in PARAMS {
         p.push_str(&format!(".SS {}\n", param.name));
-        let default = if param.is_computed() {
-            format!(
-                "Default: computed at run time (see below); fallback \\fB{}\\fR.\n",
+        if param.is_computed() {
+            p.push_str(&format!(
+                "Default: computed at run time (below); fallback \\fB{}\\fR\n",
                 roff(param.default)
-            )
+            ));
         } else if param.default.is_empty() {
-            "Default: empty.\n".to_string()
+            p.push_str("Default: empty\n");
         } else {
-            format!("Default: \\fB{}\\fR.\n", roff(param.default))
-        };
-        p.push_str(&default);
-        p.push_str(&format!("Value: {}.\n", roff(&kind_text(&param.kind))));
+            p.push_str(&format!("Default: \\fB{}\\fR\n", roff(param.default)));
+        }
+        p.push_str(".br\n");
+        p.push_str(&format!("Value: {}\n", roff(&kind_text(&param.kind))));
         p.push_str(".PP\n");
-        p.push_str(&roff(param.doc));
+        p.push_str(&roff(&sentences(param.doc)));
         p.push('\n');
     }
     p.push_str(TAIL);
@@ -274,5 +298,10 @@ mod tests {
         assert_eq!(roff("a\\b"), "a\\eb");
         assert_eq!(roff("plain"), "plain");
         assert_eq!(roff("a\n.b"), "a\n\\&.b");
+    }
+
+    #[test]
+    fn one_sentence_per_line() {
+        assert_eq!(sentences("One. Two; Three. e.g. four"), "One.\nTwo;\nThree. e.g. four");
     }
 }
