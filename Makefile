@@ -102,8 +102,10 @@ BINDIR     := $(PREFIX)/bin
 MANDIR     := $(PREFIX)/share/man
 UNITDIR    := $(PREFIX)/lib/systemd/system
 CONFIG_DIR := /etc/postern
-# The group that postdrop is set-group-id to (setgid_group).
+# The group that postdrop is set-group-id to (setgid_group); SETGID=no
+# leaves the programs without the bit (make deb: postinst sets it).
 SETGID_GROUP ?= postdrop
+SETGID       ?= auto
 INSTALL    ?= install
 
 install: $(if $(NO_BUILD),,build)
@@ -116,11 +118,11 @@ install: $(if $(NO_BUILD),,build)
 	for p in $(COMMAND_PROGRAMS); do $(INSTALL) -m 755 $(BIN)/$$p $(DESTDIR)$(SBINDIR)/$$p || exit 1; done
 	@# set-group-id only when we can (root, and the group exists); the
 	@# Debian package does it in postinst with dpkg-statoverride instead.
-	@if [ "$$(id -u)" = 0 ] && getent group $(SETGID_GROUP) >/dev/null; then \
+	@if [ "$(SETGID)" != no ] && [ "$$(id -u)" = 0 ] && getent group $(SETGID_GROUP) >/dev/null; then \
 	  for p in $(SETGID_PROGRAMS); do \
 	    chgrp $(SETGID_GROUP) $(DESTDIR)$(SBINDIR)/$$p && chmod 2755 $(DESTDIR)$(SBINDIR)/$$p || exit 1; \
 	  done; \
-	else \
+	elif [ "$(SETGID)" != no ]; then \
 	  echo "make install: $(SETGID_PROGRAMS) not made set-group-id $(SETGID_GROUP) (needs root and the group); without it only root can submit mail"; \
 	fi
 	for l in $(SENDMAIL_LINKS); do ln -sf $(SBINDIR)/sendmail $(DESTDIR)$(BINDIR)/$$l || exit 1; done
@@ -153,5 +155,5 @@ DEB_COMPRESS ?= -Zxz
 deb:
 	$(if $(NO_BUILD),,$(MAKE) --no-print-directory build PROFILE=$(DEB_PROFILE))
 	rm -rf $(DEB_OUT)/root
-	$(MAKE) --no-print-directory install NO_BUILD=1 PROFILE=$(DEB_PROFILE) PREFIX=/usr DESTDIR=$(DEB_OUT)/root
+	$(MAKE) --no-print-directory install NO_BUILD=1 SETGID=no PROFILE=$(DEB_PROFILE) PREFIX=/usr DESTDIR=$(DEB_OUT)/root
 	packaging/deb/build $(DEB_OUT)/root $(DEB_OUT) "$(SETGID_PROGRAMS)" "$(SENDMAIL_LINKS)" $(DEB_COMPRESS)
