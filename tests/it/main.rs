@@ -8,6 +8,9 @@ mod master;
 /// Man pages render cleanly; every installed program has one.
 mod man;
 
+/// pflogsumm reads a Postern log: received, delivered, deferred, bounced.
+mod pflogsumm;
+
 /// make install and make deb: layout, samples, the Debian package.
 mod package;
 
