@@ -6,6 +6,7 @@
 #   make bench   benchmarks side by side with Postfix/Dovecot/INN (needs root)
 #   make install install under PREFIX (default /usr) and DESTDIR
 #   make deb     a Debian package in target/deb (dpkg-deb, no other tool)
+#   make deb-check  install that package on a throw-away copy of this machine
 #   make man     regenerate the man pages made from the parameter table
 
 CARGO   ?= cargo
@@ -16,7 +17,7 @@ endif
 BIN     := $(CURDIR)/target/$(PROFILE)
 VAR     := $(CURDIR)/var
 
-.PHONY: all build run test check fmt clippy bench clean man install deb
+.PHONY: all build run test check fmt clippy bench clean man install deb deb-check
 
 # Every installed program, by where it goes. A new program joins by adding
 # its name to one list (and, if it is set-group-id postdrop like postdrop
@@ -157,3 +158,9 @@ deb:
 	rm -rf $(DEB_OUT)/root
 	$(MAKE) --no-print-directory install NO_BUILD=1 SETGID=no PROFILE=$(DEB_PROFILE) PREFIX=/usr DESTDIR=$(DEB_OUT)/root
 	packaging/deb/build $(DEB_OUT)/root $(DEB_OUT) "$(SETGID_PROGRAMS)" "$(SENDMAIL_LINKS)" $(DEB_COMPRESS)
+
+# The manual check of the package (root, overlayfs): installs it with
+# dpkg -i on a throw-away overlay of this machine, sends mail through it,
+# purges it. Nothing outside the overlay changes.
+deb-check: deb
+	packaging/deb/try-install $$(ls -t $(DEB_OUT)/postern_*.deb | head -n 1)
