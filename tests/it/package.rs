@@ -96,7 +96,10 @@ fn make_install_lays_out_programs_config_pages_and_unit() {
         config.path("daemon_directory"),
         Path::new("/opt/postern/libexec/postern")
     );
-    assert_eq!(config.path("command_directory"), Path::new("/opt/postern/sbin"));
+    assert_eq!(
+        config.path("command_directory"),
+        Path::new("/opt/postern/sbin")
+    );
     let table = MasterTable::load(&etc, &config).expect("installed master.toml");
     let commands: Vec<&str> = table.services.iter().map(|s| s.command.as_str()).collect();
     for d in programs("DAEMON_PROGRAMS") {
@@ -129,8 +132,14 @@ fn make_install_default_prefix_matches_builtin_defaults() {
     let daemon_dir = config.path("daemon_directory");
     let command_dir = config.path("command_directory");
     let rel = |p: &Path| dest.join(p.strip_prefix("/").unwrap());
-    assert!(executable(&rel(&daemon_dir).join("master")), "{daemon_dir:?}");
-    assert!(executable(&rel(&command_dir).join("postdrop")), "{command_dir:?}");
+    assert!(
+        executable(&rel(&daemon_dir).join("master")),
+        "{daemon_dir:?}"
+    );
+    assert!(
+        executable(&rel(&command_dir).join("postdrop")),
+        "{command_dir:?}"
+    );
 }
 
 fn dpkg_deb(args: &[&str], deb: &Path) -> String {
@@ -139,7 +148,11 @@ fn dpkg_deb(args: &[&str], deb: &Path) -> String {
         .arg(deb)
         .output()
         .expect("dpkg-deb");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -227,9 +240,14 @@ fn make_deb_builds_a_package_with_users_alternatives_and_conffiles() {
     ] {
         assert!(postinst.contains(needle), "{needle:?} not in postinst");
     }
-    assert!(!postinst.contains("@SETGID"), "unfilled placeholder:\n{postinst}");
+    assert!(
+        !postinst.contains("@SETGID"),
+        "unfilled placeholder:\n{postinst}"
+    );
     let prerm = fs::read_to_string(ctl.join("prerm")).unwrap();
-    assert!(prerm.contains("update-alternatives --quiet --remove sendmail /usr/sbin/sendmail.postern"));
+    assert!(
+        prerm.contains("update-alternatives --quiet --remove sendmail /usr/sbin/sendmail.postern")
+    );
     let postrm = fs::read_to_string(ctl.join("postrm")).unwrap();
     assert!(postrm.contains("dpkg-statoverride --remove"), "{postrm}");
     for script in ["postinst", "prerm", "postrm"] {

@@ -83,8 +83,16 @@ fn pflogsumm_counts_received_delivered_deferred_and_bounced() {
          \x20   s.sendmail('sender@example.test', [rcpt], 'Subject: to %s\\r\\n\\r\\nhello\\r\\n' % rcpt)\n\
          s.quit()\n"
     );
-    let out = Command::new("python3").arg("-c").arg(&script).output().expect("python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // One by sendmail, to a virtual user that does not exist: it bounces,
     // and the non-delivery report goes to dev@example.test.
@@ -105,7 +113,11 @@ fn pflogsumm_counts_received_delivered_deferred_and_bounced() {
         .write_all(b"Subject: to nobody\n\nhello\n")
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     inst.wait_log("status=deferred", WAIT);
     inst.wait_log("status=bounced", WAIT);
@@ -144,5 +156,8 @@ fn pflogsumm_counts_received_delivered_deferred_and_bounced() {
         deferrals.contains("private/smtp: No such file or directory\n"),
         "{context}"
     );
-    assert!(report.contains("unknown user: \"nobody@example.test\""), "{context}");
+    assert!(
+        report.contains("unknown user: \"nobody@example.test\""),
+        "{context}"
+    );
 }

@@ -302,6 +302,9 @@ mod tests {
 
     #[test]
     fn one_sentence_per_line() {
-        assert_eq!(sentences("One. Two; Three. e.g. four"), "One.\nTwo;\nThree. e.g. four");
+        assert_eq!(
+            sentences("One. Two; Three. e.g. four"),
+            "One.\nTwo;\nThree. e.g. four"
+        );
     }
 }

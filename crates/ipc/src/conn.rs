@@ -64,7 +64,11 @@ impl Conn {
             };
             io::Error::new(
                 e.kind(),
-                format!("connect to transport {}/{}: {why}", service.0.dir(), service.1),
+                format!(
+                    "connect to transport {}/{}: {why}",
+                    service.0.dir(),
+                    service.1
+                ),
             )
         })?;
         Conn::new(stream, timeout)
