@@ -204,6 +204,7 @@ fn make_deb_builds_a_package_with_users_alternatives_and_conffiles() {
         "usr/share/man/man5/main.toml.5.gz",
         "usr/share/man/man1/sendmail.postern.1.gz",
         "usr/share/doc/postern/copyright",
+        "usr/share/doc/postern/changelog.gz",
         "var/spool/postern/",
     ] {
         assert!(has(path), "{path}:\n{contents}");
@@ -250,6 +251,11 @@ fn make_deb_builds_a_package_with_users_alternatives_and_conffiles() {
     );
     let postrm = fs::read_to_string(ctl.join("postrm")).unwrap();
     assert!(postrm.contains("dpkg-statoverride --remove"), "{postrm}");
+    assert!(
+        postrm.contains("deb-systemd-helper purge postern.service"),
+        "{postrm}"
+    );
+    assert!(postinst.contains("deb-systemd-helper enable postern.service"));
     for script in ["postinst", "prerm", "postrm"] {
         let path = ctl.join(script);
         assert!(executable(&path), "{script}");
