@@ -8,7 +8,8 @@ mod master;
 /// Man pages render cleanly; every installed program has one.
 mod man;
 
-/// pflogsumm reads a Postern log: received, delivered, deferred, bounced.
+/// pflogsumm reads a Postern log: received, delivered, deferred, bounced,
+/// rejected.
 mod pflogsumm;
 
 /// make install and make deb: layout, samples, the Debian package.

@@ -1,8 +1,9 @@
 //! pflogsumm (the Debian package) summarises a Postern log as it does a
 //! Postfix one: a test instance receives mail by SMTP and by sendmail,
 //! delivers it with local(8) and virtual(8), defers mail for a transport
-//! that is not running and bounces mail for an unknown virtual user; the
-//! "Grand Totals" of pflogsumm must count exactly that.
+//! that is not running, bounces mail for an unknown virtual user and
+//! rejects a relay attempt; the "Grand Totals" of pflogsumm must count
+//! exactly that.
 
 use std::collections::HashMap;
 use std::fs;
@@ -52,6 +53,7 @@ fn pflogsumm_counts_received_delivered_deferred_and_bounced() {
     let port = free_port();
     let main = format!(
         "mydestination = \"localhost, $myhostname\"\n\
+         mynetworks = \"127.0.0.1/32\"\n\
          alias_maps = \"texthash:{d}/aliases\"\n\
          local_recipient_maps = \"$alias_maps\"\n\
          mail_spool_directory = \"{d}/spool\"\n\
@@ -76,11 +78,19 @@ fn pflogsumm_counts_received_delivered_deferred_and_bounced() {
 
     // Three messages by SMTP: to a virtual mailbox, to a local alias (a
     // file), and to another domain.
+    // And a relay attempt from outside mynetworks, which smtpd rejects.
     let script = format!(
         "import smtplib\n\
          s = smtplib.SMTP('127.0.0.1', {port}, timeout=20)\n\
          for rcpt in ['dev@example.test', 'tofile@localhost', 'someone@elsewhere.invalid']:\n\
          \x20   s.sendmail('sender@example.test', [rcpt], 'Subject: to %s\\r\\n\\r\\nhello\\r\\n' % rcpt)\n\
+         s.quit()\n\
+         s = smtplib.SMTP('127.0.0.1', {port}, timeout=20, source_address=('127.0.0.2', 0))\n\
+         try:\n\
+         \x20   s.sendmail('spam@example.net', ['victim@elsewhere.invalid'], 'Subject: relay\\r\\n\\r\\nx\\r\\n')\n\
+         \x20   raise SystemExit('relayed from outside mynetworks')\n\
+         except smtplib.SMTPRecipientsRefused:\n\
+         \x20   pass\n\
          s.quit()\n"
     );
     let out = Command::new("python3")
@@ -144,7 +154,7 @@ fn pflogsumm_counts_received_delivered_deferred_and_bounced() {
     assert_eq!(count("delivered"), 3, "{context}");
     assert_eq!(count("deferred"), 1, "{context}");
     assert_eq!(count("bounced"), 1, "{context}");
-    assert_eq!(count("rejected"), 0, "{context}");
+    assert_eq!(count("rejected"), 1, "{context}");
     // The per-domain tables are filled from the same lines, and the
     // deferral reason reads whole (a ')' inside it would cut it short).
     assert!(report.contains("elsewhere.invalid"), "{context}");
