@@ -5,8 +5,15 @@
 /// configuration errors, wakeups, logging.
 mod master;
 
-/// Man pages render cleanly.
+/// Man pages render cleanly; every installed program has one.
 mod man;
+
+/// pflogsumm reads a Postern log: received, delivered, deferred, bounced,
+/// rejected.
+mod pflogsumm;
+
+/// make install and make deb: layout, samples, the Debian package.
+mod package;
 
 /// cleanup: queue files from ipc::cleanup clients, rewriting, tables,
 /// limits.

@@ -53,8 +53,24 @@ impl Conn {
         timeout: Duration,
     ) -> Result<Conn, Error> {
         let path = socket_path(queue_dir, service);
-        let stream = UnixStream::connect(&path)
-            .map_err(|e| io::Error::new(e.kind(), format!("connect to {}: {e}", path.display())))?;
+        // Postfix's text (mail_connect.c), which log readers such as
+        // pflogsumm know: the service by class and name, then strerror
+        // without Rust's "(os error N)" suffix, whose ')' would end the
+        // reason in `status=deferred (...)` lines.
+        let stream = UnixStream::connect(&path).map_err(|e| {
+            let why = match e.raw_os_error() {
+                Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+                None => e.to_string(),
+            };
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "connect to transport {}/{}: {why}",
+                    service.0.dir(),
+                    service.1
+                ),
+            )
+        })?;
         Conn::new(stream, timeout)
     }
 
@@ -183,6 +199,18 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connect_error_reads_like_postfix() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("private")).unwrap();
+        let e = Conn::connect(dir.path(), (Class::Private, "smtp"), Duration::from_secs(1))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "connect to transport private/smtp: No such file or directory"
+        );
+    }
 
     #[test]
     fn handshake_and_records_round_trip() {

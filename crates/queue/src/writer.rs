@@ -83,6 +83,8 @@ enum State {
 pub struct QueueFileWriter {
     out: BufWriter<File>,
     dir: File,
+    /// Whether `dir` can be fsynced (see [`open_queue_dir`]).
+    dir_syncable: bool,
     path: PathBuf,
     id: QueueId,
     queue: Queue,
@@ -110,12 +112,18 @@ impl QueueFileWriter {
     /// mode 0600, its inode number gives the [`QueueId`], and it is renamed
     /// to that id without replacing any existing file.
     pub fn create(spool: &Path, queue: Queue) -> Result<QueueFileWriter, Error> {
+        Self::create_with(spool, queue, open_queue_dir)
+    }
+
+    /// [`QueueFileWriter::create`] with the way the queue directory is
+    /// opened given (tests force the path-only handle).
+    fn create_with(
+        spool: &Path,
+        queue: Queue,
+        open_dir: fn(&Path) -> std::io::Result<(File, bool)>,
+    ) -> Result<QueueFileWriter, Error> {
         let dir_path = spool.join(queue.dir_name());
-        let dir = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY)
-            .open(&dir_path)
-            .map_err(|e| Error::io(&dir_path, e))?;
+        let (dir, dir_syncable) = open_dir(&dir_path).map_err(|e| Error::io(&dir_path, e))?;
         let temp_name = format!(
             ".tmp.{}.{}",
             std::process::id(),
@@ -149,6 +157,7 @@ impl QueueFileWriter {
         let mut writer = QueueFileWriter {
             out: BufWriter::with_capacity(64 * 1024, file),
             dir,
+            dir_syncable,
             path,
             id,
             queue,
@@ -389,8 +398,10 @@ impl QueueFileWriter {
         file.set_permissions(Permissions::from_mode(MODE_READY | self.extra_mode))
             .map_err(io(&self.path))?;
         file.sync_all().map_err(io(&self.path))?;
-        let dir_path = self.path.parent().unwrap_or(Path::new("."));
-        self.dir.sync_all().map_err(io(dir_path))?;
+        if self.dir_syncable {
+            let dir_path = self.path.parent().unwrap_or(Path::new("."));
+            self.dir.sync_all().map_err(io(dir_path))?;
+        }
         self.committed = true;
         Ok(self.id.clone())
     }
@@ -464,6 +475,36 @@ fn name_file(dir: &File, dir_path: &Path, temp_name: &str, inode: u64) -> Result
     ))
 }
 
+/// Opens a queue directory for the `*at` calls and the directory fsync at
+/// commit; returns whether the handle can be fsynced. postdrop runs
+/// set-group-id with write and search permission only on `maildrop`
+/// (mode 0730, as in Postfix), so it cannot open the directory for
+/// reading: it gets an `O_PATH` handle, which serves `renameat` but not
+/// `fsync`. Its file is still fsynced before postdrop reports success;
+/// only the directory entry is left to the file system's own ordering,
+/// as Postfix's postdrop leaves it.
+fn open_queue_dir(path: &Path) -> std::io::Result<(File, bool)> {
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(path)
+    {
+        Ok(dir) => Ok((dir, true)),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            open_queue_dir_path_only(path).map(|dir| (dir, false))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A handle on a directory that can be searched but perhaps not read.
+fn open_queue_dir_path_only(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(path)
+}
+
 /// rename(2) that fails with `AlreadyExists` instead of replacing a file.
 fn rename_noreplace(dir: &File, dir_path: &Path, from: &str, to: &str) -> std::io::Result<()> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -482,4 +523,29 @@ fn rename_noreplace(dir: &File, dir_path: &Path, from: &str, to: &str) -> std::i
     // link(2) refuses to replace; then drop the temporary name.
     fs::hard_link(dir_path.join(from), dir_path.join(to))?;
     fs::remove_file(dir_path.join(from))
+}
+
+#[cfg(test)]
+mod dir_tests {
+    use super::*;
+
+    /// What postdrop gets on a maildrop it cannot read: a path-only
+    /// handle, with which a file is still named, written and committed.
+    #[test]
+    fn writes_through_a_path_only_directory_handle() {
+        let spool = tempfile::tempdir().unwrap();
+        std::fs::create_dir(spool.path().join("maildrop")).unwrap();
+        let path_only = |p: &Path| open_queue_dir_path_only(p).map(|d| (d, false));
+        let mut w = QueueFileWriter::create_with(spool.path(), Queue::Maildrop, path_only).unwrap();
+        assert!(!w.dir_syncable);
+        w.time(SystemTime::now()).unwrap();
+        w.sender("a@example.test").unwrap();
+        w.recipient(&NewRecipient::new("b@example.test")).unwrap();
+        w.begin_content().unwrap();
+        w.write_content(b"hello\n").unwrap();
+        w.end_content().unwrap();
+        let id = w.finish().unwrap();
+        let qf = crate::QueueFile::open(&id.path(spool.path(), Queue::Maildrop)).unwrap();
+        assert_eq!(qf.sender(), "a@example.test");
+    }
 }

@@ -251,11 +251,11 @@ mod tests {
         mark_done(&f, offs[0]).unwrap();
         postern_queue::log::append(
             &def.path(s, Queue::Defer),
-            &[postern_queue::log::LogEntry {
-                address: "bob@example.org".into(),
-                dsn: "4.4.1".into(),
-                reason: "connect to x: Connection refused".into(),
-            }],
+            &[postern_queue::log::LogEntry::new(
+                "bob@example.org",
+                "4.4.1",
+                "connect to x: Connection refused",
+            )],
         )
         .unwrap();
         // Not ready: still being written, not listed.
