@@ -1,0 +1,723 @@
+//! One delivery request: the servers in turn, one SMTP or LMTP
+//! transaction per server for the recipients still pending, and a result
+//! per recipient (Postfix `smtp_connect.c:smtp_connect_remote`,
+//! `smtp_proto.c`, `smtp_trouble.c`).
+//!
+//! Servers are tried in order (MX preference, then `smtp_fallback_relay`)
+//! until no recipient is pending, within `smtp_mx_address_limit` and
+//! `smtp_mx_session_limit`. A connection failure, a 4xx greeting (or 5xx
+//! with `smtp_skip_5xx_greeting`), a 4xx reply to MAIL, RCPT, DATA or the
+//! end of data, and a lost connection all leave the recipients concerned
+//! pending for the next server; a 2xx or 5xx reply is final. Recipients
+//! still pending after the last server are deferred with the last reason.
+//!
+//! Reasons follow Postfix: `host mx.example.com[192.0.2.1] said: 550
+//! 5.1.1 ... (in reply to RCPT TO command)`, `connect to
+//! mx.example.com[192.0.2.1]:25: Connection refused`, `lost connection
+//! with mx.example.com[192.0.2.1] while sending message body`; a server's
+//! reply also goes to the DSN (`Diagnostic-Code: smtp; 550 ...`,
+//! `Remote-MTA: dns; mx.example.com`).
+
+use std::time::Duration;
+
+use postern_ipc::deliver::{Action, RcptStatus, Request};
+use postern_smtp_proto::reply::Severity;
+use postern_smtp_proto::{
+    Body, Capabilities, Command, DataEncoder, HeloName, Host, MailParams, Mailbox, Notify, Orcpt,
+    Path, RcptParams, Reply, Ret,
+};
+use postern_util::info;
+
+use crate::client::{Addr, Conn, IoFail, Target};
+use crate::mime;
+use crate::nexthop;
+use crate::route::{Failure, Router};
+
+/// Per-command time limits (`smtp_*_timeout` or `lmtp_*_timeout`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub(crate) connect: Duration,
+    pub(crate) helo: Duration,
+    pub(crate) mail: Duration,
+    pub(crate) rcpt: Duration,
+    pub(crate) data_init: Duration,
+    pub(crate) data_xfer: Duration,
+    pub(crate) data_done: Duration,
+    pub(crate) quit: Duration,
+}
+
+/// The agent's settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// LMTP (RFC 2033) rather than SMTP.
+    pub(crate) lmtp: bool,
+    /// EHLO/LHLO name.
+    pub(crate) helo_name: String,
+    pub(crate) timeouts: Timeouts,
+    /// Port when the next hop names none.
+    pub(crate) default_port: u16,
+    /// `smtp_fallback_relay` (SMTP only).
+    pub(crate) fallback: Vec<String>,
+    /// `smtp_mx_session_limit` (0: none).
+    pub(crate) session_limit: usize,
+    /// `smtp_skip_5xx_greeting`.
+    pub(crate) skip_5xx_greeting: bool,
+    /// Not `disable_mime_output_conversion`.
+    pub(crate) convert_8bit: bool,
+}
+
+/// A recipient's result so far.
+#[derive(Debug, Clone)]
+struct Slot {
+    status: RcptStatus,
+    relay: String,
+    done: bool,
+}
+
+/// The message as the sessions need it.
+struct Message<'a> {
+    content: &'a [u8],
+    /// Declared or found 8-bit content.
+    eight_bit: bool,
+    /// Needs SMTPUTF8 (flagged by smtpd and actually non-ASCII).
+    needs_utf8: bool,
+}
+
+/// Where in the session we are, for "lost connection ... while ...".
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    Greeting,
+    Helo,
+    Mail,
+    Rcpt,
+    Data,
+    Body,
+    Dot,
+}
+
+impl Stage {
+    fn text(self, lmtp: bool) -> &'static str {
+        match self {
+            Stage::Greeting => "receiving the initial server greeting",
+            Stage::Helo if lmtp => "performing the LHLO handshake",
+            Stage::Helo => "performing the EHLO handshake",
+            Stage::Mail => "sending MAIL FROM",
+            Stage::Rcpt => "sending RCPT TO",
+            Stage::Data => "sending DATA command",
+            Stage::Body => "sending message body",
+            Stage::Dot => "sending end of data -- message may be sent more than once",
+        }
+    }
+}
+
+fn status(action: Action, dsn: &str, reason: String) -> RcptStatus {
+    RcptStatus::new(action, dsn, reason)
+}
+
+/// The RFC 3463 status of a reply: its enhanced code, else `X.0.0`.
+fn reply_dsn(r: &Reply) -> String {
+    match r.enhanced {
+        Some(e) => e.to_string(),
+        None => format!("{}.0.0", r.code / 100),
+    }
+}
+
+/// Builds `<addr>` text for MAIL/RCPT from the internal form.
+fn mailbox(addr: &str) -> Option<Mailbox> {
+    let (local, domain) = addr.rsplit_once('@')?;
+    let host = Host::parse(domain, true).ok()?;
+    Mailbox::new(local, Some(host)).ok()
+}
+
+impl Settings {
+    /// Delivers the request; one result per recipient, in order.
+    pub(crate) fn deliver(
+        &self,
+        router: &Router<'_>,
+        req: &Request,
+        content: &[u8],
+    ) -> Vec<(RcptStatus, String)> {
+        let n = req.recipients.len();
+        let mut slots: Vec<Slot> = (0..n)
+            .map(|_| Slot {
+                status: status(Action::Delayed, "4.4.3", "no server was tried".into()),
+                relay: "none".into(),
+                done: false,
+            })
+            .collect();
+        let finish = |slots: Vec<Slot>| {
+            slots
+                .into_iter()
+                .map(|s| (s.status, s.relay))
+                .collect::<Vec<_>>()
+        };
+        let parsed = if self.lmtp {
+            nexthop::parse_lmtp(&req.nexthop, self.default_port)
+        } else {
+            nexthop::parse_smtp(&req.nexthop, self.default_port)
+        };
+        let mut dests = match parsed {
+            Ok(d) => d,
+            Err(e) => {
+                for s in &mut slots {
+                    s.status = status(Action::Delayed, "4.3.5", e.clone());
+                }
+                return finish(slots);
+            }
+        };
+        let primary = dests.len();
+        if !self.lmtp {
+            for f in &self.fallback {
+                match nexthop::parse_smtp(f, self.default_port) {
+                    Ok(d) => dests.extend(d),
+                    Err(e) => postern_util::warn!("smtp_fallback_relay: {e}"),
+                }
+            }
+        }
+        let msg = Message {
+            content,
+            eight_bit: req.attr("encoding") == Some("8bit") || mime::has_8bit(content),
+            needs_utf8: req.attr("smtputf8") == Some("yes")
+                && (!req.sender.is_ascii()
+                    || req.recipients.iter().any(|r| !r.address.is_ascii())
+                    || !headers(content).is_ascii()),
+        };
+        let mut sessions = 0usize;
+        'dests: for (i, dest) in dests.iter().enumerate() {
+            let targets = match router.targets(dest) {
+                Ok(t) => t,
+                Err(f) => {
+                    self.route_failure(&mut slots, &f, i < primary);
+                    if f.is_permanent() && i < primary {
+                        // The destination itself is refused (NXDOMAIN,
+                        // null MX, loop): no fallback relay helps.
+                        return finish(slots);
+                    }
+                    continue;
+                }
+            };
+            for t in &targets {
+                if slots.iter().all(|s| s.done) {
+                    break 'dests;
+                }
+                if self.session_limit > 0 && sessions >= self.session_limit {
+                    break 'dests;
+                }
+                if self.session(t, req, &msg, &mut slots) {
+                    sessions += 1;
+                }
+            }
+        }
+        finish(slots)
+    }
+
+    /// Records a routing failure for every pending recipient: final when
+    /// permanent for the primary destination.
+    fn route_failure(&self, slots: &mut [Slot], f: &Failure, primary: bool) {
+        let final_ = f.is_permanent() && primary;
+        for s in slots.iter_mut().filter(|s| !s.done) {
+            s.status = status(
+                if final_ {
+                    Action::Failed
+                } else {
+                    Action::Delayed
+                },
+                &f.dsn,
+                f.reason.clone(),
+            );
+            // A soft DNS failure stays deferred even when a later
+            // server says 5xx to nobody.
+            s.relay = "none".into();
+            s.done = final_;
+        }
+    }
+
+    /// One session with `t` for the pending recipients. Returns whether
+    /// a session took place (the server greeted).
+    fn session(&self, t: &Target, req: &Request, msg: &Message<'_>, slots: &mut [Slot]) -> bool {
+        let relay = t.relay();
+        let pending: Vec<usize> = (0..slots.len()).filter(|&i| !slots[i].done).collect();
+        let soft_all = |slots: &mut [Slot], dsn: &str, reason: String| {
+            for &i in &pending {
+                slots[i].status = status(Action::Delayed, dsn, reason.clone());
+                slots[i].relay = relay.clone();
+            }
+        };
+        let mut conn = match Conn::connect(&t.addr, self.timeouts.connect) {
+            Ok(c) => c,
+            Err(e) => {
+                let what = match &t.addr {
+                    Addr::Inet(a) => format!("{}[{}]:{}", t.host, a.ip(), a.port()),
+                    Addr::Unix(p) => format!("{}[{}]", t.host, p.display()),
+                };
+                info!("connect to {what}: {e}");
+                soft_all(slots, "4.4.1", format!("connect to {what}: {e}"));
+                return false;
+            }
+        };
+        let mut run = Run {
+            s: self,
+            t,
+            relay: relay.clone(),
+            conn: &mut conn,
+        };
+        run.transaction(req, msg, slots, &pending);
+        true
+    }
+}
+
+/// The header block of `content`.
+fn headers(content: &[u8]) -> &[u8] {
+    let mut pos = 0;
+    for line in content.split_inclusive(|&b| b == b'\n') {
+        if line == b"\n" || line == b"\r\n" {
+            break;
+        }
+        pos += line.len();
+    }
+    &content[..pos]
+}
+
+/// One connected session.
+struct Run<'a> {
+    s: &'a Settings,
+    t: &'a Target,
+    relay: String,
+    conn: &'a mut Conn,
+}
+
+/// How a step ended when it did not go on.
+enum Stop {
+    /// Every pending recipient got this result.
+    All(RcptStatus, bool),
+}
+
+impl Run<'_> {
+    fn io_fail(&self, f: &IoFail, stage: Stage) -> RcptStatus {
+        let at = stage.text(self.s.lmtp);
+        let who = self.t.name_addr();
+        let reason = match f {
+            IoFail::Timeout => format!("conversation with {who} timed out while {at}"),
+            IoFail::Lost => format!("lost connection with {who} while {at}"),
+            IoFail::Garbage(e) => format!("{who} sent a malformed reply ({e}) while {at}"),
+        };
+        status(Action::Delayed, "4.4.2", reason)
+    }
+
+    /// The result a reply gives (`cmd` names the command for the reason).
+    fn from_reply(&self, r: &Reply, cmd: &str) -> RcptStatus {
+        let action = match r.severity() {
+            Severity::Positive => {
+                if self.s.lmtp {
+                    Action::Delivered
+                } else {
+                    Action::Relayed
+                }
+            }
+            Severity::PermanentFailure => Action::Failed,
+            _ => Action::Delayed,
+        };
+        let (reason, dsn) = if action == Action::Failed || action == Action::Delayed {
+            let dsn = match (r.severity(), r.enhanced) {
+                (Severity::TransientFailure | Severity::PermanentFailure, Some(_)) => reply_dsn(r),
+                (Severity::PermanentFailure, None) => "5.0.0".into(),
+                _ => "4.0.0".into(),
+            };
+            (
+                format!(
+                    "host {} said: {r} (in reply to {cmd} command)",
+                    self.t.name_addr()
+                ),
+                dsn,
+            )
+        } else {
+            (r.to_string(), reply_dsn(r))
+        };
+        let mut st = status(action, &dsn, reason);
+        if action != Action::Relayed && action != Action::Delivered {
+            st.diagnostic = format!("smtp; {r}");
+        }
+        st.mta = format!("dns; {}", self.t.host);
+        st
+    }
+
+    fn read(&mut self, timeout: Duration, stage: Stage) -> Result<Reply, Stop> {
+        self.conn
+            .read_reply(timeout)
+            .map_err(|f| Stop::All(self.io_fail(&f, stage), false))
+    }
+
+    fn send(&mut self, bytes: &[u8], timeout: Duration, stage: Stage) -> Result<(), Stop> {
+        self.conn
+            .send(bytes, timeout)
+            .map_err(|f| Stop::All(self.io_fail(&f, stage), false))
+    }
+
+    fn quit(&mut self) {
+        let mut out = Vec::new();
+        Command::Quit.encode(&mut out);
+        // Like Postfix's smtp_skip_quit_response = yes: don't wait.
+        let _ = self.conn.send(&out, self.s.timeouts.quit);
+    }
+
+    /// Greeting and EHLO/LHLO (HELO after a 5xx to EHLO).
+    fn hello(&mut self) -> Result<Capabilities, Stop> {
+        let to = self.s.timeouts;
+        let greeting = self.read(to.helo, Stage::Greeting)?;
+        match greeting.severity() {
+            Severity::Positive => {}
+            Severity::PermanentFailure if !self.s.skip_5xx_greeting => {
+                let mut st = self.from_reply(&greeting, "initial greeting");
+                st.reason = format!(
+                    "host {} refused to talk to me: {greeting}",
+                    self.t.name_addr()
+                );
+                return Err(Stop::All(st, true));
+            }
+            _ => {
+                let mut st = self.from_reply(&greeting, "initial greeting");
+                st.action = Action::Delayed;
+                if st.dsn.starts_with('5') {
+                    st.dsn.replace_range(..1, "4");
+                }
+                st.reason = format!(
+                    "host {} refused to talk to me: {greeting}",
+                    self.t.name_addr()
+                );
+                return Err(Stop::All(st, false));
+            }
+        }
+        let name = HeloName::Other(self.s.helo_name.clone());
+        let mut out = Vec::new();
+        let (cmd, verb) = if self.s.lmtp {
+            (Command::Lhlo(name.clone()), "LHLO")
+        } else {
+            (Command::Ehlo(name.clone()), "EHLO")
+        };
+        cmd.encode(&mut out);
+        self.send(&out, to.helo, Stage::Helo)?;
+        let reply = self.read(to.helo, Stage::Helo)?;
+        if let Some(caps) = Capabilities::from_ehlo(&reply) {
+            return Ok(caps);
+        }
+        if self.s.lmtp || reply.severity() != Severity::PermanentFailure {
+            let st = self.from_reply(&reply, verb);
+            let permanent = st.action == Action::Failed;
+            return Err(Stop::All(st, permanent));
+        }
+        out.clear();
+        Command::Helo(name).encode(&mut out);
+        self.send(&out, to.helo, Stage::Helo)?;
+        let reply = self.read(to.helo, Stage::Helo)?;
+        if reply.severity() == Severity::Positive {
+            return Ok(Capabilities::default());
+        }
+        let st = self.from_reply(&reply, "HELO");
+        let permanent = st.action == Action::Failed;
+        Err(Stop::All(st, permanent))
+    }
+
+    /// The whole transaction for `pending`.
+    fn transaction(
+        &mut self,
+        req: &Request,
+        msg: &Message<'_>,
+        slots: &mut [Slot],
+        pending: &[usize],
+    ) {
+        let relay = self.relay.clone();
+        let set = |slots: &mut [Slot], i: usize, st: RcptStatus, done: bool| {
+            slots[i].status = st;
+            slots[i].relay = relay.clone();
+            slots[i].done = done;
+        };
+        let caps = match self.hello() {
+            Ok(c) => c,
+            Err(Stop::All(st, done)) => {
+                for &i in pending {
+                    set(slots, i, st.clone(), done);
+                }
+                self.quit();
+                return;
+            }
+        };
+        match self.mail_rcpt_data(req, msg, &caps, pending) {
+            Ok(per_rcpt) => {
+                for (i, st) in per_rcpt {
+                    let done = st.action.is_final();
+                    set(slots, i, st, done);
+                }
+            }
+            Err(Stop::All(st, done)) => {
+                for &i in pending {
+                    set(slots, i, st.clone(), done);
+                }
+            }
+        }
+        self.quit();
+    }
+
+    /// MAIL, RCPT, DATA and the content; results per recipient.
+    fn mail_rcpt_data(
+        &mut self,
+        req: &Request,
+        msg: &Message<'_>,
+        caps: &Capabilities,
+        pending: &[usize],
+    ) -> Result<Vec<(usize, RcptStatus)>, Stop> {
+        let to = self.s.timeouts;
+        let who = self.t.name_addr();
+        let size = msg.content.len() as u64;
+        if let Some(limit) = caps.size_limit()
+            && size > limit
+        {
+            return Err(Stop::All(
+                status(
+                    Action::Failed,
+                    "5.3.4",
+                    format!("message size {size} exceeds size limit {limit} of server {who}"),
+                ),
+                true,
+            ));
+        }
+        if msg.needs_utf8 && !caps.has("SMTPUTF8") {
+            return Err(Stop::All(
+                status(
+                    Action::Failed,
+                    "5.6.7",
+                    format!("SMTPUTF8 is required, but was not offered by host {who}"),
+                ),
+                true,
+            ));
+        }
+        let has_8bitmime = caps.has("8BITMIME");
+        let dsn = caps.has("DSN");
+        // The content as sent: converted to 7 bits for a server without
+        // 8BITMIME (unless disabled), then dot-stuffed.
+        let body = if msg.eight_bit && !has_8bitmime && self.s.convert_8bit {
+            mime::downgrade(msg.content)
+        } else {
+            msg.content.to_vec()
+        };
+        let data = DataEncoder::encode_all(&body);
+
+        let from = if req.sender.is_empty() {
+            Path::Null
+        } else {
+            match mailbox(&req.sender) {
+                Some(m) => Path::Mailbox(m),
+                None => {
+                    return Err(Stop::All(
+                        status(
+                            Action::Failed,
+                            "5.1.7",
+                            format!("bad sender address syntax: <{}>", req.sender),
+                        ),
+                        true,
+                    ));
+                }
+            }
+        };
+        let mail_params = MailParams {
+            size: caps.has("SIZE").then_some(size),
+            body: (msg.eight_bit && has_8bitmime).then_some(Body::EightBitMime),
+            smtputf8: msg.needs_utf8,
+            ret: if dsn {
+                match req.ret.to_ascii_uppercase().as_str() {
+                    "FULL" => Some(Ret::Full),
+                    "HDRS" => Some(Ret::Hdrs),
+                    _ => None,
+                }
+            } else {
+                None
+            },
+            envid: (dsn && !req.envid.is_empty()).then(|| req.envid.clone()),
+            auth: None,
+        };
+        let mut results: Vec<(usize, RcptStatus)> = Vec::new();
+        // RCPT commands for the recipients whose address can be written.
+        let mut rcpts: Vec<(usize, Vec<u8>)> = Vec::new();
+        for &i in pending {
+            let r = &req.recipients[i];
+            let Some(to_box) = mailbox(&r.address) else {
+                results.push((
+                    i,
+                    status(
+                        Action::Failed,
+                        "5.1.3",
+                        format!("bad recipient address syntax: <{}>", r.address),
+                    ),
+                ));
+                continue;
+            };
+            let params = if dsn {
+                RcptParams {
+                    notify: notify(r.notify),
+                    orcpt: r.dsn_orcpt.split_once(';').map(|(t, a)| Orcpt {
+                        addr_type: t.trim().to_string(),
+                        address: a.trim().to_string(),
+                    }),
+                }
+            } else {
+                RcptParams::default()
+            };
+            let mut line = Vec::new();
+            Command::Rcpt { to: to_box, params }.encode(&mut line);
+            rcpts.push((i, line));
+        }
+        if rcpts.is_empty() {
+            return Ok(results);
+        }
+        let mut mail = Vec::new();
+        Command::Mail {
+            from,
+            params: mail_params,
+        }
+        .encode(&mut mail);
+        let mut data_cmd = Vec::new();
+        Command::Data.encode(&mut data_cmd);
+
+        let pipelining = caps.has("PIPELINING");
+        let mut accepted: Vec<usize> = Vec::new();
+        if pipelining {
+            // MAIL, every RCPT and DATA in one write (RFC 2920).
+            let mut batch = mail.clone();
+            for (_, l) in &rcpts {
+                batch.extend_from_slice(l);
+            }
+            batch.extend_from_slice(&data_cmd);
+            self.send(&batch, to.mail, Stage::Mail)?;
+        } else {
+            self.send(&mail, to.mail, Stage::Mail)?;
+        }
+        let reply = self.read(to.mail, Stage::Mail)?;
+        if reply.severity() != Severity::Positive {
+            let st = self.from_reply(&reply, "MAIL FROM");
+            let done = st.action == Action::Failed;
+            return Err(Stop::All(st, done));
+        }
+        for (i, line) in &rcpts {
+            if !pipelining {
+                self.send(line, to.rcpt, Stage::Rcpt)?;
+            }
+            let reply = self.read(to.rcpt, Stage::Rcpt)?;
+            if reply.severity() == Severity::Positive {
+                accepted.push(*i);
+            } else {
+                results.push((*i, self.from_reply(&reply, "RCPT TO")));
+            }
+        }
+        if !pipelining {
+            if accepted.is_empty() {
+                return Ok(results);
+            }
+            self.send(&data_cmd, to.data_init, Stage::Data)?;
+        }
+        let reply = match self.read(to.data_init, Stage::Data) {
+            Ok(r) => r,
+            Err(stop) if accepted.is_empty() => {
+                // Nothing was to be sent anyway.
+                drop(stop);
+                return Ok(results);
+            }
+            Err(stop) => return Err(stop),
+        };
+        if accepted.is_empty() {
+            // The server must refuse DATA without recipients; if it did
+            // not, the transaction is abandoned with the connection.
+            return Ok(results);
+        }
+        if reply.code != 354 {
+            let mut st = self.from_reply(&reply, "DATA");
+            if st.action == Action::Relayed || st.action == Action::Delivered {
+                st = status(
+                    Action::Delayed,
+                    "4.5.0",
+                    format!("host {who} said: {reply} (unexpected reply to DATA command)"),
+                );
+            }
+            for i in accepted {
+                results.push((i, st.clone()));
+            }
+            return Ok(results);
+        }
+        // The body, then the end of data in the same write.
+        if let Err(Stop::All(st, _)) = self.send(&data, to.data_xfer, Stage::Body) {
+            for i in accepted {
+                results.push((i, st.clone()));
+            }
+            return Ok(results);
+        }
+        if self.s.lmtp {
+            // One reply per accepted recipient (RFC 2033 §4.2).
+            for (n, &i) in accepted.iter().enumerate() {
+                match self.read(to.data_done, Stage::Dot) {
+                    Ok(r) => results.push((i, self.from_reply(&r, "end of DATA"))),
+                    Err(Stop::All(st, _)) => {
+                        for &j in &accepted[n..] {
+                            results.push((j, st.clone()));
+                        }
+                        break;
+                    }
+                }
+            }
+        } else {
+            let st = match self.read(to.data_done, Stage::Dot) {
+                Ok(r) => self.from_reply(&r, "end of DATA"),
+                Err(Stop::All(st, _)) => st,
+            };
+            for i in accepted {
+                results.push((i, st.clone()));
+            }
+        }
+        Ok(results)
+    }
+}
+
+/// NOTIFY= for the queue file's bits (never 1, success 2, delay 4,
+/// failure 8).
+fn notify(bits: u8) -> Option<Notify> {
+    match bits {
+        0 => None,
+        b if b & 1 != 0 => Some(Notify::Never),
+        b => Some(Notify::On {
+            success: b & 2 != 0,
+            delay: b & 4 != 0,
+            failure: b & 8 != 0,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notify_bits() {
+        assert_eq!(notify(0), None);
+        assert_eq!(notify(1), Some(Notify::Never));
+        assert_eq!(
+            notify(2 | 8),
+            Some(Notify::On {
+                success: true,
+                delay: false,
+                failure: true
+            })
+        );
+    }
+
+    #[test]
+    fn addresses_are_written_in_smtp_form() {
+        assert_eq!(
+            mailbox("a b@example.test").unwrap().to_string(),
+            "\"a b\"@example.test"
+        );
+        assert_eq!(
+            mailbox("u@[127.0.0.1]").unwrap().to_string(),
+            "u@[127.0.0.1]"
+        );
+        assert!(mailbox("nodomain").is_none());
+        assert!(mailbox("a@bad domain").is_none());
+        assert_eq!(headers(b"A: b\nC: d\n\nbody\n"), b"A: b\nC: d\n");
+    }
+}
