@@ -3,8 +3,10 @@
 //! `bounce_template.c`, the backoff of `qmgr_active.c`).
 //!
 //! A log (`defer/ID`, `bounce/ID`) holds one line per recipient and
-//! attempt: `address TAB dsn TAB reason`, with tabs and line breaks in the
-//! fields replaced by spaces.
+//! attempt: `address TAB dsn TAB reason`, then, when a remote server gave
+//! the result, `TAB diagnostic TAB mta` (`smtp; 550 5.1.1 ...`,
+//! `dns; mx.example.com`), with tabs and line breaks in the fields
+//! replaced by spaces.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -20,6 +22,12 @@ pub(crate) struct LogEntry {
     pub(crate) dsn: String,
     /// Why.
     pub(crate) reason: String,
+    /// The remote server's reply for the DSN `Diagnostic-Code:`
+    /// (`smtp; 550 5.1.1 ...`), empty if none.
+    pub(crate) diagnostic: String,
+    /// The remote server for the DSN `Remote-MTA:` (`dns; mx.example`),
+    /// empty if none.
+    pub(crate) mta: String,
 }
 
 fn clean(s: &str) -> String {
@@ -42,11 +50,15 @@ pub(crate) fn append(path: &Path, entries: &[LogEntry]) -> io::Result<()> {
     let mut text = String::new();
     for e in entries {
         text.push_str(&format!(
-            "{}\t{}\t{}\n",
+            "{}\t{}\t{}",
             clean(&e.address),
             clean(&e.dsn),
             clean(&e.reason)
         ));
+        if !e.diagnostic.is_empty() || !e.mta.is_empty() {
+            text.push_str(&format!("\t{}\t{}", clean(&e.diagnostic), clean(&e.mta)));
+        }
+        text.push('\n');
     }
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = OpenOptions::new()
@@ -62,11 +74,13 @@ pub(crate) fn append(path: &Path, entries: &[LogEntry]) -> io::Result<()> {
 pub(crate) fn parse(text: &str) -> Vec<LogEntry> {
     text.lines()
         .filter_map(|l| {
-            let mut it = l.splitn(3, '\t');
+            let mut it = l.splitn(5, '\t');
             Some(LogEntry {
                 address: it.next()?.to_string(),
                 dsn: it.next()?.to_string(),
                 reason: it.next()?.to_string(),
+                diagnostic: it.next().unwrap_or_default().to_string(),
+                mta: it.next().unwrap_or_default().to_string(),
             })
         })
         .collect()
@@ -238,12 +252,18 @@ pub(crate) fn non_delivery_report(r: &Report<'_>) -> Vec<u8> {
         m.push_str(&format!(
             "\nFinal-Recipient: rfc822; {}\n\
              Action: failed\n\
-             Status: {}\n\
-             Diagnostic-Code: X-Postfix; {}\n",
+             Status: {}\n",
             f.address,
             status_class_text(&f.dsn),
-            f.reason
         ));
+        if !f.mta.is_empty() {
+            m.push_str(&format!("Remote-MTA: {}\n", f.mta));
+        }
+        if f.diagnostic.is_empty() {
+            m.push_str(&format!("Diagnostic-Code: X-Postfix; {}\n", f.reason));
+        } else {
+            m.push_str(&format!("Diagnostic-Code: {}\n", f.diagnostic));
+        }
     }
     let hdrs_only = r.ret.eq_ignore_ascii_case("HDRS") || r.content.len() > r.size_limit;
     let mut out = m.into_bytes();
@@ -301,6 +321,8 @@ mod tests {
             address: a.into(),
             dsn: "4.0.0".into(),
             reason: "try\tagain\nlater".into(),
+            diagnostic: String::new(),
+            mta: String::new(),
         };
         append(&p, &[e("a@x"), e("b@x")]).unwrap();
         append(&p, &[e("a@x")]).unwrap();
@@ -334,6 +356,8 @@ mod tests {
             address: "bob@example.test".into(),
             dsn: "5.1.1".into(),
             reason: "unknown user: \"bob\"".into(),
+            diagnostic: String::new(),
+            mta: String::new(),
         }];
         let content = b"Subject: hi\nFrom: alice@example.test\n\nbody line\n";
         let text = String::from_utf8(non_delivery_report(&report(&failed, content, ""))).unwrap();
@@ -355,6 +379,30 @@ mod tests {
         assert!(text.contains("Content-Type: text/rfc822-headers\n"));
         assert!(text.contains("From: alice@example.test\n"));
         assert!(!text.contains("body line"));
+    }
+
+    #[test]
+    fn remote_diagnostics_reach_the_report() {
+        let failed = [LogEntry {
+            address: "bob@remote.test".into(),
+            dsn: "5.1.1".into(),
+            reason: "host mx.remote.test[192.0.2.1] said: 550 5.1.1 no such user (in reply to RCPT TO command)".into(),
+            diagnostic: "smtp; 550 5.1.1 no such user".into(),
+            mta: "dns; mx.remote.test".into(),
+        }];
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ID");
+        append(&p, &failed).unwrap();
+        assert_eq!(read(&p).unwrap(), failed);
+        let text = String::from_utf8(non_delivery_report(&report(&failed, b"S: x\n\nb\n", "")))
+            .unwrap();
+        assert!(
+            text.contains(
+                "Status: 5.1.1\nRemote-MTA: dns; mx.remote.test\n\
+                 Diagnostic-Code: smtp; 550 5.1.1 no such user\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
