@@ -38,3 +38,7 @@ mod virtual_agent;
 
 /// local: aliases, commands, files, :include:, forwarding, mailboxes.
 mod local;
+
+/// smtp and lmtp clients: MX routing through dnsmasq, smtp-sink, a
+/// second Postern, a per-recipient test peer; bounces and deferrals.
+mod smtp;

@@ -150,11 +150,7 @@ fn tlsa_records() {
 fn an_unanswering_server_is_a_temporary_failure_within_the_limit() {
     // Bound but never answering.
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let d = Dns::new(
-        &[silent.local_addr().unwrap()],
-        Duration::from_millis(600),
-    )
-    .unwrap();
+    let d = Dns::new(&[silent.local_addr().unwrap()], Duration::from_millis(600)).unwrap();
     let start = std::time::Instant::now();
     let e = d.mx("mx.test").unwrap_err();
     assert!(e.is_temporary(), "{e:?}");
@@ -163,7 +159,10 @@ fn an_unanswering_server_is_a_temporary_failure_within_the_limit() {
 
 #[test]
 fn server_addresses() {
-    assert_eq!(parse_server("127.0.0.1"), Some("127.0.0.1:53".parse().unwrap()));
+    assert_eq!(
+        parse_server("127.0.0.1"),
+        Some("127.0.0.1:53".parse().unwrap())
+    );
     assert_eq!(
         parse_server("127.0.0.1:5353"),
         Some("127.0.0.1:5353".parse().unwrap())

@@ -394,8 +394,8 @@ mod tests {
         let p = dir.path().join("ID");
         append(&p, &failed).unwrap();
         assert_eq!(read(&p).unwrap(), failed);
-        let text = String::from_utf8(non_delivery_report(&report(&failed, b"S: x\n\nb\n", "")))
-            .unwrap();
+        let text =
+            String::from_utf8(non_delivery_report(&report(&failed, b"S: x\n\nb\n", ""))).unwrap();
         assert!(
             text.contains(
                 "Status: 5.1.1\nRemote-MTA: dns; mx.remote.test\n\
