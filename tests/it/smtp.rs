@@ -634,3 +634,69 @@ fn delivers_to_a_second_postern_through_its_smtpd() {
     assert!(text.contains("Subject: test"), "{text}");
     assert!(text.contains("\n.leading dot\n"), "{text}");
 }
+
+#[test]
+fn helo_without_esmtp_and_a_connection_lost_at_the_end_of_data() {
+    let port = free_port();
+    let (_dns, dns_port) = dnsmasq(&[
+        "--mx-host=old.test,mx.old.test,10".into(),
+        "--host-record=mx.old.test,127.0.0.15".into(),
+        "--mx-host=drop.test,mx.drop.test,10".into(),
+        "--host-record=mx.drop.test,127.0.0.16".into(),
+    ]);
+    // -e: no ESMTP (EHLO refused, so HELO, no PIPELINING).
+    let _old = smtp_sink("127.0.0.15", port, &["-e"]);
+    // -q .: hang up without a reply after the end of data.
+    let _drop = smtp_sink("127.0.0.16", port, &["-q", "."]);
+    let inst = sender(dns_port, port, "");
+    let old = submit(&inst, "alice@sender.test", &["bob@old.test"], MESSAGE, &[]);
+    let drop = submit(&inst, "alice@sender.test", &["bob@drop.test"], MESSAGE, &[]);
+    let log = inst.wait_log(&format!("{old}: removed"), WAIT);
+    assert!(
+        log.contains(&format!(
+            "{old}: to=<bob@old.test>, relay=mx.old.test[127.0.0.15]:{port}, "
+        )),
+        "{log}"
+    );
+    let log = inst.wait_log(&format!("{drop}: to=<bob@drop.test>"), WAIT);
+    assert!(
+        log.contains(&format!(
+            "{drop}: to=<bob@drop.test>, relay=mx.drop.test[127.0.0.16]:{port}, "
+        )) && log.contains(
+            "dsn=4.4.2, status=deferred (lost connection with mx.drop.test[127.0.0.16] \
+             while sending end of data -- message may be sent more than once)"
+        ),
+        "{log}"
+    );
+}
+
+#[test]
+fn smtputf8_mail_to_a_server_without_smtputf8_bounces() {
+    let port = free_port();
+    let (_dns, dns_port) = dnsmasq(&[
+        "--mx-host=a.test,mx.a.test,10".into(),
+        "--host-record=mx.a.test,127.0.0.17".into(),
+    ]);
+    let d = dir();
+    let _peer = peer(&format!("127.0.0.17:{port}"), d.path(), &[]);
+    let inst = sender(dns_port, port, "");
+    let id = submit(
+        &inst,
+        "",
+        &["b\u{f8}b@a.test"],
+        MESSAGE,
+        &[("smtputf8", "yes")],
+    );
+    let log = inst.wait_log(&format!("{id}: to=<"), WAIT);
+    assert!(
+        log.contains(
+            "dsn=5.6.7, status=bounced (SMTPUTF8 is required, but was not offered by host mx.a.test[127.0.0.17])"
+        ),
+        "{log}"
+    );
+    // The same message without non-ASCII needs no SMTPUTF8 and goes.
+    let id = submit(&inst, "", &["bob@a.test"], MESSAGE, &[("smtputf8", "yes")]);
+    inst.wait_log(&format!("{id}: removed"), WAIT);
+    let got = wait_files(d.path(), 1);
+    assert!(!got[0].contains("SMTPUTF8"), "{}", got[0]);
+}

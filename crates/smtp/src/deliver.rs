@@ -237,10 +237,11 @@ impl Settings {
     fn session(&self, t: &Target, req: &Request, msg: &Message<'_>, slots: &mut [Slot]) -> bool {
         let relay = t.relay();
         let pending: Vec<usize> = (0..slots.len()).filter(|&i| !slots[i].done).collect();
+        // No session: Postfix logs relay=none with the connect error.
         let soft_all = |slots: &mut [Slot], dsn: &str, reason: String| {
             for &i in &pending {
                 slots[i].status = status(Action::Delayed, dsn, reason.clone());
-                slots[i].relay = relay.clone();
+                slots[i].relay = "none".into();
             }
         };
         let mut conn = match Conn::connect(&t.addr, self.timeouts.connect) {
