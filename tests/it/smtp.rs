@@ -369,12 +369,8 @@ fn per_recipient_replies_and_the_bounce_carries_the_remote_text() {
         format!("{id}: to=<ok@peer.test>, {relay}, "),
         "status=sent (250 2.0.0 Ok: queued as PEER".into(),
         format!("{id}: to=<soft@peer.test>, {relay}, "),
-        format!(
-            "dsn=4.2.1, status=deferred (host mx.peer.test[127.0.0.8] said: 450 4.2.1 <soft@peer.test>: mailbox busy, try later (in reply to RCPT TO command))"
-        ),
-        format!(
-            "dsn=5.1.1, status=bounced (host mx.peer.test[127.0.0.8] said: 550 5.1.1 <hard@peer.test>: Recipient address rejected: User unknown (in reply to RCPT TO command))"
-        ),
+        "dsn=4.2.1, status=deferred (host mx.peer.test[127.0.0.8] said: 450 4.2.1 <soft@peer.test>: mailbox busy, try later (in reply to RCPT TO command))".to_string(),
+        "dsn=5.1.1, status=bounced (host mx.peer.test[127.0.0.8] said: 550 5.1.1 <hard@peer.test>: Recipient address rejected: User unknown (in reply to RCPT TO command))".to_string(),
     ] {
         assert!(log.contains(&want), "{want}\n{log}");
     }
@@ -571,8 +567,8 @@ fn lmtp_over_tcp_and_a_unix_socket() {
     for want in [
         format!("{id}: to=<a@lmtp.test>, {tcp}, "),
         format!("{id}: to=<b@lmtp.test>, {tcp}, "),
-        format!("status=sent (250 2.0.0 <a@lmtp.test> delivered as 1)"),
-        format!("status=sent (250 2.0.0 <b@lmtp.test> delivered as 1)"),
+        "status=sent (250 2.0.0 <a@lmtp.test> delivered as 1)".to_string(),
+        "status=sent (250 2.0.0 <b@lmtp.test> delivered as 1)".to_string(),
         format!("{id}: to=<full@lmtp.test>, {tcp}, "),
         "dsn=5.2.2, status=bounced (host 127.0.0.13[127.0.0.13] said: 552 5.2.2 <full@lmtp.test>: mailbox full (in reply to end of DATA command))".to_string(),
         format!(

@@ -259,7 +259,7 @@ impl Settings {
         let mut run = Run {
             s: self,
             t,
-            relay: relay.clone(),
+            relay,
             conn: &mut conn,
         };
         run.transaction(req, msg, slots, &pending);
@@ -306,7 +306,7 @@ impl Run<'_> {
     }
 
     /// The result a reply gives (`cmd` names the command for the reason).
-    fn from_reply(&self, r: &Reply, cmd: &str) -> RcptStatus {
+    fn reply_status(&self, r: &Reply, cmd: &str) -> RcptStatus {
         let action = match r.severity() {
             Severity::Positive => {
                 if self.s.lmtp {
@@ -368,7 +368,7 @@ impl Run<'_> {
         match greeting.severity() {
             Severity::Positive => {}
             Severity::PermanentFailure if !self.s.skip_5xx_greeting => {
-                let mut st = self.from_reply(&greeting, "initial greeting");
+                let mut st = self.reply_status(&greeting, "initial greeting");
                 st.reason = format!(
                     "host {} refused to talk to me: {greeting}",
                     self.t.name_addr()
@@ -376,7 +376,7 @@ impl Run<'_> {
                 return Err(Stop::All(st, true));
             }
             _ => {
-                let mut st = self.from_reply(&greeting, "initial greeting");
+                let mut st = self.reply_status(&greeting, "initial greeting");
                 st.action = Action::Delayed;
                 if st.dsn.starts_with('5') {
                     st.dsn.replace_range(..1, "4");
@@ -402,7 +402,7 @@ impl Run<'_> {
             return Ok(caps);
         }
         if self.s.lmtp || reply.severity() != Severity::PermanentFailure {
-            let st = self.from_reply(&reply, verb);
+            let st = self.reply_status(&reply, verb);
             let permanent = st.action == Action::Failed;
             return Err(Stop::All(st, permanent));
         }
@@ -413,7 +413,7 @@ impl Run<'_> {
         if reply.severity() == Severity::Positive {
             return Ok(Capabilities::default());
         }
-        let st = self.from_reply(&reply, "HELO");
+        let st = self.reply_status(&reply, "HELO");
         let permanent = st.action == Action::Failed;
         Err(Stop::All(st, permanent))
     }
@@ -593,7 +593,7 @@ impl Run<'_> {
         }
         let reply = self.read(to.mail, Stage::Mail)?;
         if reply.severity() != Severity::Positive {
-            let st = self.from_reply(&reply, "MAIL FROM");
+            let st = self.reply_status(&reply, "MAIL FROM");
             let done = st.action == Action::Failed;
             return Err(Stop::All(st, done));
         }
@@ -605,7 +605,7 @@ impl Run<'_> {
             if reply.severity() == Severity::Positive {
                 accepted.push(*i);
             } else {
-                results.push((*i, self.from_reply(&reply, "RCPT TO")));
+                results.push((*i, self.reply_status(&reply, "RCPT TO")));
             }
         }
         if !pipelining {
@@ -629,7 +629,7 @@ impl Run<'_> {
             return Ok(results);
         }
         if reply.code != 354 {
-            let mut st = self.from_reply(&reply, "DATA");
+            let mut st = self.reply_status(&reply, "DATA");
             if st.action == Action::Relayed || st.action == Action::Delivered {
                 st = status(
                     Action::Delayed,
@@ -653,7 +653,7 @@ impl Run<'_> {
             // One reply per accepted recipient (RFC 2033 §4.2).
             for (n, &i) in accepted.iter().enumerate() {
                 match self.read(to.data_done, Stage::Dot) {
-                    Ok(r) => results.push((i, self.from_reply(&r, "end of DATA"))),
+                    Ok(r) => results.push((i, self.reply_status(&r, "end of DATA"))),
                     Err(Stop::All(st, _)) => {
                         for &j in &accepted[n..] {
                             results.push((j, st.clone()));
@@ -664,7 +664,7 @@ impl Run<'_> {
             }
         } else {
             let st = match self.read(to.data_done, Stage::Dot) {
-                Ok(r) => self.from_reply(&r, "end of DATA"),
+                Ok(r) => self.reply_status(&r, "end of DATA"),
                 Err(Stop::All(st, _)) => st,
             };
             for i in accepted {
