@@ -578,6 +578,11 @@ fn lmtp_over_tcp_and_a_unix_socket() {
     ] {
         assert!(log.contains(&want), "{want}\n{log}");
     }
+    // The LMTP client logs under its own name, like Postfix.
+    assert!(
+        log.contains("postern/lmtp[") && log.contains(&format!("]: {id}: to=<c@sock.test>")),
+        "{log}"
+    );
     wait_files(d.path(), 1);
     let got = wait_files(unix_dir.path(), 1);
     assert!(got[0].contains("RCPT TO:<c@sock.test>"), "{}", got[0]);

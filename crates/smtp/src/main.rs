@@ -76,7 +76,9 @@ struct Agent {
 }
 
 fn main() {
-    postern_server::single::run("smtp", |ctx| {
+    // The LMTP client logs as lmtp, like Postfix.
+    let program = if lmtp_requested() { "lmtp" } else { "smtp" };
+    postern_server::single::run(program, |ctx| {
         let agent = Agent::new(ctx)?;
         Ok(move |conn: Conn, ctx: &Context| {
             postern_server::agent::serve_batch(conn, ctx, |req, content| {
@@ -94,21 +96,21 @@ fn main() {
     })
 }
 
-/// Whether this process is the LMTP client: its master.toml service is
-/// `lmtp`, or it was started under that name.
-fn is_lmtp(ctx: &Context) -> bool {
-    let argv0 = std::env::args_os().next().unwrap_or_default();
-    let name = std::path::Path::new(&argv0)
+/// Whether this process is the LMTP client: master started it for the
+/// service `lmtp` (`-n lmtp`), or it was run under that name.
+fn lmtp_requested() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    let argv0 = args.first().map(String::as_str).unwrap_or_default();
+    std::path::Path::new(argv0)
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    ctx.args.service == "lmtp" || name == "lmtp"
+        .is_some_and(|n| n == "lmtp")
+        || args.windows(2).any(|w| w[0] == "-n" && w[1] == "lmtp")
 }
 
 impl Agent {
     fn new(ctx: &Context) -> Result<Agent, String> {
         let cfg = &ctx.config;
-        let lmtp = is_lmtp(ctx);
+        let lmtp = ctx.program == "lmtp";
         let p = if lmtp { "lmtp" } else { "smtp" };
         let port_param = format!("{p}_tcp_port");
         let default_port = nexthop::parse_port(&cfg.str(&port_param))
