@@ -597,31 +597,42 @@ impl Run<'_> {
             let done = st.action == Action::Failed;
             return Err(Stop::All(st, done));
         }
-        for (i, line) in &rcpts {
-            if !pipelining {
-                self.send(line, to.rcpt, Stage::Rcpt)?;
-            }
-            let reply = self.read(to.rcpt, Stage::Rcpt)?;
-            if reply.severity() == Severity::Positive {
-                accepted.push(*i);
+        // From here on, a broken connection defers only the recipients
+        // without a result: a 5xx already received stays final.
+        for (n, (i, line)) in rcpts.iter().enumerate() {
+            let step = if pipelining {
+                Ok(())
             } else {
-                results.push((*i, self.reply_status(&reply, "RCPT TO")));
+                self.send(line, to.rcpt, Stage::Rcpt)
+            };
+            match step.and_then(|()| self.read(to.rcpt, Stage::Rcpt)) {
+                Ok(reply) if reply.severity() == Severity::Positive => accepted.push(*i),
+                Ok(reply) => results.push((*i, self.reply_status(&reply, "RCPT TO"))),
+                Err(Stop::All(st, _)) => {
+                    let rest = accepted
+                        .iter()
+                        .copied()
+                        .chain(rcpts[n..].iter().map(|r| r.0));
+                    results.extend(rest.map(|j| (j, st.clone())));
+                    return Ok(results);
+                }
             }
         }
         if !pipelining {
             if accepted.is_empty() {
                 return Ok(results);
             }
-            self.send(&data_cmd, to.data_init, Stage::Data)?;
+            if let Err(Stop::All(st, _)) = self.send(&data_cmd, to.data_init, Stage::Data) {
+                results.extend(accepted.iter().map(|&j| (j, st.clone())));
+                return Ok(results);
+            }
         }
         let reply = match self.read(to.data_init, Stage::Data) {
             Ok(r) => r,
-            Err(stop) if accepted.is_empty() => {
-                // Nothing was to be sent anyway.
-                drop(stop);
+            Err(Stop::All(st, _)) => {
+                results.extend(accepted.iter().map(|&j| (j, st.clone())));
                 return Ok(results);
             }
-            Err(stop) => return Err(stop),
         };
         if accepted.is_empty() {
             // The server must refuse DATA without recipients; if it did
@@ -692,6 +703,147 @@ fn notify(bits: u8) -> Option<Notify> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    use postern_dns::Families;
+    use postern_ipc::deliver::Recipient;
+
+    use crate::route::Lookup;
+
+    /// A scripted server on loopback: the greeting, then for each line
+    /// received the next reply (`None`: hang up).
+    fn server(replies: Vec<Option<&'static str>>) -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut w = s.try_clone().unwrap();
+            let mut r = BufReader::new(s);
+            w.write_all(b"220 test ESMTP\r\n").unwrap();
+            for reply in replies {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                match reply {
+                    Some(text) => w.write_all(text.as_bytes()).unwrap(),
+                    None => return,
+                }
+            }
+        });
+        port
+    }
+
+    fn run(port: u16, rcpts: &[&str]) -> Vec<(RcptStatus, String)> {
+        let t = Duration::from_secs(5);
+        let settings = Settings {
+            lmtp: false,
+            helo_name: "client.test".into(),
+            timeouts: Timeouts {
+                connect: t,
+                helo: t,
+                mail: t,
+                rcpt: t,
+                data_init: t,
+                data_xfer: t,
+                data_done: t,
+                quit: t,
+            },
+            default_port: 25,
+            fallback: Vec::new(),
+            session_limit: 2,
+            skip_5xx_greeting: true,
+            convert_8bit: true,
+        };
+        let router = Router {
+            dns: None,
+            lookup: Lookup {
+                dns: true,
+                native: false,
+            },
+            families: Families::ALL,
+            myhostname: "client.test".into(),
+            own: Vec::new(),
+            address_limit: 5,
+        };
+        let req = Request {
+            queue_id: "Q".into(),
+            nexthop: format!("[127.0.0.1]:{port}"),
+            sender: "a@client.test".into(),
+            recipients: rcpts
+                .iter()
+                .map(|r| Recipient {
+                    address: (*r).into(),
+                    ..Recipient::default()
+                })
+                .collect(),
+            ..Request::default()
+        };
+        settings.deliver(&router, &req, b"Subject: x\n\nhi\n")
+    }
+
+    #[test]
+    fn a_lost_connection_keeps_earlier_final_replies() {
+        // Pipelined: MAIL, two RCPTs and DATA in one write; the server
+        // refuses the first recipient, takes the second, then hangs up.
+        let port = server(vec![
+            Some("250-test\r\n250 PIPELINING\r\n"),
+            Some("250 2.1.0 Ok\r\n550 5.1.1 no such user\r\n250 2.1.5 Ok\r\n"),
+            None,
+        ]);
+        let got = run(port, &["x@dest.test", "y@dest.test"]);
+        assert_eq!(got[0].0.action, Action::Failed, "{got:?}");
+        assert_eq!(got[0].0.dsn, "5.1.1");
+        assert_eq!(got[0].0.diagnostic, "smtp; 550 5.1.1 no such user");
+        assert_eq!(got[1].0.action, Action::Delayed, "{got:?}");
+        assert_eq!(
+            got[1].0.reason,
+            "lost connection with 127.0.0.1[127.0.0.1] while sending DATA command"
+        );
+        assert_eq!(got[1].1, format!("127.0.0.1[127.0.0.1]:{port}"));
+    }
+
+    #[test]
+    fn helo_after_a_refused_ehlo_and_no_pipelining() {
+        let port = server(vec![
+            Some("502 5.5.2 EHLO not supported\r\n"),
+            Some("250 test\r\n"),
+            Some("250 Ok\r\n"),
+            Some("451 4.3.0 try again\r\n"),
+            Some("250 Ok\r\n"),
+            Some("354 go\r\n"),
+            Some("250 Ok: queued\r\n"),
+        ]);
+        let got = run(port, &["soft@dest.test", "ok@dest.test"]);
+        assert_eq!(got[0].0.action, Action::Delayed, "{got:?}");
+        assert_eq!(got[0].0.dsn, "4.3.0");
+        assert_eq!(
+            got[0].0.reason,
+            "host 127.0.0.1[127.0.0.1] said: 451 4.3.0 try again (in reply to RCPT TO command)"
+        );
+        assert_eq!(got[1].0.action, Action::Relayed, "{got:?}");
+        assert_eq!(got[1].0.reason, "250 Ok: queued");
+        assert_eq!(got[1].0.dsn, "2.0.0");
+    }
+
+    #[test]
+    fn a_5xx_greeting_is_skipped_and_the_mail_deferred() {
+        // `server` greets with 220; this one refuses at once.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let _ = s.write_all(b"554 5.7.1 go away\r\n");
+        });
+        let got = run(port, &["x@dest.test"]);
+        assert_eq!(got[0].0.action, Action::Delayed, "{got:?}");
+        assert_eq!(got[0].0.dsn, "4.7.1");
+        assert_eq!(
+            got[0].0.reason,
+            "host 127.0.0.1[127.0.0.1] refused to talk to me: 554 5.7.1 go away"
+        );
+    }
 
     #[test]
     fn notify_bits() {
