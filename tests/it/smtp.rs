@@ -605,7 +605,7 @@ fn delivers_to_a_second_postern_through_its_smtpd() {
     );
     let mut receiver = Instance::new(
         &format!(
-            "inet_interfaces = \"127.0.0.14\"\n\
+            "inet_interfaces = \"127.0.0.14\"\nmyhostname = \"mx.b.test\"\n\
              virtual_mailbox_domains = \"b.test\"\n\
              virtual_mailbox_maps = \"inline:{{ u@b.test=u/Maildir/ }}\"\n\
              virtual_mailbox_base = \"{}\"\n",

@@ -53,6 +53,8 @@ pub(crate) struct Settings {
     pub(crate) lmtp: bool,
     /// EHLO/LHLO name.
     pub(crate) helo_name: String,
+    /// `myhostname`, for loop detection in the EHLO reply.
+    pub(crate) myhostname: String,
     pub(crate) timeouts: Timeouts,
     /// Port when the next hop names none.
     pub(crate) default_port: u16,
@@ -399,6 +401,19 @@ impl Run<'_> {
         self.send(&out, to.helo, Stage::Helo)?;
         let reply = self.read(to.helo, Stage::Helo)?;
         if let Some(caps) = Capabilities::from_ehlo(&reply) {
+            // A server that calls itself by our name is us, or a
+            // misconfigured peer: either way the mail would loop (Postfix
+            // "replied to HELO/EHLO with my own hostname"). Soft, so a
+            // better server can still be tried.
+            if !self.s.lmtp && caps.domain.eq_ignore_ascii_case(&self.s.myhostname) {
+                let reason = format!(
+                    "host {} replied to HELO/EHLO with my own hostname {}",
+                    self.t.name_addr(),
+                    self.s.myhostname
+                );
+                postern_util::warn!("{reason}");
+                return Err(Stop::All(status(Action::Delayed, "4.4.6", reason), false));
+            }
             return Ok(caps);
         }
         if self.s.lmtp || reply.severity() != Severity::PermanentFailure {
@@ -740,6 +755,7 @@ mod tests {
         let settings = Settings {
             lmtp: false,
             helo_name: "client.test".into(),
+            myhostname: "client.test".into(),
             timeouts: Timeouts {
                 connect: t,
                 helo: t,
@@ -825,6 +841,18 @@ mod tests {
         assert_eq!(got[1].0.action, Action::Relayed, "{got:?}");
         assert_eq!(got[1].0.reason, "250 Ok: queued");
         assert_eq!(got[1].0.dsn, "2.0.0");
+    }
+
+    #[test]
+    fn a_server_with_our_own_name_is_a_loop() {
+        let port = server(vec![Some("250-CLIENT.test\r\n250 PIPELINING\r\n")]);
+        let got = run(port, &["x@dest.test"]);
+        assert_eq!(got[0].0.action, Action::Delayed, "{got:?}");
+        assert_eq!(got[0].0.dsn, "4.4.6");
+        assert_eq!(
+            got[0].0.reason,
+            "host 127.0.0.1[127.0.0.1] replied to HELO/EHLO with my own hostname client.test"
+        );
     }
 
     #[test]

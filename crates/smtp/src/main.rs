@@ -151,7 +151,15 @@ impl Agent {
                         format!("smtp_dns_resolver_address: bad address \"{s}\"")
                     })?);
             }
-            Some(Dns::new(&servers, DNS_LIMIT).map_err(|e| format!("DNS resolver: {e}"))?)
+            // Without a resolver (no /etc/resolv.conf in a container,
+            // say) [address] next hops still work; DNS lookups defer.
+            match Dns::new(&servers, DNS_LIMIT) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    postern_util::warn!("DNS resolver unavailable: {e}");
+                    None
+                }
+            }
         } else {
             None
         };
@@ -165,6 +173,7 @@ impl Agent {
                 } else {
                     "smtp_helo_name"
                 }),
+                myhostname: cfg.str("myhostname").to_ascii_lowercase(),
                 timeouts,
                 default_port,
                 fallback: if lmtp {

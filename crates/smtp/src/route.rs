@@ -171,6 +171,12 @@ impl Router<'_> {
             return Ok(vec![ip]);
         }
         let mut failure = None;
+        if self.lookup.dns && self.dns.is_none() {
+            failure = Some(Failure::new(
+                "4.3.5",
+                format!("cannot look up {host}: DNS resolver unavailable"),
+            ));
+        }
         if self.lookup.dns
             && let Some(dns) = self.dns
         {
@@ -219,7 +225,13 @@ impl Router<'_> {
 
     fn mx_targets(&self, domain: &str, port: u16) -> Result<Vec<Target>, Failure> {
         let Some(dns) = self.dns else {
-            return self.host_targets(domain, port);
+            if self.lookup.native {
+                return self.host_targets(domain, port);
+            }
+            return Err(Failure::new(
+                "4.3.5",
+                format!("cannot look up {domain}: DNS resolver unavailable"),
+            ));
         };
         let records = match dns.mx(domain) {
             Ok(a) => a.records,
