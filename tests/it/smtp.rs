@@ -166,6 +166,18 @@ fn submit(
     content: &[u8],
     attrs: &[(&str, &str)],
 ) -> String {
+    let rcpts: Vec<(&str, u8, Option<&str>)> = rcpts.iter().map(|r| (*r, 0, None)).collect();
+    submit_dsn(inst, from, &rcpts, content, attrs)
+}
+
+/// Like [`submit`] with DSN `NOTIFY` bits and `ORCPT` per recipient.
+fn submit_dsn(
+    inst: &Instance,
+    from: &str,
+    rcpts: &[(&str, u8, Option<&str>)],
+    content: &[u8],
+    attrs: &[(&str, &str)],
+) -> String {
     let deadline = Instant::now() + WAIT;
     loop {
         let attempt = (|| {
@@ -174,9 +186,11 @@ fn submit(
             for (name, value) in attrs {
                 c.attr(name, value)?;
             }
-            for r in rcpts {
+            for (r, notify, orcpt) in rcpts {
                 c.recipient(&Recipient {
                     address: r,
+                    notify: *notify,
+                    dsn_orcpt: *orcpt,
                     ..Recipient::default()
                 })?;
             }
@@ -356,12 +370,16 @@ fn per_recipient_replies_and_the_bounce_carries_the_remote_text() {
     let d = dir();
     let _peer = peer(&format!("127.0.0.8:{port}"), d.path(), &[]);
     let inst = sender(dns_port, port, "");
-    let id = submit(
+    let id = submit_dsn(
         &inst,
         "alice@sender.test",
-        &["ok@peer.test", "soft@peer.test", "hard@peer.test"],
+        &[
+            ("ok@peer.test", 2 | 8, Some("rfc822;first+ok@sender.test")),
+            ("soft@peer.test", 0, None),
+            ("hard@peer.test", 0, None),
+        ],
         MESSAGE,
-        &[("envid", "env-42")],
+        &[("envid", "env-42"), ("ret", "HDRS")],
     );
     let log = inst.wait_log_count(&format!("{id}: to=<"), 3, WAIT);
     let relay = format!("relay=mx.peer.test[127.0.0.8]:{port}");
@@ -384,7 +402,15 @@ fn per_recipient_replies_and_the_bounce_carries_the_remote_text() {
         "{}",
         got[0]
     );
-    assert!(got[0].contains(" ENVID=env-42"), "{}", got[0]);
+    // DSN parameters go on to a server that offers DSN.
+    assert!(got[0].contains(" RET=HDRS ENVID=env-42"), "{}", got[0]);
+    assert!(
+        got[0].contains(
+            "RCPT TO:<ok@peer.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;first+2Bok@sender.test"
+        ),
+        "{}",
+        got[0]
+    );
     // Expire the soft recipient so the message finishes and bounces.
     inst.rewrite_main(&format!(
         "inet_interfaces = \"127.0.0.1\"\nsmtp_dns_resolver_address = \"127.0.0.1:{dns_port}\"\n\
