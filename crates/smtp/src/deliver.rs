@@ -189,10 +189,12 @@ impl Settings {
             let targets = match router.targets(dest) {
                 Ok(t) => t,
                 Err(f) => {
-                    self.route_failure(&mut slots, &f, i < primary);
-                    if f.is_permanent() && i < primary {
-                        // The destination itself is refused (NXDOMAIN,
-                        // null MX, loop): no fallback relay helps.
+                    // The only destination itself is refused (NXDOMAIN,
+                    // null MX, loop): no fallback relay helps. With a
+                    // list of next hops, the others are still tried.
+                    let refused = f.is_permanent() && i == 0 && primary == 1;
+                    self.route_failure(&mut slots, &f, refused);
+                    if refused {
                         return finish(slots);
                     }
                     continue;
@@ -213,22 +215,25 @@ impl Settings {
         finish(slots)
     }
 
-    /// Records a routing failure for every pending recipient: final when
-    /// permanent for the primary destination.
-    fn route_failure(&self, slots: &mut [Slot], f: &Failure, primary: bool) {
-        let final_ = f.is_permanent() && primary;
+    /// Records a routing failure for every pending recipient: final
+    /// when `final_`, else deferred with the failure's text.
+    fn route_failure(&self, slots: &mut [Slot], f: &Failure, final_: bool) {
         for s in slots.iter_mut().filter(|s| !s.done) {
+            // A permanent failure that is not final is a deferral.
+            let dsn = if final_ {
+                f.dsn.clone()
+            } else {
+                format!("4{}", f.dsn.get(1..).unwrap_or(".0.0"))
+            };
             s.status = status(
                 if final_ {
                     Action::Failed
                 } else {
                     Action::Delayed
                 },
-                &f.dsn,
+                &dsn,
                 f.reason.clone(),
             );
-            // A soft DNS failure stays deferred even when a later
-            // server says 5xx to nobody.
             s.relay = "none".into();
             s.done = final_;
         }
