@@ -11,10 +11,13 @@
 //!
 //! Every answer carries the AD bit of the response ([`Answer::authentic`]),
 //! which is what DANE trusts when the resolver is a local validating one
-//! (Postfix `smtp_dns_support_level = dnssec`). hickory sends no DO bit
-//! unless it validates itself, so a validating resolver sets AD only when
-//! it is configured to (for example unbound's default for queries with
-//! AD set, RFC 6840 §5.7); a false bit means "not known to be secure".
+//! (Postfix `smtp_dns_support_level = dnssec`). A validating resolver
+//! sets AD only for queries that ask for it (AD or DO set, RFC 6840
+//! §5.7), and hickory's resolver sends neither unless it validates
+//! itself, so [`Dns::tlsa`] does not go through it: it sends its own
+//! query (hickory-proto message, AD and EDNS DO set, UDP then TCP when
+//! truncated) to the same servers. MX and address answers through the
+//! resolver report AD as the server gave it (normally false).
 //!
 //! Errors are classified the way a mail system needs them ([`Error`]):
 //! the name does not exist (NXDOMAIN: bounce), it exists without records
@@ -29,16 +32,17 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
 
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::{RData, RecordType};
+use hickory_resolver::proto::op::{Edns, Message, Query, ResponseCode};
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use hickory_resolver::{Resolver, TokioResolver};
 use thiserror::Error;
 
@@ -138,6 +142,8 @@ pub struct Dns {
     rt: tokio::runtime::Runtime,
     resolver: TokioResolver,
     limit: Duration,
+    /// The servers, for queries sent directly ([`Dns::tlsa`]).
+    servers: Vec<SocketAddr>,
 }
 
 impl std::fmt::Debug for Dns {
@@ -156,8 +162,17 @@ impl Dns {
             .enable_time()
             .build()?;
         let provider = TokioRuntimeProvider::default();
+        let mut direct = servers.to_vec();
         let mut builder = if servers.is_empty() {
-            Resolver::builder(provider).map_err(std::io::Error::other)?
+            let b = Resolver::builder(provider).map_err(std::io::Error::other)?;
+            let (config, _) =
+                hickory_resolver::system_conf::read_system_conf().map_err(std::io::Error::other)?;
+            for ns in config.name_servers() {
+                if let Some(c) = ns.connections.first() {
+                    direct.push(SocketAddr::new(ns.ip, c.port));
+                }
+            }
+            b
         } else {
             let name_servers = servers
                 .iter()
@@ -185,6 +200,7 @@ impl Dns {
             rt,
             resolver,
             limit,
+            servers: direct,
         })
     }
 
@@ -301,17 +317,140 @@ impl Dns {
         Ok(out)
     }
 
-    /// The TLSA records of `name` (`_25._tcp.mx.example.com`).
+    /// The TLSA records of `name` (`_25._tcp.mx.example.com`), asked
+    /// with AD and DO set so that a validating resolver says whether the
+    /// answer is authentic.
     pub fn tlsa(&self, name: &str) -> Result<Answer<Tlsa>, Error> {
-        self.lookup(name, RecordType::TLSA, |d| match d {
-            RData::TLSA(t) => Some(Tlsa {
-                usage: u8::from(t.cert_usage),
-                selector: u8::from(t.selector),
-                matching: u8::from(t.matching),
-                data: t.cert_data.clone(),
-            }),
-            _ => None,
+        let fqdn = fully_qualified(name)?;
+        let qname = Name::from_ascii(&fqdn).map_err(|_| Error::BadName(fqdn.clone()))?;
+        let response = self.query_direct(&qname, RecordType::TLSA)?;
+        match response.metadata.response_code {
+            ResponseCode::NoError => {}
+            ResponseCode::NXDomain => return Err(Error::NotFound),
+            other => return Err(Error::Temporary(format!("{other}"))),
+        }
+        let records: Vec<Tlsa> = response
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::TLSA(t) => Some(Tlsa {
+                    usage: u8::from(t.cert_usage),
+                    selector: u8::from(t.selector),
+                    matching: u8::from(t.matching),
+                    data: t.cert_data.clone(),
+                }),
+                _ => None,
+            })
+            .take(MAX_RECORDS)
+            .collect();
+        if records.is_empty() {
+            return Err(Error::NoData);
+        }
+        Ok(Answer {
+            records,
+            authentic: response.metadata.authentic_data,
         })
+    }
+
+    /// One query with AD and DO set, to each server in turn until one
+    /// answers, within the lookup limit: UDP, then TCP when truncated.
+    fn query_direct(&self, name: &Name, rtype: RecordType) -> Result<Message, Error> {
+        let deadline = Instant::now() + self.limit;
+        let mut q = Message::query();
+        q.metadata.recursion_desired = true;
+        q.metadata.authentic_data = true;
+        q.add_query(Query::query(name.clone(), rtype));
+        let mut edns = Edns::new();
+        edns.set_max_payload(1232).set_dnssec_ok(true);
+        q.set_edns(edns);
+        let bytes = q.to_vec().map_err(|e| Error::Temporary(e.to_string()))?;
+        let mut last = Error::Temporary("no DNS server".into());
+        for server in &self.servers {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Temporary("timeout".into()));
+            }
+            let per_server = (left / 2).max(Duration::from_millis(200)).min(left);
+            match udp_exchange(*server, &bytes, q.metadata.id, per_server) {
+                Ok(r) if r.metadata.truncation => {
+                    match tcp_exchange(*server, &bytes, q.metadata.id, per_server) {
+                        Ok(r) => return Ok(r),
+                        Err(e) => last = e,
+                    }
+                }
+                Ok(r)
+                    if r.metadata.response_code == ResponseCode::ServFail
+                        || r.metadata.response_code == ResponseCode::Refused =>
+                {
+                    last = Error::Temporary(format!("{}", r.metadata.response_code));
+                }
+                Ok(r) => return Ok(r),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+}
+
+/// Sends one UDP query and waits for the matching response.
+fn udp_exchange(server: SocketAddr, query: &[u8], id: u16, t: Duration) -> Result<Message, Error> {
+    let tmp = |e: std::io::Error| Error::Temporary(e.to_string());
+    let bind: SocketAddr = if server.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
+    };
+    let sock = UdpSocket::bind(bind).map_err(tmp)?;
+    sock.connect(server).map_err(tmp)?;
+    sock.send(query).map_err(tmp)?;
+    let deadline = Instant::now() + t;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::Temporary("timeout".into()));
+        }
+        sock.set_read_timeout(Some(left)).map_err(tmp)?;
+        let n = match sock.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(Error::Temporary("timeout".into()));
+            }
+            Err(e) => return Err(tmp(e)),
+        };
+        // Anything else (a late answer to an earlier query, junk) is
+        // ignored.
+        if let Ok(m) = Message::from_vec(&buf[..n])
+            && m.metadata.id == id
+        {
+            return Ok(m);
+        }
+    }
+}
+
+/// Sends one query over TCP (two-octet length prefix, RFC 1035 §4.2.2).
+fn tcp_exchange(server: SocketAddr, query: &[u8], id: u16, t: Duration) -> Result<Message, Error> {
+    let tmp = |e: std::io::Error| Error::Temporary(e.to_string());
+    let mut s = TcpStream::connect_timeout(&server, t).map_err(tmp)?;
+    s.set_read_timeout(Some(t)).map_err(tmp)?;
+    s.set_write_timeout(Some(t)).map_err(tmp)?;
+    let len = u16::try_from(query.len()).map_err(|_| Error::Temporary("query too long".into()))?;
+    let mut out = len.to_be_bytes().to_vec();
+    out.extend_from_slice(query);
+    s.write_all(&out).map_err(tmp)?;
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).map_err(tmp)?;
+    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut buf).map_err(tmp)?;
+    match Message::from_vec(&buf) {
+        Ok(m) if m.metadata.id == id => Ok(m),
+        Ok(_) => Err(Error::Temporary("mismatched DNS response".into())),
+        Err(e) => Err(Error::Temporary(e.to_string())),
     }
 }
 

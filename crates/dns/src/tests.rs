@@ -11,68 +11,104 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::*;
 
-/// Answers from a fixed zone: `mx.test` has two MX records, `null.test`
-/// a null MX, `host.test` an A and an AAAA record, `dane.test` a TLSA
-/// record, `fail.test` SERVFAIL, `ad.test` A with the AD bit; any other
+/// The answer to `q` from a fixed zone: `mx.test` has two MX records,
+/// `null.test` a null MX, `host.test` an A and an AAAA record,
+/// `dane.test` a TLSA record (`big.dane.test` too, but truncated over
+/// UDP), `fail.test` SERVFAIL, `ad.test` A with the AD bit; any other
 /// name under `test` is NXDOMAIN, and a name with other types NODATA.
+fn answer(q: &Message, udp: bool) -> Option<Message> {
+    let mut r = Message::response(q.metadata.id, q.metadata.op_code);
+    r.metadata.recursion_available = true;
+    r.metadata.recursion_desired = q.metadata.recursion_desired;
+    let query = q.queries.first().cloned()?;
+    r.add_query(query.clone());
+    let qname = query.name().to_ascii().to_ascii_lowercase();
+    let name = query.name().clone();
+    let rec = |d: RData| Record::from_rdata(name.clone(), 60, d);
+    let n = |s: &str| Name::from_str(s).unwrap();
+    let t = query.query_type();
+    match (qname.as_str(), t) {
+        ("mx.test.", RecordType::MX) => {
+            r.add_answer(rec(RData::MX(MX::new(20, n("b.mx.test.")))));
+            r.add_answer(rec(RData::MX(MX::new(10, n("A.mx.test.")))));
+        }
+        ("null.test.", RecordType::MX) => {
+            r.add_answer(rec(RData::MX(MX::new(0, n(".")))));
+        }
+        ("host.test.", RecordType::A) => {
+            r.add_answer(rec(RData::A(A::new(127, 0, 0, 7))));
+        }
+        ("host.test.", RecordType::AAAA) => {
+            r.add_answer(rec(RData::AAAA(AAAA::new(0, 0, 0, 0, 0, 0, 0, 1))));
+        }
+        ("ad.test.", RecordType::A) => {
+            r.metadata.authentic_data = true;
+            r.add_answer(rec(RData::A(A::new(127, 0, 0, 8))));
+        }
+        ("_25._tcp.dane.test." | "_25._tcp.big.dane.test.", RecordType::TLSA) => {
+            if udp && qname.starts_with("_25._tcp.big") {
+                r.metadata.truncation = true;
+                return Some(r);
+            }
+            // A validating resolver: AD only when asked for
+            // (RFC 6840 §5.7).
+            r.metadata.authentic_data =
+                q.metadata.authentic_data || q.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+            r.add_answer(rec(RData::TLSA(TLSA::new(
+                3.into(),
+                1.into(),
+                1.into(),
+                vec![0xab; 32],
+            ))));
+        }
+        ("fail.test.", _) => r.metadata.response_code = ResponseCode::ServFail,
+        ("mx.test." | "null.test." | "host.test." | "ad.test.", _)
+        | ("_25._tcp.dane.test." | "_25._tcp.big.dane.test.", _) => {}
+        _ => r.metadata.response_code = ResponseCode::NXDomain,
+    }
+    Some(r)
+}
+
+/// A responder for [`answer`] on UDP and TCP (same port).
 fn responder() -> SocketAddr {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = sock.local_addr().unwrap();
+    let tcp = std::net::TcpListener::bind(addr).unwrap();
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         loop {
             let Ok((n, peer)) = sock.recv_from(&mut buf) else {
                 return;
             };
-            let Ok(q) = Message::from_vec(&buf[..n]) else {
+            let Some(r) = Message::from_vec(&buf[..n])
+                .ok()
+                .and_then(|q| answer(&q, true))
+            else {
                 continue;
             };
-            let mut r = Message::response(q.metadata.id, q.metadata.op_code);
-            r.metadata.recursion_available = true;
-            r.metadata.recursion_desired = q.metadata.recursion_desired;
-            let Some(query) = q.queries.first().cloned() else {
-                continue;
-            };
-            r.add_query(query.clone());
-            let qname = query.name().to_ascii().to_ascii_lowercase();
-            let name = query.name().clone();
-            let rec = |d: RData| Record::from_rdata(name.clone(), 60, d);
-            let n = |s: &str| Name::from_str(s).unwrap();
-            let t = query.query_type();
-            match (qname.as_str(), t) {
-                ("mx.test.", RecordType::MX) => {
-                    r.add_answer(rec(RData::MX(MX::new(20, n("b.mx.test.")))));
-                    r.add_answer(rec(RData::MX(MX::new(10, n("A.mx.test.")))));
-                }
-                ("null.test.", RecordType::MX) => {
-                    r.add_answer(rec(RData::MX(MX::new(0, n(".")))));
-                }
-                ("host.test.", RecordType::A) => {
-                    r.add_answer(rec(RData::A(A::new(127, 0, 0, 7))));
-                }
-                ("host.test.", RecordType::AAAA) => {
-                    r.add_answer(rec(RData::AAAA(AAAA::new(0, 0, 0, 0, 0, 0, 0, 1))));
-                }
-                ("ad.test.", RecordType::A) => {
-                    r.metadata.authentic_data = true;
-                    r.add_answer(rec(RData::A(A::new(127, 0, 0, 8))));
-                }
-                ("_25._tcp.dane.test.", RecordType::TLSA) => {
-                    r.add_answer(rec(RData::TLSA(TLSA::new(
-                        3.into(),
-                        1.into(),
-                        1.into(),
-                        vec![0xab; 32],
-                    ))));
-                }
-                ("fail.test.", _) => r.metadata.response_code = ResponseCode::ServFail,
-                ("mx.test." | "null.test." | "host.test." | "ad.test.", _)
-                | ("_25._tcp.dane.test.", _) => {}
-                _ => r.metadata.response_code = ResponseCode::NXDomain,
-            }
             if let Ok(bytes) = r.to_vec() {
                 let _ = sock.send_to(&bytes, peer);
             }
+        }
+    });
+    std::thread::spawn(move || {
+        for s in tcp.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut len = [0u8; 2];
+            if s.read_exact(&mut len).is_err() {
+                continue;
+            }
+            let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            if s.read_exact(&mut q).is_err() {
+                continue;
+            }
+            let Some(r) = Message::from_vec(&q).ok().and_then(|q| answer(&q, false)) else {
+                continue;
+            };
+            let bytes = r.to_vec().unwrap();
+            let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
+            out.extend_from_slice(&bytes);
+            let _ = s.write_all(&out);
         }
     });
     addr
@@ -135,6 +171,14 @@ fn addresses_and_classes_of_failure() {
 fn tlsa_records() {
     let d = dns();
     let t = d.tlsa("_25._tcp.dane.test").unwrap();
+    assert!(t.authentic, "the query asks for the AD bit");
+    assert_eq!(d.tlsa("_25._tcp.host.test"), Err(Error::NotFound));
+    assert_eq!(d.tlsa("_25._tcp.dane.test.x"), Err(Error::NotFound));
+    assert!(d.tlsa("fail.test").unwrap_err().is_temporary());
+    // Truncated over UDP: asked again over TCP.
+    let big = d.tlsa("_25._tcp.big.dane.test").unwrap();
+    assert_eq!(big.records.len(), 1);
+    assert!(big.authentic);
     assert_eq!(
         t.records,
         [Tlsa {
