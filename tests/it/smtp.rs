@@ -563,10 +563,11 @@ fn lmtp_over_tcp_and_a_unix_socket() {
     let sock = d.path().join("lmtp.sock");
     let _tcp = peer(&format!("127.0.0.13:{port}"), d.path(), &["--lmtp"]);
     let unix_dir = dir();
+    // The Unix-socket peer offers CHUNKING: BDAT instead of DATA.
     let _unix = peer(
         &format!("unix:{}", sock.display()),
         unix_dir.path(),
-        &["--lmtp"],
+        &["--lmtp", "--chunking"],
     );
     let inst = sender(
         dns_port,
@@ -584,11 +585,12 @@ fn lmtp_over_tcp_and_a_unix_socket() {
             "full@lmtp.test",
             "b@lmtp.test",
             "c@sock.test",
+            "full@sock.test",
         ],
         MESSAGE,
         &[],
     );
-    let log = inst.wait_log_count(&format!("{id}: to=<"), 4, WAIT);
+    let log = inst.wait_log_count(&format!("{id}: to=<"), 5, WAIT);
     let tcp = format!("relay=127.0.0.13[127.0.0.13]:{port}");
     for want in [
         format!("{id}: to=<a@lmtp.test>, {tcp}, "),
@@ -610,8 +612,25 @@ fn lmtp_over_tcp_and_a_unix_socket() {
         "{log}"
     );
     wait_files(d.path(), 1);
+    assert!(
+        log.contains(&format!(
+            "dsn=5.2.2, status=bounced (host mail.example.test[{}] said: 552 5.2.2 <full@sock.test>: mailbox full (in reply to BDAT command))",
+            sock.display()
+        )),
+        "{log}"
+    );
     let got = wait_files(unix_dir.path(), 1);
-    assert!(got[0].contains("RCPT TO:<c@sock.test>"), "{}", got[0]);
+    assert!(
+        got[0].contains("RCPT TO:<c@sock.test>\nRCPT TO:<full@sock.test>\nBDAT\n"),
+        "{}",
+        got[0]
+    );
+    // No dot-stuffing with BDAT; CRLF line ends.
+    assert!(
+        got[0].ends_with("\r\nhello\r\n.leading dot\r\n"),
+        "{}",
+        got[0]
+    );
 }
 
 #[test]

@@ -10,8 +10,11 @@ Every accepted message is written to DIR/N.eml: the envelope
 ("MAIL FROM:..." and "RCPT TO:..." lines as received), an empty line,
 then the content with dot-stuffing removed, CRLF as received.
 
+With --chunking it also announces CHUNKING and takes BDAT (RFC 3030);
+the stored envelope then ends with a "BDAT" line.
+
 Usage: smtp_peer.py (--listen HOST:PORT | --unix PATH) --dir DIR
-       [--lmtp] [--no-8bitmime] [--size N]
+       [--lmtp] [--no-8bitmime] [--chunking] [--size N]
 """
 
 import argparse
@@ -34,11 +37,34 @@ class Handler(socketserver.StreamRequestHandler):
         self.wfile.write(text.encode() + b"\r\n")
         self.wfile.flush()
 
+    def store(self, mail, rcpts, body, how):
+        """Writes one message and sends the replies to its end."""
+        global COUNT
+        opts = self.server.opts
+        with LOCK:
+            COUNT += 1
+            n = COUNT
+        env = [mail] + [r[0] for r in rcpts] + ([how] if how else [])
+        path = os.path.join(opts.dir, "%d.eml" % n)
+        with open(path + ".tmp", "wb") as f:
+            f.write(("\n".join(env) + "\n\n").encode())
+            f.write(b"".join(body))
+        os.rename(path + ".tmp", path)
+        if opts.lmtp:
+            for _, lp, addr in rcpts:
+                if lp.startswith("full"):
+                    self.send("552 5.2.2 <%s>: mailbox full" % addr)
+                else:
+                    self.send("250 2.0.0 <%s> delivered as %d" % (addr, n))
+        else:
+            self.send("250 2.0.0 Ok: queued as PEER%d" % n)
+
     def handle(self):
         opts = self.server.opts
         self.send("220 peer.test ESMTP test peer")
         mail = None
         rcpts = []
+        chunks = []
         while True:
             line = self.rfile.readline(4096)
             if not line:
@@ -52,6 +78,8 @@ class Handler(socketserver.StreamRequestHandler):
                 exts = ["PIPELINING", "SIZE %d" % opts.size, "ENHANCEDSTATUSCODES", "DSN"]
                 if not opts.no_8bitmime:
                     exts.append("8BITMIME")
+                if opts.chunking:
+                    exts.append("CHUNKING")
                 lines = ["peer.test"] + exts
                 for l in lines[:-1]:
                     self.send("250-" + l)
@@ -59,7 +87,7 @@ class Handler(socketserver.StreamRequestHandler):
             elif verb == "HELO":
                 self.send("250 peer.test")
             elif verb == "MAIL":
-                mail, rcpts = text, []
+                mail, rcpts, chunks = text, [], []
                 self.send("250 2.1.0 Ok")
             elif verb == "RCPT":
                 lp, addr = local_part(text)
@@ -70,6 +98,21 @@ class Handler(socketserver.StreamRequestHandler):
                 else:
                     rcpts.append((text, lp, addr))
                     self.send("250 2.1.5 Ok")
+            elif verb == "BDAT" and opts.chunking:
+                words = text.split()
+                size = int(words[1])
+                last = len(words) > 2 and words[2].upper() == "LAST"
+                chunk = self.rfile.read(size)
+                if len(chunk) < size:
+                    return
+                chunks.append(chunk)
+                if not last:
+                    self.send("250 2.0.0 %d bytes received" % size)
+                elif not rcpts:
+                    self.send("554 5.5.1 Error: no valid recipients")
+                else:
+                    self.store(mail, rcpts, chunks, "BDAT")
+                    mail, rcpts, chunks = None, [], []
             elif verb == "DATA":
                 if not rcpts:
                     self.send("554 5.5.1 Error: no valid recipients")
@@ -85,27 +128,10 @@ class Handler(socketserver.StreamRequestHandler):
                     if l.startswith(b"."):
                         l = l[1:]
                     body.append(l)
-                global COUNT
-                with LOCK:
-                    COUNT += 1
-                    n = COUNT
-                env = [mail] + [r[0] for r in rcpts]
-                path = os.path.join(opts.dir, "%d.eml" % n)
-                with open(path + ".tmp", "wb") as f:
-                    f.write(("\n".join(env) + "\n\n").encode())
-                    f.write(b"".join(body))
-                os.rename(path + ".tmp", path)
-                if opts.lmtp:
-                    for _, lp, addr in rcpts:
-                        if lp.startswith("full"):
-                            self.send("552 5.2.2 <%s>: mailbox full" % addr)
-                        else:
-                            self.send("250 2.0.0 <%s> delivered as %d" % (addr, n))
-                else:
-                    self.send("250 2.0.0 Ok: queued as PEER%d" % n)
+                self.store(mail, rcpts, body, None)
                 mail, rcpts = None, []
             elif verb == "RSET":
-                mail, rcpts = None, []
+                mail, rcpts, chunks = None, [], []
                 self.send("250 2.0.0 Ok")
             elif verb == "NOOP":
                 self.send("250 2.0.0 Ok")
@@ -132,6 +158,7 @@ def main():
     p.add_argument("--dir", required=True)
     p.add_argument("--lmtp", action="store_true")
     p.add_argument("--no-8bitmime", action="store_true")
+    p.add_argument("--chunking", action="store_true")
     p.add_argument("--size", type=int, default=10240000)
     opts = p.parse_args()
     if opts.unix:

@@ -520,7 +520,14 @@ impl Run<'_> {
         } else {
             msg.content.to_vec()
         };
-        let data = DataEncoder::encode_all(&body);
+        // CHUNKING (RFC 3030): one BDAT LAST with the content as it is
+        // (CRLF line ends, no dot-stuffing) instead of DATA.
+        let chunking = caps.has("CHUNKING");
+        let data = if chunking {
+            crlf(&body)
+        } else {
+            DataEncoder::encode_all(&body)
+        };
 
         let from = if req.sender.is_empty() {
             Path::Null
@@ -601,12 +608,16 @@ impl Run<'_> {
         let pipelining = caps.has("PIPELINING");
         let mut accepted: Vec<usize> = Vec::new();
         if pipelining {
-            // MAIL, every RCPT and DATA in one write (RFC 2920).
+            // MAIL, every RCPT and DATA in one write (RFC 2920). BDAT
+            // waits for the RCPT replies: its data would be wasted if no
+            // recipient is accepted.
             let mut batch = mail.clone();
             for (_, l) in &rcpts {
                 batch.extend_from_slice(l);
             }
-            batch.extend_from_slice(&data_cmd);
+            if !chunking {
+                batch.extend_from_slice(&data_cmd);
+            }
             self.send(&batch, to.mail, Stage::Mail)?;
         } else {
             self.send(&mail, to.mail, Stage::Mail)?;
@@ -637,6 +648,24 @@ impl Run<'_> {
                     return Ok(results);
                 }
             }
+        }
+        if chunking {
+            if accepted.is_empty() {
+                return Ok(results);
+            }
+            let mut out = Vec::with_capacity(data.len() + 32);
+            Command::Bdat {
+                size: data.len() as u64,
+                last: true,
+            }
+            .encode(&mut out);
+            out.extend_from_slice(&data);
+            if let Err(Stop::All(st, _)) = self.send(&out, to.data_xfer, Stage::Body) {
+                results.extend(accepted.iter().map(|&j| (j, st.clone())));
+                return Ok(results);
+            }
+            self.final_replies(&accepted, &mut results, "BDAT");
+            return Ok(results);
         }
         if !pipelining {
             if accepted.is_empty() {
@@ -680,30 +709,61 @@ impl Run<'_> {
             }
             return Ok(results);
         }
+        self.final_replies(&accepted, &mut results, "end of DATA");
+        Ok(results)
+    }
+
+    /// Reads the replies after the content: one for SMTP, one per
+    /// accepted recipient for LMTP (RFC 2033 §4.2).
+    fn final_replies(
+        &mut self,
+        accepted: &[usize],
+        results: &mut Vec<(usize, RcptStatus)>,
+        cmd: &str,
+    ) {
+        let to = self.s.timeouts;
         if self.s.lmtp {
-            // One reply per accepted recipient (RFC 2033 §4.2).
             for (n, &i) in accepted.iter().enumerate() {
                 match self.read(to.data_done, Stage::Dot) {
-                    Ok(r) => results.push((i, self.reply_status(&r, "end of DATA"))),
+                    Ok(r) => results.push((i, self.reply_status(&r, cmd))),
                     Err(Stop::All(st, _)) => {
-                        for &j in &accepted[n..] {
-                            results.push((j, st.clone()));
-                        }
-                        break;
+                        results.extend(accepted[n..].iter().map(|&j| (j, st.clone())));
+                        return;
                     }
                 }
             }
         } else {
             let st = match self.read(to.data_done, Stage::Dot) {
-                Ok(r) => self.reply_status(&r, "end of DATA"),
+                Ok(r) => self.reply_status(&r, cmd),
                 Err(Stop::All(st, _)) => st,
             };
-            for i in accepted {
-                results.push((i, st.clone()));
-            }
+            results.extend(accepted.iter().map(|&j| (j, st.clone())));
         }
-        Ok(results)
     }
+}
+
+/// Content with every line ended by CRLF (bare LF and bare CR become
+/// CRLF, a missing last line end is added), for BDAT.
+fn crlf(content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + content.len() / 32 + 2);
+    let mut i = 0;
+    while i < content.len() {
+        match content[i] {
+            b'\r' => {
+                out.extend_from_slice(b"\r\n");
+                if content.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+            }
+            b'\n' => out.extend_from_slice(b"\r\n"),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    if !out.is_empty() && !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
 }
 
 /// NOTIFY= for the queue file's bits (never 1, success 2, delay 4,
@@ -876,6 +936,13 @@ mod tests {
             got[0].0.reason,
             "host 127.0.0.1[127.0.0.1] refused to talk to me: 554 5.7.1 go away"
         );
+    }
+
+    #[test]
+    fn line_ends_for_bdat() {
+        assert_eq!(crlf(b"a\nb\r\nc\rd"), b"a\r\nb\r\nc\r\nd\r\n");
+        assert_eq!(crlf(b".x\n"), b".x\r\n");
+        assert_eq!(crlf(b""), b"");
     }
 
     #[test]

@@ -17,7 +17,9 @@
 //! is refused; LHLO for LMTP), PIPELINING when offered, SIZE checked
 //! before sending, 8-bit MIME converted to quoted-printable for a server
 //! without 8BITMIME (`mime.rs`), SMTPUTF8 required when the message needs
-//! it, DSN parameters passed on when the server offers DSN.
+//! it, DSN parameters passed on when the server offers DSN, one `BDAT
+//! LAST` instead of DATA when it offers CHUNKING (Postfix never sends BDAT;
+//! RFC 3030 makes it the better choice: no dot-stuffing).
 //!
 //! Each recipient's result is marked in the queue file (when final),
 //! logged and reported to qmgr by `postern_server::agent::serve_batch`:
@@ -29,8 +31,8 @@
 //!
 //! NOT YET: STARTTLS and every `smtp_tls_*` feature (DANE, MTA-STS) —
 //! `client::Stream` is where TLS slots in; connection reuse between
-//! deliveries (Postfix's `scache`); BDAT (DATA is always used); SASL
-//! authentication; `smtp_bind_address`.
+//! deliveries (Postfix's `scache`); SASL authentication;
+//! `smtp_bind_address`.
 //!
 //! SECURITY: runs as `mail_owner`; talks to untrusted servers: replies are
 //! parsed by the sans-I/O `ReplyParser` with size limits, every read and
