@@ -765,6 +765,15 @@ pub static PARAMS: &[Param] = &[
         doc: "How smtp(8) finds the addresses of mail servers: dns (MX and A/AAAA records through the DNS), native (the system resolver, A/AAAA only, /etc/hosts included), or both in that order.",
     },
     Param {
+        name: "smtp_line_length_limit",
+        kind: Kind::Int {
+            min: 0,
+            max: INT_MAX,
+        },
+        default: "998",
+        doc: "The longest header or body line, without its line end, that smtp(8) sends; longer lines are broken by inserting <CR><LF><SPACE>. 0 means no limit.",
+    },
+    Param {
         name: "smtp_mail_timeout",
         kind: Kind::Time { min_secs: 1 },
         default: "300s",

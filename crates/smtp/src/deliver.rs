@@ -66,6 +66,8 @@ pub(crate) struct Settings {
     pub(crate) skip_5xx_greeting: bool,
     /// Not `disable_mime_output_conversion`.
     pub(crate) convert_8bit: bool,
+    /// `smtp_line_length_limit` (0: none).
+    pub(crate) line_length_limit: usize,
 }
 
 /// A recipient's result so far.
@@ -520,6 +522,7 @@ impl Run<'_> {
         } else {
             msg.content.to_vec()
         };
+        let body = fold_long_lines(body, self.s.line_length_limit);
         // CHUNKING (RFC 3030): one BDAT LAST with the content as it is
         // (CRLF line ends, no dot-stuffing) instead of DATA.
         let chunking = caps.has("CHUNKING");
@@ -742,6 +745,40 @@ impl Run<'_> {
     }
 }
 
+/// Breaks lines longer than `limit` octets (not counting the line end)
+/// by inserting CRLF and a space, as Postfix does with
+/// `smtp_line_length_limit`: servers may refuse longer lines (RFC 5321
+/// §4.5.3.1.6), and a space keeps a broken header a header.
+fn fold_long_lines(content: Vec<u8>, limit: usize) -> Vec<u8> {
+    let too_long = |line: &[u8]| line.strip_suffix(b"\r").unwrap_or(line).len() > limit;
+    if limit < 2 || !content.split(|&b| b == b'\n').any(too_long) {
+        return content;
+    }
+    let mut out = Vec::with_capacity(content.len() + content.len() / limit * 3 + 3);
+    for (n, line) in content.split(|&b| b == b'\n').enumerate() {
+        if n > 0 {
+            out.push(b'\n');
+        }
+        let (text, cr) = match line.strip_suffix(b"\r") {
+            Some(t) => (t, true),
+            None => (line, false),
+        };
+        let mut rest = text;
+        let mut room = limit;
+        while rest.len() > room {
+            out.extend_from_slice(&rest[..room]);
+            out.extend_from_slice(b"\r\n ");
+            rest = &rest[room..];
+            room = limit - 1;
+        }
+        out.extend_from_slice(rest);
+        if cr {
+            out.push(b'\r');
+        }
+    }
+    out
+}
+
 /// Content with every line ended by CRLF (bare LF and bare CR become
 /// CRLF, a missing last line end is added), for BDAT.
 fn crlf(content: &[u8]) -> Vec<u8> {
@@ -836,6 +873,7 @@ mod tests {
             session_limit: 2,
             skip_5xx_greeting: true,
             convert_8bit: true,
+            line_length_limit: 998,
         };
         let router = Router {
             dns: None,
@@ -936,6 +974,21 @@ mod tests {
             got[0].0.reason,
             "host 127.0.0.1[127.0.0.1] refused to talk to me: 554 5.7.1 go away"
         );
+    }
+
+    #[test]
+    fn long_lines_are_broken() {
+        assert_eq!(fold_long_lines(b"abc\n".to_vec(), 3), b"abc\n");
+        assert_eq!(
+            fold_long_lines(b"abcdefgh\r\nxy\n".to_vec(), 3),
+            b"abc\r\n de\r\n fg\r\n h\r\nxy\n"
+        );
+        assert_eq!(fold_long_lines(b"abcd".to_vec(), 3), b"abc\r\n d");
+        assert_eq!(fold_long_lines(b"abcd".to_vec(), 0), b"abcd");
+        let long = vec![b'x'; 5000];
+        let folded = fold_long_lines(long, 998);
+        assert!(folded.split(|&b| b == b'\n').all(|l| l.len() <= 999));
+        assert_eq!(folded.iter().filter(|&&b| b == b'x').count(), 5000);
     }
 
     #[test]

@@ -44,7 +44,7 @@
 //! `smtp_data_done_timeout`, `smtp_quit_timeout`, `smtp_tcp_port`,
 //! `smtp_host_lookup`, `smtp_dns_resolver_address`,
 //! `smtp_mx_address_limit`, `smtp_mx_session_limit`,
-//! `smtp_fallback_relay`, `smtp_skip_5xx_greeting`,
+//! `smtp_fallback_relay`, `smtp_skip_5xx_greeting`, `smtp_line_length_limit`,
 //! `disable_mime_output_conversion`, `inet_interfaces`, `inet_protocols`,
 //! `myhostname`; in LMTP mode `lmtp_lhlo_name`, `lmtp_tcp_port` and the
 //! `lmtp_*_timeout` counterparts.
@@ -186,6 +186,7 @@ impl Agent {
                 session_limit: limit("smtp_mx_session_limit"),
                 skip_5xx_greeting: cfg.bool("smtp_skip_5xx_greeting"),
                 convert_8bit: !cfg.bool("disable_mime_output_conversion"),
+                line_length_limit: limit("smtp_line_length_limit"),
             },
             dns,
             lookup,
