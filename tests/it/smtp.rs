@@ -261,7 +261,8 @@ fn mx_preference_order_and_the_next_mx_when_the_first_is_down() {
         "--host-record=mx2.a.test,127.0.0.3".into(),
     ]);
     let _mx2 = smtp_sink("127.0.0.3", port, &[]);
-    let inst = sender(dns_port, port, "");
+    // No session reuse: the second message must look for the best MX.
+    let inst = sender(dns_port, port, "smtp_connection_cache_on_demand = \"no\"\n");
     let id = submit(&inst, "alice@sender.test", &["bob@a.test"], MESSAGE, &[]);
     let log = inst.wait_log(&format!("{id}: removed"), WAIT);
     // The agent logs each failed connection, then tries the next MX.
@@ -312,7 +313,7 @@ fn all_servers_down_defers_then_delivers_when_one_comes_up() {
     inst.wait_log(&format!("{id}: removed"), WAIT);
     let got = wait_files(d.path(), 1);
     assert!(
-        got[0].starts_with("MAIL FROM:<alice@sender.test>"),
+        got[0].contains("\nMAIL FROM:<alice@sender.test>"),
         "{}",
         got[0]
     );
@@ -422,7 +423,7 @@ fn per_recipient_replies_and_the_bounce_carries_the_remote_text() {
     let got = wait_files(d.path(), 2);
     let dsn = got
         .iter()
-        .find(|m| m.starts_with("MAIL FROM:<>"))
+        .find(|m| m.contains("\nMAIL FROM:<>"))
         .expect("bounce");
     assert!(dsn.contains("RCPT TO:<alice@sender.test>"), "{dsn}");
     for want in [
@@ -745,4 +746,40 @@ fn smtputf8_mail_to_a_server_without_smtputf8_bounces() {
     inst.wait_log(&format!("{id}: removed"), WAIT);
     let got = wait_files(d.path(), 1);
     assert!(!got[0].contains("SMTPUTF8"), "{}", got[0]);
+}
+
+#[test]
+fn a_clean_session_is_reused_for_the_next_message_then_closed_when_idle() {
+    let port = free_port();
+    let (_dns, dns_port) = dnsmasq(&[
+        "--mx-host=a.test,mx.a.test,10".into(),
+        "--host-record=mx.a.test,127.0.0.18".into(),
+    ]);
+    let d = dir();
+    let _peer = peer(&format!("127.0.0.18:{port}"), d.path(), &[]);
+    let inst = sender(
+        dns_port,
+        port,
+        "smtp_connection_cache_time_limit = \"1s\"\n",
+    );
+    let first = submit(&inst, "alice@sender.test", &["bob@a.test"], MESSAGE, &[]);
+    inst.wait_log(&format!("{first}: removed"), WAIT);
+    let second = submit(&inst, "alice@sender.test", &["carol@a.test"], MESSAGE, &[]);
+    inst.wait_log(&format!("{second}: removed"), WAIT);
+    let got = wait_files(d.path(), 2);
+    let session = |m: &str| m.lines().next().unwrap_or_default().to_string();
+    // (Session 1 was the test's own check that the peer is up.)
+    assert_eq!(session(&got[0]), session(&got[1]), "{got:?}");
+    assert_ne!(session(&got[0]), "SESSION 1");
+    let k = session(&got[0])["SESSION ".len()..].to_string();
+    // Idle for the time limit: QUIT.
+    let deadline = Instant::now() + WAIT;
+    while !d.path().join(format!("quit-{k}")).exists() {
+        assert!(Instant::now() < deadline, "the idle session was not closed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let third = submit(&inst, "alice@sender.test", &["dave@a.test"], MESSAGE, &[]);
+    inst.wait_log(&format!("{third}: removed"), WAIT);
+    let got = wait_files(d.path(), 3);
+    assert_ne!(session(&got[2]), session(&got[0]), "{}", got[2]);
 }

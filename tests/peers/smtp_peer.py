@@ -6,9 +6,10 @@ It answers per recipient, which smtp-sink cannot do:
   RCPT to a local part starting with "hard" -> 550 5.1.1 (user unknown)
   (LMTP) after DATA, a local part starting with "full" -> 552 5.2.2
   anything else -> accepted.
-Every accepted message is written to DIR/N.eml: the envelope
-("MAIL FROM:..." and "RCPT TO:..." lines as received), an empty line,
-then the content with dot-stuffing removed, CRLF as received.
+Every accepted message is written to DIR/N.eml: "SESSION k" (the
+connection's number), the envelope ("MAIL FROM:..." and "RCPT TO:..."
+lines as received), an empty line, then the content with dot-stuffing
+removed, CRLF as received. A QUIT in session k creates DIR/quit-k.
 
 With --chunking it also announces CHUNKING and takes BDAT (RFC 3030);
 the stored envelope then ends with a "BDAT" line.
@@ -23,6 +24,7 @@ import socketserver
 import threading
 
 COUNT = 0
+SESSIONS = 0
 LOCK = threading.Lock()
 
 
@@ -44,7 +46,7 @@ class Handler(socketserver.StreamRequestHandler):
         with LOCK:
             COUNT += 1
             n = COUNT
-        env = [mail] + [r[0] for r in rcpts] + ([how] if how else [])
+        env = ["SESSION %d" % self.session, mail] + [r[0] for r in rcpts] + ([how] if how else [])
         path = os.path.join(opts.dir, "%d.eml" % n)
         with open(path + ".tmp", "wb") as f:
             f.write(("\n".join(env) + "\n\n").encode())
@@ -60,7 +62,11 @@ class Handler(socketserver.StreamRequestHandler):
             self.send("250 2.0.0 Ok: queued as PEER%d" % n)
 
     def handle(self):
+        global SESSIONS
         opts = self.server.opts
+        with LOCK:
+            SESSIONS += 1
+            self.session = SESSIONS
         self.send("220 peer.test ESMTP test peer")
         mail = None
         rcpts = []
@@ -136,6 +142,7 @@ class Handler(socketserver.StreamRequestHandler):
             elif verb == "NOOP":
                 self.send("250 2.0.0 Ok")
             elif verb == "QUIT":
+                open(os.path.join(opts.dir, "quit-%d" % self.session), "w").close()
                 self.send("221 2.0.0 Bye")
                 return
             else:

@@ -717,6 +717,24 @@ pub static PARAMS: &[Param] = &[
         doc: "The smtp(8) client's time limit for completing a TCP connection; 0 means the system limit.",
     },
     Param {
+        name: "smtp_connection_cache_on_demand",
+        kind: Kind::Bool,
+        default: "yes",
+        doc: "Let smtp(8) keep a session that ended cleanly for the next message to the same next hop. Postern keeps at most one idle session per smtp process (Postfix keeps them in scache when a destination has a backlog).",
+    },
+    Param {
+        name: "smtp_connection_cache_time_limit",
+        kind: Kind::Time { min_secs: 0 },
+        default: "2s",
+        doc: "How long smtp(8) keeps an idle session open for reuse; 0 disables reuse.",
+    },
+    Param {
+        name: "smtp_connection_reuse_time_limit",
+        kind: Kind::Time { min_secs: 1 },
+        default: "300s",
+        doc: "How long after it was opened smtp(8) may still reuse a session.",
+    },
+    Param {
         name: "smtp_data_done_timeout",
         kind: Kind::Time { min_secs: 1 },
         default: "600s",

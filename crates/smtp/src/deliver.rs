@@ -18,7 +18,7 @@
 //! reply also goes to the DSN (`Diagnostic-Code: smtp; 550 ...`,
 //! `Remote-MTA: dns; mx.example.com`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postern_ipc::deliver::{Action, RcptStatus, Request};
 use postern_smtp_proto::reply::Severity;
@@ -28,6 +28,7 @@ use postern_smtp_proto::{
 };
 use postern_util::info;
 
+use crate::cache::{Cache, Cached};
 use crate::client::{Addr, Conn, IoFail, Target};
 use crate::mime;
 use crate::nexthop;
@@ -68,6 +69,9 @@ pub(crate) struct Settings {
     pub(crate) convert_8bit: bool,
     /// `smtp_line_length_limit` (0: none).
     pub(crate) line_length_limit: usize,
+    /// Idle sessions kept for the next request (SMTP only; `None`:
+    /// `smtp_connection_cache_on_demand = no`).
+    pub(crate) cache: Option<Cache>,
 }
 
 /// A recipient's result so far.
@@ -186,8 +190,16 @@ impl Settings {
                     || req.recipients.iter().any(|r| !r.address.is_ascii())
                     || !headers(content).is_ascii()),
         };
+        if let Some(cache) = &self.cache
+            && let Some(cached) = cache.take(&req.nexthop)
+        {
+            self.reuse(cache, cached, req, &msg, &mut slots);
+        }
         let mut sessions = 0usize;
         'dests: for (i, dest) in dests.iter().enumerate() {
+            if slots.iter().all(|s| s.done) {
+                break;
+            }
             let targets = match router.targets(dest) {
                 Ok(t) => t,
                 Err(f) => {
@@ -241,6 +253,63 @@ impl Settings {
         }
     }
 
+    /// A transaction on an idle session kept from an earlier request.
+    /// A session found dead before its first reply changes nothing.
+    fn reuse(
+        &self,
+        cache: &Cache,
+        mut c: Cached,
+        req: &Request,
+        msg: &Message<'_>,
+        slots: &mut [Slot],
+    ) {
+        let pending: Vec<usize> = (0..slots.len()).filter(|&i| !slots[i].done).collect();
+        let mut run = Run {
+            s: self,
+            t: &c.target,
+            relay: c.target.relay(),
+            conn: &mut c.conn,
+            replies: 0,
+            clean: false,
+        };
+        let outcome = run.mail_rcpt_data(req, msg, &c.caps, &pending);
+        let (replies, clean, relay) = (run.replies, run.clean, run.relay.clone());
+        match outcome {
+            Err(Stop::All(_, false)) if replies == 0 => {
+                postern_util::debug!("cached session with {} is gone", c.target.relay());
+                return;
+            }
+            Err(Stop::All(st, done)) => {
+                for &i in &pending {
+                    slots[i].status = st.clone();
+                    slots[i].relay = relay.clone();
+                    slots[i].done = done;
+                }
+            }
+            Ok(per_rcpt) => {
+                for (i, st) in per_rcpt {
+                    slots[i].done = st.action.is_final();
+                    slots[i].status = st;
+                    slots[i].relay = relay.clone();
+                }
+            }
+        }
+        if clean {
+            c.idle_since = Instant::now();
+            cache.put(c);
+        } else {
+            Run {
+                s: self,
+                t: &c.target,
+                relay,
+                conn: &mut c.conn,
+                replies: 0,
+                clean: false,
+            }
+            .quit();
+        }
+    }
+
     /// One session with `t` for the pending recipients. Returns whether
     /// a session took place (the server greeted).
     fn session(&self, t: &Target, req: &Request, msg: &Message<'_>, slots: &mut [Slot]) -> bool {
@@ -265,13 +334,27 @@ impl Settings {
                 return false;
             }
         };
+        let born = Instant::now();
         let mut run = Run {
             s: self,
             t,
             relay,
             conn: &mut conn,
+            replies: 0,
+            clean: false,
         };
-        run.transaction(req, msg, slots, &pending);
+        if let Some(caps) = run.transaction(req, msg, slots, &pending)
+            && let Some(cache) = &self.cache
+        {
+            cache.put(Cached {
+                nexthop: req.nexthop.clone(),
+                target: t.clone(),
+                conn,
+                caps,
+                born,
+                idle_since: Instant::now(),
+            });
+        }
         true
     }
 }
@@ -294,6 +377,11 @@ struct Run<'a> {
     t: &'a Target,
     relay: String,
     conn: &'a mut Conn,
+    /// Replies read so far.
+    replies: usize,
+    /// The last transaction ended with every reply to its content read:
+    /// the server waits for the next MAIL FROM.
+    clean: bool,
 }
 
 /// How a step ended when it did not go on.
@@ -352,9 +440,12 @@ impl Run<'_> {
     }
 
     fn read(&mut self, timeout: Duration, stage: Stage) -> Result<Reply, Stop> {
-        self.conn
+        let r = self
+            .conn
             .read_reply(timeout)
-            .map_err(|f| Stop::All(self.io_fail(&f, stage), false))
+            .map_err(|f| Stop::All(self.io_fail(&f, stage), false))?;
+        self.replies += 1;
+        Ok(r)
     }
 
     fn send(&mut self, bytes: &[u8], timeout: Duration, stage: Stage) -> Result<(), Stop> {
@@ -440,14 +531,16 @@ impl Run<'_> {
         Err(Stop::All(st, permanent))
     }
 
-    /// The whole transaction for `pending`.
+    /// The whole session for `pending`. Returns the server's
+    /// capabilities when the session can be kept for another request
+    /// (then without QUIT).
     fn transaction(
         &mut self,
         req: &Request,
         msg: &Message<'_>,
         slots: &mut [Slot],
         pending: &[usize],
-    ) {
+    ) -> Option<Capabilities> {
         let relay = self.relay.clone();
         let set = |slots: &mut [Slot], i: usize, st: RcptStatus, done: bool| {
             slots[i].status = st;
@@ -461,7 +554,7 @@ impl Run<'_> {
                     set(slots, i, st.clone(), done);
                 }
                 self.quit();
-                return;
+                return None;
             }
         };
         match self.mail_rcpt_data(req, msg, &caps, pending) {
@@ -477,7 +570,11 @@ impl Run<'_> {
                 }
             }
         }
+        if self.clean && self.s.cache.is_some() {
+            return Some(caps);
+        }
         self.quit();
+        None
     }
 
     /// MAIL, RCPT, DATA and the content; results per recipient.
@@ -735,9 +832,13 @@ impl Run<'_> {
                     }
                 }
             }
+            self.clean = true;
         } else {
             let st = match self.read(to.data_done, Stage::Dot) {
-                Ok(r) => self.reply_status(&r, cmd),
+                Ok(r) => {
+                    self.clean = true;
+                    self.reply_status(&r, cmd)
+                }
                 Err(Stop::All(st, _)) => st,
             };
             results.extend(accepted.iter().map(|&j| (j, st.clone())));
@@ -853,8 +954,12 @@ mod tests {
     }
 
     fn run(port: u16, rcpts: &[&str]) -> Vec<(RcptStatus, String)> {
+        run_with(&settings(None), port, rcpts)
+    }
+
+    fn settings(cache: Option<Cache>) -> Settings {
         let t = Duration::from_secs(5);
-        let settings = Settings {
+        Settings {
             lmtp: false,
             helo_name: "client.test".into(),
             myhostname: "client.test".into(),
@@ -874,7 +979,11 @@ mod tests {
             skip_5xx_greeting: true,
             convert_8bit: true,
             line_length_limit: 998,
-        };
+            cache,
+        }
+    }
+
+    fn run_with(settings: &Settings, port: u16, rcpts: &[&str]) -> Vec<(RcptStatus, String)> {
         let router = Router {
             dns: None,
             lookup: Lookup {
@@ -900,6 +1009,58 @@ mod tests {
             ..Request::default()
         };
         settings.deliver(&router, &req, b"Subject: x\n\nhi\n")
+    }
+
+    #[test]
+    fn a_kept_session_is_reused_and_a_dead_one_replaced() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let sessions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = sessions.clone();
+        std::thread::spawn(move || {
+            // Each session: greeting, EHLO, then transactions until QUIT
+            // or, in the first session, a hang-up after two messages.
+            for s in l.incoming() {
+                let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let s = s.unwrap();
+                let mut w = s.try_clone().unwrap();
+                let mut r = BufReader::new(s);
+                w.write_all(b"220 test ESMTP\r\n").unwrap();
+                let mut messages = 0;
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap_or(0) > 0 {
+                    let reply: &[u8] = match line.get(..4).unwrap_or("") {
+                        "EHLO" => b"250-test\r\n250 PIPELINING\r\n",
+                        "MAIL" | "RCPT" => b"250 Ok\r\n",
+                        "DATA" => b"354 go\r\n",
+                        "QUIT" => b"221 Bye\r\n",
+                        _ if line == ".\r\n" => {
+                            messages += 1;
+                            b"250 Ok: queued\r\n"
+                        }
+                        _ => b"",
+                    };
+                    w.write_all(reply).unwrap();
+                    line.clear();
+                    if n == 0 && messages == 2 {
+                        break;
+                    }
+                }
+            }
+        });
+        let cache = Cache::new(
+            Duration::from_secs(10),
+            Duration::from_secs(60),
+            Duration::from_secs(1),
+        );
+        let s = settings(Some(cache));
+        for rcpt in ["a@d.test", "b@d.test", "c@d.test"] {
+            let got = run_with(&s, port, &[rcpt]);
+            assert_eq!(got[0].0.action, Action::Relayed, "{got:?}");
+        }
+        // Messages 1 and 2 in the first session; the server hung up, so
+        // message 3 found the kept session dead and opened another.
+        assert_eq!(sessions.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[test]

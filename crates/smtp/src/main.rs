@@ -29,10 +29,13 @@
 //! (the server's reply goes to the DSN as `Diagnostic-Code: smtp; ...`),
 //! 4xx and connection trouble deferred.
 //!
+//! A session that ended cleanly is kept for the next request to the same
+//! next hop (`cache.rs`: one idle session per process, closed after
+//! `smtp_connection_cache_time_limit`; Postfix keeps them in `scache`).
+//!
 //! NOT YET: STARTTLS and every `smtp_tls_*` feature (DANE, MTA-STS) —
-//! `client::Stream` is where TLS slots in; connection reuse between
-//! deliveries (Postfix's `scache`); SASL authentication;
-//! `smtp_bind_address`.
+//! `client::Stream` is where TLS slots in (after EHLO in
+//! `deliver::Run::hello`); SASL authentication; `smtp_bind_address`.
 //!
 //! SECURITY: runs as `mail_owner`; talks to untrusted servers: replies are
 //! parsed by the sans-I/O `ReplyParser` with size limits, every read and
@@ -45,10 +48,13 @@
 //! `smtp_host_lookup`, `smtp_dns_resolver_address`,
 //! `smtp_mx_address_limit`, `smtp_mx_session_limit`,
 //! `smtp_fallback_relay`, `smtp_skip_5xx_greeting`, `smtp_line_length_limit`,
+//! `smtp_connection_cache_on_demand`, `smtp_connection_cache_time_limit`,
+//! `smtp_connection_reuse_time_limit`,
 //! `disable_mime_output_conversion`, `inet_interfaces`, `inet_protocols`,
 //! `myhostname`; in LMTP mode `lmtp_lhlo_name`, `lmtp_tcp_port` and the
 //! `lmtp_*_timeout` counterparts.
 
+mod cache;
 mod client;
 mod deliver;
 mod mime;
@@ -187,6 +193,16 @@ impl Agent {
                 skip_5xx_greeting: cfg.bool("smtp_skip_5xx_greeting"),
                 convert_8bit: !cfg.bool("disable_mime_output_conversion"),
                 line_length_limit: limit("smtp_line_length_limit"),
+                cache: (!lmtp
+                    && cfg.bool("smtp_connection_cache_on_demand")
+                    && !cfg.time("smtp_connection_cache_time_limit").is_zero())
+                .then(|| {
+                    cache::Cache::new(
+                        cfg.time("smtp_connection_cache_time_limit"),
+                        cfg.time("smtp_connection_reuse_time_limit"),
+                        timeouts.quit,
+                    )
+                }),
             },
             dns,
             lookup,
