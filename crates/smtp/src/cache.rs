@@ -13,7 +13,7 @@
 //! `smtp_connection_cache_time_limit`; a session older than
 //! `smtp_connection_reuse_time_limit` is not used again.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
 use postern_smtp_proto::{Capabilities, Command};
@@ -44,6 +44,9 @@ pub(crate) struct Cache {
     idle_limit: Duration,
     reuse_limit: Duration,
     quit_timeout: Duration,
+    /// The closing thread, started with the first kept session (so after
+    /// the daemon has dropped its privileges).
+    reaper: Arc<Once>,
 }
 
 fn quit(mut c: Cached, timeout: Duration) {
@@ -54,21 +57,25 @@ fn quit(mut c: Cached, timeout: Duration) {
 
 impl Cache {
     /// A cache that keeps a session up to `idle_limit` idle and uses it
-    /// until it is `reuse_limit` old; starts the thread that ends idle
-    /// sessions.
+    /// until it is `reuse_limit` old.
     pub(crate) fn new(
         idle_limit: Duration,
         reuse_limit: Duration,
         quit_timeout: Duration,
     ) -> Cache {
-        let cache = Cache {
+        Cache {
             slot: Arc::new(Mutex::new(None)),
             idle_limit,
             reuse_limit,
             quit_timeout,
-        };
-        let reaper = cache.clone();
-        let tick = (idle_limit / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+            reaper: Arc::new(Once::new()),
+        }
+    }
+
+    /// Starts the thread that ends idle sessions.
+    fn start_reaper(&self) {
+        let reaper = self.clone();
+        let tick = (self.idle_limit / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
         std::thread::spawn(move || {
             loop {
                 std::thread::sleep(tick);
@@ -88,7 +95,6 @@ impl Cache {
                 }
             }
         });
-        cache
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Cached>> {
@@ -111,6 +117,7 @@ impl Cache {
 
     /// Keeps a session that is ready for MAIL FROM.
     pub(crate) fn put(&self, c: Cached) {
+        self.reaper.call_once(|| self.start_reaper());
         let old = self.lock().replace(c);
         if let Some(old) = old {
             quit(old, self.quit_timeout);
