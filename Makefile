@@ -23,7 +23,7 @@ VAR     := $(CURDIR)/var
 # its name to one list (and, if it is set-group-id postdrop like postdrop
 # and postqueue, to SETGID_PROGRAMS too). Postfix's layout: master and the
 # daemons in daemon_directory, the commands in command_directory.
-DAEMON_PROGRAMS  := master smtpd cleanup trivial-rewrite pickup qmgr local virtual anvil showq flush
+DAEMON_PROGRAMS  := master smtpd cleanup trivial-rewrite pickup qmgr local virtual smtp anvil showq flush
 COMMAND_PROGRAMS := sendmail postdrop postcat postqueue postsuper postconf postern postmap postalias
 SETGID_PROGRAMS  := postdrop postqueue
 # Names of sendmail that select its mode from argv[0] (Postfix's

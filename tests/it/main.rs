@@ -61,3 +61,7 @@ mod ops;
 /// Queue tools: showq, postqueue, mailq, flush, postsuper against a
 /// running instance (and with master down, and as an ordinary user).
 mod qtools;
+
+/// smtp and lmtp clients: MX routing through dnsmasq, smtp-sink, a
+/// second Postern, a per-recipient test peer; bounces and deferrals.
+mod smtp;

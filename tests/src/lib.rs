@@ -62,9 +62,14 @@ impl Instance {
         } else {
             "development_mode = true"
         };
+        let host = if main_extra.contains("myhostname") {
+            "# myhostname: see below"
+        } else {
+            "myhostname = \"mail.example.test\""
+        };
         let main = format!(
             "queue_directory = \"{}\"\ndaemon_directory = \"{}\"\nmaillog_file = \"{}\"\n\
-             {dev}\nmyhostname = \"mail.example.test\"\n{main_extra}\n",
+             {dev}\n{host}\n{main_extra}\n",
             queue_dir.display(),
             bin_dir().display(),
             log.display()

@@ -404,6 +404,12 @@ pub static PARAMS: &[Param] = &[
         doc: "Run every service as the user who started master and accept that user, even root, as the owner of the spool; for make run and tests only. (Postern only.)",
     },
     Param {
+        name: "disable_mime_output_conversion",
+        kind: Kind::Bool,
+        default: "no",
+        doc: "Let smtp(8) send 8-bit mail as it is to a server that does not announce 8BITMIME, instead of converting 8-bit MIME parts to quoted-printable.",
+    },
+    Param {
         name: "disable_vrfy_command",
         kind: Kind::Bool,
         default: "yes",
@@ -423,6 +429,12 @@ pub static PARAMS: &[Param] = &[
         },
         default: "1000",
         doc: "The maximal number of addresses that cleanup(8) remembers when it removes duplicate recipients; 0 means no limit.",
+    },
+    Param {
+        name: "fallback_relay",
+        kind: Kind::List,
+        default: "",
+        doc: "Obsolete name of smtp_fallback_relay (its default).",
     },
     Param {
         name: "fast_flush_domains",
@@ -492,6 +504,66 @@ pub static PARAMS: &[Param] = &[
         },
         default: "2048",
         doc: "Longer lines in a message are broken into pieces of this many bytes by smtpd(8), cleanup(8) and sendmail.",
+    },
+    Param {
+        name: "lmtp_connect_timeout",
+        kind: Kind::Time { min_secs: 0 },
+        default: "0s",
+        doc: "The lmtp(8) client's time limit for completing a TCP connection; 0 means the system limit.",
+    },
+    Param {
+        name: "lmtp_data_done_timeout",
+        kind: Kind::Time { min_secs: 1 },
+        default: "600s",
+        doc: "The lmtp(8) client's time limit for the replies to the final \".\" of DATA.",
+    },
+    Param {
+        name: "lmtp_data_init_timeout",
+        kind: Kind::Time { min_secs: 1 },
+        default: "120s",
+        doc: "The lmtp(8) client's time limit for the server's reply to DATA.",
+    },
+    Param {
+        name: "lmtp_data_xfer_timeout",
+        kind: Kind::Time { min_secs: 1 },
+        default: "180s",
+        doc: "The lmtp(8) client's time limit for sending the message content.",
+    },
+    Param {
+        name: "lmtp_lhlo_name",
+        kind: Kind::Str,
+        default: "$myhostname",
+        doc: "The hostname that the lmtp(8) client sends in LHLO.",
+    },
+    Param {
+        name: "lmtp_lhlo_timeout",
+        kind: Kind::Time { min_secs: 1 },
+        default: "300s",
+        doc: "The lmtp(8) client's time limit for the greeting and the reply to LHLO.",
+    },
+    Param {
+        name: "lmtp_mail_timeout",
+        kind: Kind::Time { min_secs: 1 },
+        default: "300s",
+        doc: "The lmtp(8) client's time limit for the reply to MAIL FROM.",
+    },
+    Param {
+        name: "lmtp_quit_timeout",
+        kind: Kind::Time { min_secs: 1 },
+        default: "300s",
+        doc: "The lmtp(8) client's time limit for the reply to QUIT.",
+    },
+    Param {
+        name: "lmtp_rcpt_timeout",
+        kind: Kind::Time { min_secs: 1 },
+        default: "300s",
+        doc: "The lmtp(8) client's time limit for the reply to RCPT TO.",
+    },
+    Param {
+        name: "lmtp_tcp_port",
+        kind: Kind::Str,
+        default: "24",
+        doc: "The default TCP port of an lmtp(8) next hop given as inet:host without a port.",
     },
     Param {
         name: "local_destination_concurrency_limit",
@@ -740,6 +812,24 @@ pub static PARAMS: &[Param] = &[
         doc: "The smtp(8) client's time limit for completing a TCP connection; 0 means the system limit.",
     },
     Param {
+        name: "smtp_connection_cache_on_demand",
+        kind: Kind::Bool,
+        default: "yes",
+        doc: "Let smtp(8) keep a session that ended cleanly for the next message to the same next hop. Postern keeps at most one idle session per smtp process (Postfix keeps them in scache when a destination has a backlog).",
+    },
+    Param {
+        name: "smtp_connection_cache_time_limit",
+        kind: Kind::Time { min_secs: 0 },
+        default: "2s",
+        doc: "How long smtp(8) keeps an idle session open for reuse; 0 disables reuse.",
+    },
+    Param {
+        name: "smtp_connection_reuse_time_limit",
+        kind: Kind::Time { min_secs: 1 },
+        default: "300s",
+        doc: "How long after it was opened smtp(8) may still reuse a session.",
+    },
+    Param {
         name: "smtp_data_done_timeout",
         kind: Kind::Time { min_secs: 1 },
         default: "600s",
@@ -758,6 +848,18 @@ pub static PARAMS: &[Param] = &[
         doc: "The smtp(8) client's time limit for sending the message content.",
     },
     Param {
+        name: "smtp_dns_resolver_address",
+        kind: Kind::List,
+        default: "",
+        doc: "Postern extension: DNS servers (ip, ip:port, [ipv6]:port) that smtp(8) asks for MX, A/AAAA and TLSA records; empty means those of /etc/resolv.conf.",
+    },
+    Param {
+        name: "smtp_fallback_relay",
+        kind: Kind::List,
+        default: "$fallback_relay",
+        doc: "Hosts ([host]:port or host:port, as a next hop) that smtp(8) tries when the destination's own mail servers cannot be reached or defer.",
+    },
+    Param {
         name: "smtp_helo_name",
         kind: Kind::Str,
         default: "$myhostname",
@@ -770,10 +872,43 @@ pub static PARAMS: &[Param] = &[
         doc: "The smtp(8) client's time limit for the greeting and the reply to HELO or EHLO.",
     },
     Param {
+        name: "smtp_host_lookup",
+        kind: Kind::List,
+        default: "dns",
+        doc: "How smtp(8) finds the addresses of mail servers: dns (MX and A/AAAA records through the DNS), native (the system resolver, A/AAAA only, /etc/hosts included), or both in that order.",
+    },
+    Param {
+        name: "smtp_line_length_limit",
+        kind: Kind::Int {
+            min: 0,
+            max: INT_MAX,
+        },
+        default: "998",
+        doc: "The longest header or body line, without its line end, that smtp(8) sends; longer lines are broken by inserting <CR><LF><SPACE>. 0 means no limit.",
+    },
+    Param {
         name: "smtp_mail_timeout",
         kind: Kind::Time { min_secs: 1 },
         default: "300s",
         doc: "The smtp(8) client's time limit for the reply to MAIL FROM.",
+    },
+    Param {
+        name: "smtp_mx_address_limit",
+        kind: Kind::Int {
+            min: 0,
+            max: INT_MAX,
+        },
+        default: "5",
+        doc: "The most mail server addresses that smtp(8) tries for one delivery; 0 means no limit.",
+    },
+    Param {
+        name: "smtp_mx_session_limit",
+        kind: Kind::Int {
+            min: 0,
+            max: INT_MAX,
+        },
+        default: "2",
+        doc: "The most SMTP sessions (connections that got a greeting) that smtp(8) tries for one delivery; 0 means no limit.",
     },
     Param {
         name: "smtp_quit_timeout",
@@ -786,6 +921,18 @@ pub static PARAMS: &[Param] = &[
         kind: Kind::Time { min_secs: 1 },
         default: "300s",
         doc: "The smtp(8) client's time limit for the reply to RCPT TO.",
+    },
+    Param {
+        name: "smtp_skip_5xx_greeting",
+        kind: Kind::Bool,
+        default: "yes",
+        doc: "Let smtp(8) try the next mail server when one greets with a 5xx reply, instead of bouncing the mail.",
+    },
+    Param {
+        name: "smtp_tcp_port",
+        kind: Kind::Str,
+        default: "smtp",
+        doc: "The TCP port that smtp(8) connects to when the next hop names none: a number or a service name (smtp is 25).",
     },
     Param {
         name: "smtp_tls_CAfile",

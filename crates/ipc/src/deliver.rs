@@ -157,6 +157,11 @@ pub struct RcptStatus {
     pub diagnostic: String,
     /// Remote MTA (`dns; mx.example.com`), empty if none.
     pub mta: String,
+    /// The next hop offers DSN and got the recipient's NOTIFY, so it
+    /// sends any success notice itself and this system sends no
+    /// "relayed" one (RFC 3461 section 6.2.2, Postfix smtp_rcpt_done).
+    /// Used inside the agent only; not sent to qmgr.
+    pub notify_handed_on: bool,
 }
 
 /// Postfix's delay format: two significant digits, at most two decimals,
@@ -220,6 +225,7 @@ impl RcptStatus {
             reason,
             diagnostic: String::new(),
             mta: String::new(),
+            notify_handed_on: false,
         }
     }
 }
@@ -284,6 +290,7 @@ pub fn deliver(
                 reason: a.take_str("reason")?.unwrap_or_default().to_string(),
                 diagnostic: a.take_str("diagnostic")?.unwrap_or_default().to_string(),
                 mta: a.take_str("mta")?.unwrap_or_default().to_string(),
+                notify_handed_on: false,
             });
         }
     };
@@ -390,6 +397,7 @@ mod tests {
                     dsn: "2.0.0".into(),
                     reason: format!("delivered to {}", r.address),
                     diagnostic: String::new(),
+                    notify_handed_on: false,
                     mta: String::new(),
                 })
                 .unwrap();
@@ -440,6 +448,7 @@ mod tests {
                 reason: "ok".into(),
                 diagnostic: String::new(),
                 mta: String::new(),
+                notify_handed_on: false,
             })
             .unwrap();
             // Dies before the second recipient.

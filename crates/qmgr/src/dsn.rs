@@ -269,19 +269,22 @@ pub(crate) fn report(r: &Report<'_>) -> Vec<u8> {
             (Kind::Success, a @ ("delivered" | "expanded" | "relayed")) => a,
             _ => action,
         };
-        let diagnostic = if r.kind == Kind::Success {
-            String::new()
-        } else {
-            format!("Diagnostic-Code: X-Postfix; {}\n", f.reason)
-        };
         m.push_str(&format!(
             "\nFinal-Recipient: rfc822; {}\n\
              Action: {action}\n\
-             Status: {}\n\
-             {diagnostic}",
+             Status: {}\n",
             f.address,
             status_with_class(&f.dsn, class),
         ));
+        if !f.mta.is_empty() {
+            m.push_str(&format!("Remote-MTA: {}\n", f.mta));
+        }
+        // A success report has nothing to diagnose.
+        match (r.kind, f.diagnostic.is_empty()) {
+            (Kind::Success, _) => {}
+            (_, true) => m.push_str(&format!("Diagnostic-Code: X-Postfix; {}\n", f.reason)),
+            (_, false) => m.push_str(&format!("Diagnostic-Code: {}\n", f.diagnostic)),
+        }
     }
     // Only a non-delivery report to the sender, and a double bounce,
     // return the whole message (subject to RET and bounce_size_limit).
@@ -423,6 +426,28 @@ mod tests {
         assert!(text.contains("Action: expanded\nStatus: 2.0.0\n"), "{text}");
         assert!(!text.contains("Diagnostic-Code"));
         assert!(!text.contains("body line"));
+    }
+
+    #[test]
+    fn remote_diagnostics_reach_the_report() {
+        let failed = [LogEntry {
+            diagnostic: "smtp; 550 5.1.1 no such user".into(),
+            mta: "dns; mx.remote.test".into(),
+            ..LogEntry::new(
+                "bob@remote.test",
+                "5.1.1",
+                "host mx.remote.test[192.0.2.1] said: 550 5.1.1 no such user \
+                 (in reply to RCPT TO command)",
+            )
+        }];
+        let text = String::from_utf8(super::report(&sample(&failed, b"S: x\n\nb\n", ""))).unwrap();
+        assert!(
+            text.contains(
+                "Status: 5.1.1\nRemote-MTA: dns; mx.remote.test\n\
+                 Diagnostic-Code: smtp; 550 5.1.1 no such user\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -351,7 +351,14 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, id: &QueueId) {
             let r = pending[i];
             match statuses.iter().find(|st| st.offset == r.offset) {
                 Some(st) => match st.action {
-                    Action::Failed => failed.push((i, entry(i, &st.dsn, &st.reason))),
+                    Action::Failed => failed.push((
+                        i,
+                        LogEntry {
+                            diagnostic: st.diagnostic.clone(),
+                            mta: st.mta.clone(),
+                            ..entry(i, &st.dsn, &st.reason)
+                        },
+                    )),
                     Action::Delayed => delayed.push((i, entry(i, &st.dsn, &st.reason))),
                     Action::Delivered | Action::Expanded | Action::Relayed => {}
                 },

@@ -9,8 +9,10 @@
 //! each recipient's reason, and postsuper(1) removes them with the message.
 //!
 //! Each line is `address TAB dsn TAB reason`, optionally followed by `TAB
-//! action` (the RFC 3464 action, for the trace log). Tabs and line breaks
-//! inside the fields become spaces. Every append is one `write` to a file
+//! action` (the RFC 3464 action, for the trace log) and, when a remote
+//! server gave the result, `TAB diagnostic TAB mta` (`smtp; 550 5.1.1
+//! ...`, `dns; mx.example.com`). Tabs and line breaks inside the fields
+//! become spaces. Every append is one `write` to a file
 //! opened with `O_APPEND` and is fsynced before returning, so a line is
 //! never lost once the caller goes on (e.g. to mark the recipient done).
 
@@ -35,6 +37,12 @@ pub struct LogEntry {
     /// The RFC 3464 action (`delivered`, `expanded`, `relayed`), empty in
     /// bounce and defer logs.
     pub action: String,
+    /// The remote server's reply for the DSN `Diagnostic-Code:`
+    /// (`smtp; 550 5.1.1 ...`), empty if none.
+    pub diagnostic: String,
+    /// The remote server for the DSN `Remote-MTA:` (`dns; mx.example`),
+    /// empty if none.
+    pub mta: String,
 }
 
 impl LogEntry {
@@ -45,6 +53,8 @@ impl LogEntry {
             dsn: dsn.into(),
             reason: reason.into(),
             action: String::new(),
+            diagnostic: String::new(),
+            mta: String::new(),
         }
     }
 }
@@ -70,9 +80,16 @@ pub fn format(entries: &[LogEntry]) -> String {
         text.push_str(&clean(&e.dsn));
         text.push('\t');
         text.push_str(&clean(&e.reason));
-        if !e.action.is_empty() {
+        let remote = !e.diagnostic.is_empty() || !e.mta.is_empty();
+        if !e.action.is_empty() || remote {
             text.push('\t');
             text.push_str(&clean(&e.action));
+        }
+        if remote {
+            text.push('\t');
+            text.push_str(&clean(&e.diagnostic));
+            text.push('\t');
+            text.push_str(&clean(&e.mta));
         }
         text.push('\n');
     }
@@ -97,12 +114,14 @@ pub fn append(path: &Path, entries: &[LogEntry]) -> io::Result<()> {
 pub fn parse(text: &str) -> Vec<LogEntry> {
     text.lines()
         .filter_map(|l| {
-            let mut it = l.splitn(4, '\t');
+            let mut it = l.splitn(6, '\t');
             Some(LogEntry {
                 address: it.next()?.to_string(),
                 dsn: it.next()?.to_string(),
                 reason: it.next()?.to_string(),
                 action: it.next().unwrap_or_default().to_string(),
+                diagnostic: it.next().unwrap_or_default().to_string(),
+                mta: it.next().unwrap_or_default().to_string(),
             })
         })
         .collect()
@@ -150,6 +169,19 @@ mod tests {
         assert_eq!(got[1], b);
         assert!(read(&dir.path().join("none")).unwrap().is_empty());
         assert_eq!(parse("junk\nx\ty\n"), vec![]);
+    }
+
+    #[test]
+    fn remote_fields_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ID");
+        let e = LogEntry {
+            diagnostic: "smtp; 550 5.1.1 no".into(),
+            mta: "dns; mx.remote.test".into(),
+            ..LogEntry::new("a@x", "5.1.1", "host said no")
+        };
+        append(&p, std::slice::from_ref(&e)).unwrap();
+        assert_eq!(read(&p).unwrap(), vec![e]);
     }
 
     #[test]

@@ -92,6 +92,8 @@ pub fn open_queue_file(spool: &Path, req: &Request) -> Result<(Flock<File>, Queu
 /// queue file cannot be opened, or a final result cannot be recorded in
 /// it, the recipient is deferred instead (`4.3.0`), so it is never lost
 /// and never delivered twice. `relay` names the agent in the log line.
+/// Each recipient is marked done and reported before the next one is
+/// delivered, so a crash repeats at most one delivery.
 pub fn serve(
     conn: Conn,
     ctx: &Context,
@@ -108,37 +110,20 @@ pub fn serve(
         .map(|(_, qf)| qf.content_to_vec())
         .unwrap_or_default();
     for rcpt in &req.recipients {
-        let mut status = match &queue {
+        let status = match &queue {
             Ok(_) => deliver(&req, &content, rcpt),
             Err(reason) => RcptStatus::new(Action::Delayed, "4.3.0", reason.clone()),
         };
-        status.offset = rcpt.offset;
-        if wants_success_notice(&req, rcpt, status.action)
-            && let Err(e) = record_success(&spool, &req, rcpt, &status)
-        {
-            warn!("{}: cannot update trace log: {e}", req.queue_id);
-            status = RcptStatus::new(
-                Action::Delayed,
-                "4.3.0",
-                format!("cannot update trace log: {e}"),
-            );
-            status.offset = rcpt.offset;
-        }
-        if status.action.is_final()
-            && let Ok((file, _)) = &queue
-            && let Err(e) = postern_queue::mark_done(file, rcpt.offset)
-        {
-            warn!("{}: cannot update queue file: {e}", req.queue_id);
-            status = RcptStatus::new(
-                Action::Delayed,
-                "4.3.0",
-                format!("cannot update queue file: {e}"),
-            );
-            status.offset = rcpt.offset;
-        }
-        log_status(&req, rcpt, &status, start, relay);
-        if let Err(e) = server.report(&status) {
-            warn!("{}: report to queue manager: {e}", req.queue_id);
+        if !finish_one(
+            &mut server,
+            &spool,
+            &queue,
+            &req,
+            rcpt,
+            status,
+            start,
+            relay,
+        ) {
             return;
         }
     }
@@ -179,4 +164,105 @@ fn record_success(
             ..LogEntry::new(address, &status.dsn, &status.reason)
         }],
     )
+}
+
+/// Like [`serve`] for agents that deliver all recipients of a request
+/// together (smtp, lmtp: one transaction for many recipients).
+/// `deliver` returns one result per recipient of the request, in order,
+/// each with the relay for its log line (`mx.example.com[192.0.2.1]:25`,
+/// `none`). A missing result defers its recipient.
+pub fn serve_batch(
+    conn: Conn,
+    ctx: &Context,
+    deliver: impl FnOnce(&Request, &[u8]) -> Vec<(RcptStatus, String)>,
+) {
+    let Some((mut server, req, start)) = accept(conn, ctx) else {
+        return;
+    };
+    let spool = ctx.config.path("queue_directory");
+    let queue = open_queue_file(&spool, &req);
+    let mut results = match &queue {
+        Ok((_, qf)) => deliver(&req, &qf.content_to_vec()),
+        Err(_) => Vec::new(),
+    }
+    .into_iter();
+    for rcpt in &req.recipients {
+        let (status, relay) = match (&queue, results.next()) {
+            (Ok(_), Some(r)) => r,
+            (Ok(_), None) => (
+                RcptStatus::new(
+                    Action::Delayed,
+                    "4.3.0",
+                    "delivery agent gave no result".into(),
+                ),
+                "none".to_string(),
+            ),
+            (Err(reason), _) => (
+                RcptStatus::new(Action::Delayed, "4.3.0", reason.clone()),
+                "none".to_string(),
+            ),
+        };
+        if !finish_one(
+            &mut server,
+            &spool,
+            &queue,
+            &req,
+            rcpt,
+            status,
+            start,
+            &relay,
+        ) {
+            return;
+        }
+    }
+    if let Err(e) = server.finish() {
+        warn!("{}: report to queue manager: {e}", req.queue_id);
+    }
+}
+
+/// Records a wanted success notice in the trace log, marks a final
+/// recipient done (or defers it when either fails), logs the Postfix
+/// status line and reports to qmgr. Returns false when qmgr is gone.
+#[allow(clippy::too_many_arguments)]
+fn finish_one(
+    server: &mut Server,
+    spool: &Path,
+    queue: &Result<(Flock<File>, QueueFile), String>,
+    req: &Request,
+    rcpt: &Recipient,
+    mut status: RcptStatus,
+    start: SystemTime,
+    relay: &str,
+) -> bool {
+    status.offset = rcpt.offset;
+    if !status.notify_handed_on
+        && wants_success_notice(req, rcpt, status.action)
+        && let Err(e) = record_success(spool, req, rcpt, &status)
+    {
+        warn!("{}: cannot update trace log: {e}", req.queue_id);
+        status = RcptStatus::new(
+            Action::Delayed,
+            "4.3.0",
+            format!("cannot update trace log: {e}"),
+        );
+        status.offset = rcpt.offset;
+    }
+    if status.action.is_final()
+        && let Ok((file, _)) = queue
+        && let Err(e) = postern_queue::mark_done(file, rcpt.offset)
+    {
+        warn!("{}: cannot update queue file: {e}", req.queue_id);
+        status = RcptStatus::new(
+            Action::Delayed,
+            "4.3.0",
+            format!("cannot update queue file: {e}"),
+        );
+        status.offset = rcpt.offset;
+    }
+    log_status(req, rcpt, &status, start, relay);
+    if let Err(e) = server.report(&status) {
+        warn!("{}: report to queue manager: {e}", req.queue_id);
+        return false;
+    }
+    true
 }
