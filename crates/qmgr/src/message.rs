@@ -648,7 +648,7 @@ fn finish(s: &Settings, id: &QueueId, qf: &QueueFile) {
     }
     remove_log(s, id, Queue::Bounce);
     remove_log(s, id, Queue::Defer);
-    match remove(spool, id, Queue::Active) {
+    match postern_queue::retire(spool, id, Queue::Active) {
         Ok(()) => info!("{id}: removed"),
         Err(e) => warn!("{id}: remove: {e}"),
     }

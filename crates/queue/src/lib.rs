@@ -18,7 +18,8 @@
 //! - [`mark_done`], [`set_warn_time`] and [`set_qmgr_flags`] are the only
 //!   changes made to a committed file: each rewrites bytes of fixed width
 //!   in place.
-//! - [`move_file`], [`remove`] and [`scan`] work on the spool directories.
+//! - [`move_file`], [`remove`] and [`scan`] work on the spool directories;
+//!   [`retire`] keeps a finished file's inode for the next new one.
 //! - [`log`] reads and appends the per-message delivery logs (`bounce/`,
 //!   `defer/`, `trace/`).
 //!
@@ -97,6 +98,7 @@ pub mod log;
 mod name;
 mod patch;
 mod reader;
+mod recycle;
 mod scan;
 mod spool;
 #[cfg(test)]
@@ -111,6 +113,7 @@ pub use reader::{
     Attr, Content, DEFAULT_MAX_FILE_LEN, Envelope, QueueFile, ReadOptions, Recipient,
     RecipientStatus, WarnTime, is_ready,
 };
+pub use recycle::{POOL_MAX, retire};
 pub use scan::{Entry, Rejection, Scan, scan};
 pub use spool::{in_use, lock_shared, move_file, remove, set_next_attempt};
 pub use writer::{DEFAULT_LINE_CHUNK, NewRecipient, QueueFileWriter};

@@ -130,13 +130,18 @@ impl QueueFileWriter {
             TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         let temp_path = dir_path.join(&temp_name);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(MODE_WRITING)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&temp_path)
-            .map_err(|e| Error::io(&temp_path, e))?;
+        // A finished file's inode when there is one (see crate::recycle),
+        // else a new file.
+        let file = match crate::recycle::take(&dir_path, &temp_name, MODE_WRITING) {
+            Some(file) => file,
+            None => OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(MODE_WRITING)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&temp_path)
+                .map_err(|e| Error::io(&temp_path, e))?,
+        };
         // Locks are advisory: a file system without them only loses the
         // crash detection of `in_use`.
         let lock = file.try_clone().ok().and_then(|f| {

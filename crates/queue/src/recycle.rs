@@ -1,0 +1,274 @@
+//! Reusing the inodes of finished queue files for new ones.
+//!
+//! Every message costs the file system one inode allocation (cleanup
+//! creates the queue file) and one inode release (qmgr removes it). Both
+//! touch the inode bitmap and group descriptors, and on ext4 without a
+//! journal the allocator also skips every inode freed in the last half
+//! minute (`recently_deleted`), so under a steady load each new file costs
+//! a scan over the files removed before it. Postern keeps the inodes
+//! instead: qmgr retires a finished file into a small pool in `incoming/`
+//! ([`retire`]), and cleanup's next new queue file takes one from there
+//! (`take`, called by [`crate::QueueFileWriter::create`]), truncated. The
+//! queue id stays unique: it is made of the creation time and the inode
+//! number, and a retired file's old name is gone before the inode is used
+//! again.
+//!
+//! Safety:
+//! - a pool file is named `.free.ID` (hidden: scanners skip it) and has
+//!   the not-ready mode 0600 before it is renamed into the pool, so no
+//!   reader ever takes it for a message;
+//! - a file is taken by renaming it to the taker's private temporary name
+//!   (atomic: two cleanup processes never get the same file) and is used
+//!   only when it is a regular file with a single link that belongs to
+//!   this user: a crash can leave a file both in the pool and in a queue
+//!   (the pool rename is not fsynced), and such a file is never truncated;
+//! - the pool holds at most [`POOL_MAX`] files; beyond that, and whenever
+//!   anything fails, a finished file is removed as before;
+//! - `postsuper -p` may remove pool files like any abandoned temporary
+//!   file; that only shrinks the pool.
+
+use std::fs::{self, File, OpenOptions, Permissions};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::{Error, Queue, QueueId};
+
+/// The most finished files kept for reuse.
+pub const POOL_MAX: usize = 256;
+
+/// The name prefix of a pool file in `incoming/`.
+const PREFIX: &str = ".free.";
+
+/// How long a taker waits before it looks at an empty pool again.
+const RESCAN_EMPTY: Duration = Duration::from_secs(1);
+
+/// How many retirements pass between two counts of the pool.
+const RECOUNT_EVERY: usize = 64;
+
+/// A process's view of the pool: names seen (taker) and an estimate of the
+/// pool's size (retirer).
+struct Pool {
+    /// The `incoming/` directory the rest is about (one per process, but
+    /// tests use several).
+    dir: Option<PathBuf>,
+    candidates: Vec<String>,
+    next_scan: Option<Instant>,
+    estimate: Option<usize>,
+    retired: usize,
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool {
+    dir: None,
+    candidates: Vec::new(),
+    next_scan: None,
+    estimate: None,
+    retired: 0,
+});
+
+impl Pool {
+    /// The pool state for `dir`, reset when the process moves to another.
+    fn at(&mut self, dir: &Path) -> &mut Pool {
+        if self.dir.as_deref() != Some(dir) {
+            *self = Pool {
+                dir: Some(dir.to_path_buf()),
+                candidates: Vec::new(),
+                next_scan: None,
+                estimate: None,
+                retired: 0,
+            };
+        }
+        self
+    }
+}
+
+fn pool_names(incoming: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(incoming) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(PREFIX))
+        .collect()
+}
+
+/// Takes the file `id` out of `from` once every recipient is done: into
+/// the pool when it has room, else removed ([`crate::remove`]).
+pub fn retire(spool: &Path, id: &QueueId, from: Queue) -> Result<(), Error> {
+    let incoming = spool.join(Queue::Incoming.dir_name());
+    let room = {
+        let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
+        let pool = guard.at(&incoming);
+        if pool.estimate.is_none() || pool.retired >= RECOUNT_EVERY {
+            pool.estimate = Some(pool_names(&incoming).len());
+            pool.retired = 0;
+        }
+        let n = pool.estimate.unwrap_or(POOL_MAX);
+        if n < POOL_MAX {
+            pool.estimate = Some(n + 1);
+            pool.retired += 1;
+            true
+        } else {
+            false
+        }
+    };
+    if room {
+        let old = id.path(spool, from);
+        let new = incoming.join(format!("{PREFIX}{}", id.as_str()));
+        // Not ready before it is renamed, so no name ever shows a reader a
+        // ready file that is not a message.
+        let kept = fs::set_permissions(&old, Permissions::from_mode(0o600))
+            .and_then(|()| fs::rename(&old, &new));
+        if kept.is_ok() {
+            // A taker in this process need not wait for its next scan.
+            let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
+            let pool = guard.at(&incoming);
+            pool.candidates.push(format!("{PREFIX}{}", id.as_str()));
+            pool.next_scan = None;
+            return Ok(());
+        }
+    }
+    crate::remove(spool, id, from)
+}
+
+/// Takes a file from the pool in the queue directory `dir` under the name
+/// `temp_name`, empty and with mode `mode`, or `None` when there is none
+/// fit for use.
+pub(crate) fn take(dir: &Path, temp_name: &str, mode: u32) -> Option<File> {
+    // Only incoming/ has a pool.
+    if dir.file_name().and_then(|n| n.to_str()) != Some(Queue::Incoming.dir_name()) {
+        return None;
+    }
+    let temp_path = dir.join(temp_name);
+    loop {
+        let name = {
+            let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
+            let pool = guard.at(dir);
+            if pool.candidates.is_empty() {
+                if pool.next_scan.is_some_and(|t| Instant::now() < t) {
+                    return None;
+                }
+                pool.candidates = pool_names(dir);
+                if pool.candidates.is_empty() {
+                    pool.next_scan = Some(Instant::now() + RESCAN_EMPTY);
+                    return None;
+                }
+                pool.next_scan = None;
+            }
+            pool.candidates.pop()?
+        };
+        // Another process may have taken it: then try the next one.
+        if fs::rename(dir.join(&name), &temp_path).is_err() {
+            continue;
+        }
+        match fit(&temp_path, mode) {
+            Some(file) => return Some(file),
+            // Not ours to reuse: drop this name (another may remain).
+            None => {
+                let _ = fs::remove_file(&temp_path);
+            }
+        }
+    }
+}
+
+/// Opens a taken pool file and empties it, if it is safe to reuse.
+fn fit(path: &Path, mode: u32) -> Option<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.file_type().is_file()
+        || meta.nlink() != 1
+        || meta.uid() != nix::unistd::geteuid().as_raw()
+    {
+        return None;
+    }
+    // A process that still holds a lock on it (a delivery agent closing
+    // its request) is left alone.
+    let probe = file.try_clone().ok()?;
+    drop(nix::fcntl::Flock::lock(probe, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()?);
+    file.set_len(0).ok()?;
+    file.set_permissions(Permissions::from_mode(mode)).ok()?;
+    Some(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{QueueFileWriter, move_file};
+    use std::time::SystemTime;
+
+    fn spool() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for q in [Queue::Incoming, Queue::Active] {
+            fs::create_dir(d.path().join(q.dir_name())).unwrap();
+        }
+        d
+    }
+
+    fn message(spool: &Path, text: &[u8]) -> QueueId {
+        let mut w = QueueFileWriter::create(spool, Queue::Incoming).unwrap();
+        w.time(SystemTime::now()).unwrap();
+        w.sender("a@example.test").unwrap();
+        w.begin_content().unwrap();
+        w.write_content(text).unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn a_retired_file_is_reused_empty_and_never_twice() {
+        let d = spool();
+        let s = d.path();
+        let old = message(s, b"Subject: one\n\nfirst message, with a long body\n");
+        move_file(s, &old, Queue::Incoming, Queue::Active).unwrap();
+        let ino = fs::metadata(old.path(s, Queue::Active)).unwrap().ino();
+        retire(s, &old, Queue::Active).unwrap();
+        assert!(!old.path(s, Queue::Active).exists());
+        let pooled = s.join("incoming").join(format!(".free.{}", old.as_str()));
+        let meta = fs::metadata(&pooled).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o600, "pool files are never ready");
+        // A scan of incoming does not see it.
+        assert_eq!(crate::scan(s, Queue::Incoming).unwrap().count(), 0);
+
+        let new = message(s, b"Subject: two\n\nx\n");
+        assert!(!pooled.exists());
+        let path = new.path(s, Queue::Incoming);
+        assert_eq!(
+            fs::metadata(&path).unwrap().ino(),
+            ino,
+            "the inode is reused"
+        );
+        assert_ne!(new, old);
+        let qf = crate::QueueFile::open(&path).unwrap();
+        assert_eq!(qf.content_to_vec(), b"Subject: two\n\nx\n");
+        // The pool is empty now: the next file is new.
+        let third = message(s, b"Subject: three\n\n");
+        assert_ne!(
+            fs::metadata(third.path(s, Queue::Incoming)).unwrap().ino(),
+            ino
+        );
+    }
+
+    #[test]
+    fn a_pool_file_with_another_link_is_not_reused() {
+        let d = spool();
+        let s = d.path();
+        let old = message(s, b"Subject: one\n\nbody\n");
+        move_file(s, &old, Queue::Incoming, Queue::Active).unwrap();
+        retire(s, &old, Queue::Active).unwrap();
+        // As if a crash had left the message in active/ as well.
+        let pooled = s.join("incoming").join(format!(".free.{}", old.as_str()));
+        fs::hard_link(&pooled, old.path(s, Queue::Active)).unwrap();
+        let new = message(s, b"Subject: two\n\n");
+        assert_ne!(
+            fs::metadata(new.path(s, Queue::Incoming)).unwrap().ino(),
+            fs::metadata(old.path(s, Queue::Active)).unwrap().ino()
+        );
+        // The other name still has the old message, untouched.
+        let qf = crate::QueueFile::open(&old.path(s, Queue::Active)).unwrap();
+        assert_eq!(qf.content_to_vec(), b"Subject: one\n\nbody\n");
+    }
+}
