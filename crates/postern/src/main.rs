@@ -26,8 +26,10 @@
 //! - `set-permissions`: create missing spool directories and set the
 //!   owner and mode of every spool directory, and the owner of the files
 //!   in the queues, to what master expects; as root outside development
-//!   mode, also make `postdrop` in `command_directory` set-group-id
-//!   `setgid_group` (mode 2755).
+//!   mode, also make `postdrop` and `postqueue` in `command_directory`
+//!   set-group-id `setgid_group` (mode 2755, unless they already are
+//!   set-group-id to it and not writable by group or others, like the
+//!   Debian package's 2555).
 //!
 //! Whether master runs is decided by the lock on
 //! `$queue_directory/pid/master.pid`, not by the pid in it alone, so a
@@ -66,6 +68,10 @@ const EX_CONFIG: u8 = 78;
 /// How long `stop` waits for master to exit (it gives its daemons five
 /// seconds before SIGKILL).
 const STOP_WAIT: Duration = Duration::from_secs(30);
+
+/// The commands that are set-group-id `setgid_group` (Postfix: postdrop
+/// and postqueue).
+const SETGID_PROGRAMS: [&str; 2] = ["postdrop", "postqueue"];
 
 /// Control the Postern mail system.
 #[derive(Parser, Debug)]
@@ -301,9 +307,7 @@ impl Control<'_> {
                 if let Err(unsafe_parts) = layout::check(&queue_dir, &owners) {
                     problems.extend(unsafe_parts.iter().map(ToString::to_string));
                 }
-                if let Some(problem) = self.postdrop_problem(&owners) {
-                    problems.push(problem);
-                }
+                problems.extend(self.setgid_problems(&owners).into_iter().map(|(_, p)| p));
             }
             Err(e) => problems.push(e),
         }
@@ -317,24 +321,34 @@ impl Control<'_> {
         }
     }
 
-    /// As root outside development mode, postdrop must be set-group-id
-    /// `setgid_group` so that users can submit mail.
-    fn postdrop_problem(&self, owners: &layout::Owners) -> Option<String> {
+    /// As root outside development mode, postdrop and postqueue must be
+    /// set-group-id `setgid_group` (and writable by root only) so that
+    /// users can submit mail and list the queue.
+    fn setgid_problems(&self, owners: &layout::Owners) -> Vec<(PathBuf, String)> {
         if !self.production() {
-            return None;
+            return Vec::new();
         }
-        let path = self.config.path("command_directory").join("postdrop");
-        let meta = std::fs::metadata(&path).ok()?;
-        let mode = meta.mode() & 0o7777;
-        (meta.gid() != owners.setgid_gid.as_raw() || mode != 0o2755).then(|| {
-            format!(
-                "{}: group {} mode {mode:04o}, expected group {} mode 2755; \
-                 fix: postern set-permissions",
-                path.display(),
-                meta.gid(),
-                owners.setgid_gid
-            )
-        })
+        SETGID_PROGRAMS
+            .iter()
+            .filter_map(|name| {
+                let path = self.config.path("command_directory").join(name);
+                let meta = std::fs::metadata(&path).ok()?;
+                let mode = meta.mode() & 0o7777;
+                let fine = meta.gid() == owners.setgid_gid.as_raw()
+                    && mode & 0o2000 != 0
+                    && mode & 0o022 == 0;
+                (!fine).then(|| {
+                    let text = format!(
+                        "{}: group {} mode {mode:04o}, expected group {} and set-group-id \
+                         (mode 2755); fix: postern set-permissions",
+                        path.display(),
+                        meta.gid(),
+                        owners.setgid_gid
+                    );
+                    (path, text)
+                })
+            })
+            .collect()
     }
 
     fn production(&self) -> bool {
@@ -361,24 +375,21 @@ impl Control<'_> {
                 failed = true;
             }
         }
-        if self.production() {
-            let path = self.config.path("command_directory").join("postdrop");
-            if path.is_file() {
-                let fixed = nix::unistd::chown(&path, None, Some(owners.setgid_gid))
-                    .map_err(std::io::Error::from)
-                    .and_then(|()| {
-                        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o2755))
-                    });
-                match fixed {
-                    Ok(()) => self.say.info(&format!(
-                        "{}: group {}, mode 2755",
-                        path.display(),
-                        owners.setgid_gid
-                    )),
-                    Err(e) => {
-                        self.say.warn(&format!("{}: {e}", path.display()));
-                        failed = true;
-                    }
+        for (path, _) in self.setgid_problems(&owners) {
+            let fixed = nix::unistd::chown(&path, None, Some(owners.setgid_gid))
+                .map_err(std::io::Error::from)
+                .and_then(|()| {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o2755))
+                });
+            match fixed {
+                Ok(()) => self.say.info(&format!(
+                    "{}: group {}, mode 2755",
+                    path.display(),
+                    owners.setgid_gid
+                )),
+                Err(e) => {
+                    self.say.warn(&format!("{}: {e}", path.display()));
+                    failed = true;
                 }
             }
         }
