@@ -6,8 +6,8 @@
 //!
 //! These are the only writes to a committed file. Each rewrites bytes whose
 //! width is fixed by construction (a type byte, or a fixed-width payload),
-//! checks first that the expected record is at the offset given, and fsyncs
-//! before returning. The caller holds the lock that the style guide
+//! checks first that the expected record is at the offset given, and
+//! (but for [`mark_done`]) fsyncs before returning. The caller holds the lock that the style guide
 //! prescribes (shared for delivery agents, exclusive for qmgr and
 //! postsuper).
 
@@ -46,7 +46,15 @@ fn read_at<const N: usize>(file: &File, offset: u64) -> Result<[u8; N], Error> {
 }
 
 /// Marks the recipient whose record starts at `offset` as done, by
-/// rewriting its type byte from `R` to `D`, then fsyncs the file.
+/// rewriting its type byte from `R` to `D`.
+///
+/// Unlike the other patches this one is not fsynced, as in Postfix
+/// (`deliver_completed` only flushes): the write is in the kernel's page
+/// cache once this returns, so a killed agent or queue manager can no
+/// longer deliver the recipient again; only a crash of the whole system
+/// before the next writeback can, and then the result is a duplicate,
+/// never a lost message. Syncing here would cost a disk flush per
+/// delivered recipient.
 ///
 /// Marking a recipient that is already done succeeds without writing.
 /// Any other byte at `offset` is [`Error::NotPatchable`].
@@ -59,10 +67,7 @@ pub fn mark_done(file: &File, offset: u64) -> Result<(), Error> {
         return Err(not_patchable(offset, RecordType::Recipient, found));
     }
     file.write_all_at(&[RecordType::Done.as_byte()], offset)
-        .map_err(io)?;
-    // fdatasync: the patch changes bytes in place, never the size, so
-    // no metadata needs to reach the disk with it.
-    file.sync_data().map_err(io)
+        .map_err(io)
 }
 
 /// Rewrites the warning time of the `W` record at `offset` (`None`: no

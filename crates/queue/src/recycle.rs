@@ -17,6 +17,9 @@
 //! - a pool file is named `.free.ID` (hidden: scanners skip it) and has
 //!   the not-ready mode 0600 before it is renamed into the pool, so no
 //!   reader ever takes it for a message;
+//! - before a taker uses the files it has listed, it fsyncs `active/`, so
+//!   that the removal of their old names is on disk before their inodes
+//!   hold new messages (one directory fsync per listing, not per file);
 //! - a file is taken by renaming it to the taker's private temporary name
 //!   (atomic: two cleanup processes never get the same file) and is used
 //!   only when it is a regular file with a single link that belongs to
@@ -123,9 +126,7 @@ pub fn retire(spool: &Path, id: &QueueId, from: Queue) -> Result<(), Error> {
         if kept.is_ok() {
             // A taker in this process need not wait for its next scan.
             let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
-            let pool = guard.at(&incoming);
-            pool.candidates.push(format!("{PREFIX}{}", id.as_str()));
-            pool.next_scan = None;
+            guard.at(&incoming).next_scan = None;
             return Ok(());
         }
     }
@@ -155,6 +156,14 @@ pub(crate) fn take(dir: &Path, temp_name: &str, mode: u32) -> Option<File> {
                     return None;
                 }
                 pool.next_scan = None;
+                // The files listed left active/ before this point; make
+                // that durable before their inodes carry new messages, or
+                // a crash could bring back an old name for a new message.
+                if !sync_active(dir) {
+                    pool.candidates.clear();
+                    pool.next_scan = Some(Instant::now() + RESCAN_EMPTY);
+                    return None;
+                }
             }
             pool.candidates.pop()?
         };
@@ -170,6 +179,19 @@ pub(crate) fn take(dir: &Path, temp_name: &str, mode: u32) -> Option<File> {
             }
         }
     }
+}
+
+/// fsyncs `active/` next to the queue directory `dir`.
+fn sync_active(dir: &Path) -> bool {
+    let Some(spool) = dir.parent() else {
+        return false;
+    };
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(spool.join(Queue::Active.dir_name()))
+        .and_then(|d| d.sync_all())
+        .is_ok()
 }
 
 /// Opens a taken pool file and empties it, if it is safe to reuse.

@@ -20,8 +20,8 @@ use crate::{Error, Queue, QueueId};
 /// the file in the queue it came from, and every queue a move can start
 /// from (maildrop, incoming, active, deferred, hold) is scanned again when
 /// the system starts, so the message is found and nothing is lost. What
-/// must not be undone by a crash (the file's creation, a recipient's done
-/// mark) is fsynced where it is written.
+/// must not be undone by a crash (the file's creation, its content) is
+/// fsynced where it is written.
 pub fn move_file(spool: &Path, id: &QueueId, from: Queue, to: Queue) -> Result<(), Error> {
     if from == to {
         return Ok(());
@@ -33,11 +33,11 @@ pub fn move_file(spool: &Path, id: &QueueId, from: Queue, to: Queue) -> Result<(
 
 /// Removes the file `id` from `queue`.
 ///
-/// The directory is not fsynced: the queue manager removes a file once
-/// every recipient is done, and the done marks are on stable storage
-/// ([`crate::mark_done`]), so a removal lost in a crash brings back a
-/// file with nothing left to deliver, which the queue manager removes
-/// again.
+/// The directory is not fsynced, as in Postfix: the queue manager removes
+/// a file once every recipient is done, so a removal lost in a system
+/// crash brings back a file whose recipients are done (or, when their done
+/// marks did not reach the disk either, see [`crate::mark_done`], are
+/// delivered again): a message may be duplicated then, never lost.
 pub fn remove(spool: &Path, id: &QueueId, queue: Queue) -> Result<(), Error> {
     let path = id.path(spool, queue);
     fs::remove_file(&path).map_err(|e| Error::io(&path, e))
