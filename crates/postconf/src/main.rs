@@ -50,11 +50,7 @@ use std::process::ExitCode;
 
 use clap::{ArgAction, Parser};
 use postern_config::{Config, DEFAULT_CONFIG_DIR, PARAMS, params};
-
-const EX_USAGE: u8 = 64;
-const EX_CANTCREAT: u8 = 73;
-const EX_CONFIG: u8 = 78;
-const EX_IOERR: u8 = 74;
+use postern_util::sysexits::{EX_CANTCREAT, EX_CONFIG, EX_IOERR, EX_USAGE, exit_code};
 
 /// Show and change the Postern configuration (main.toml and master.toml).
 #[derive(Parser, Debug)]
@@ -108,7 +104,7 @@ struct Cli {
 }
 
 /// A fatal error: the message and the exit status.
-struct Fatal(String, u8);
+struct Fatal(String, i32);
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -116,14 +112,14 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = if e.use_stderr() { EX_USAGE } else { 0 };
             let _ = e.print();
-            return ExitCode::from(code);
+            return exit_code(code);
         }
     };
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Fatal(text, code)) => {
             eprintln!("postconf: fatal: {text}");
-            ExitCode::from(code)
+            exit_code(code)
         }
     }
 }

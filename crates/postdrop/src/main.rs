@@ -58,17 +58,13 @@ use postern_config::{Config, DEFAULT_CONFIG_DIR, take_common};
 use postern_queue::{Queue, QueueFileWriter};
 use postern_util::debug;
 use postern_util::msg::{self, Level, Sink};
+use postern_util::sysexits::{
+    EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE,
+};
 use postern_wire::attr::AttrList;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 
 use crate::copy::{Failure, Limits};
-
-const EX_USAGE: i32 = 64;
-const EX_DATAERR: i32 = 65;
-const EX_UNAVAILABLE: i32 = 69;
-const EX_TEMPFAIL: i32 = 75;
-const EX_NOPERM: i32 = 77;
-const EX_CONFIG: i32 = 78;
 
 /// Envelope records may be longer than content lines, but not much.
 const MIN_RECORD_LIMIT: u32 = 4096;

@@ -58,10 +58,8 @@ use nix::unistd::Pid;
 use postern_config::{Config, DEFAULT_CONFIG_DIR, MasterTable};
 use postern_queue::layout;
 use postern_util::msg::{self, Level, Sink};
+use postern_util::sysexits::{EX_CONFIG, EX_USAGE, exit_code};
 use postern_util::{lock, privs};
-
-const EX_USAGE: u8 = 64;
-const EX_CONFIG: u8 = 78;
 
 /// How long `stop` waits for master to exit (it gives its daemons five
 /// seconds before SIGKILL).
@@ -140,9 +138,9 @@ impl Say {
     fn warn(&self, text: &str) {
         self.line(Level::Warning, text);
     }
-    fn fatal(&self, text: &str, code: u8) -> ExitCode {
+    fn fatal(&self, text: &str, code: i32) -> ExitCode {
         self.line(Level::Fatal, text);
-        ExitCode::from(code)
+        exit_code(code)
     }
 }
 
@@ -152,7 +150,7 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = if e.use_stderr() { EX_USAGE } else { 0 };
             let _ = e.print();
-            return ExitCode::from(code);
+            return exit_code(code);
         }
     };
     let dir = cli

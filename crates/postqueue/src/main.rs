@@ -59,13 +59,9 @@ use nix::unistd::{Gid, Uid};
 use postern_config::{Config, DEFAULT_CONFIG_DIR, take_common};
 use postern_ipc::flush::{self, Request, Status};
 use postern_ipc::showq;
-
-const EX_USAGE: i32 = 64;
-const EX_UNAVAILABLE: i32 = 69;
-const EX_SOFTWARE: i32 = 70;
-const EX_IOERR: i32 = 74;
-const EX_NOPERM: i32 = 77;
-const EX_CONFIG: i32 = 78;
+use postern_util::sysexits::{
+    EX_CONFIG, EX_IOERR, EX_NOPERM, EX_SOFTWARE, EX_UNAVAILABLE, EX_USAGE,
+};
 
 const USAGE: &str = "usage: postqueue -f | postqueue -i queueid | postqueue -j | postqueue -p \
                      | postqueue -s site";

@@ -61,13 +61,9 @@ use postern_config::{Config, take_common};
 use postern_queue::{Queue, QueueId};
 use postern_util::msg::{self, Level, Sink};
 use postern_util::privs;
+use postern_util::sysexits::{EX_CONFIG, EX_IOERR, EX_NOPERM, EX_USAGE};
 
 use crate::ops::{Counts, DEFAULT_QUEUES, HOLD_QUEUES, Mass, RELEASE_QUEUES, Report};
-
-const EX_USAGE: i32 = 64;
-const EX_IOERR: i32 = 74;
-const EX_NOPERM: i32 = 77;
-const EX_CONFIG: i32 = 78;
 
 const USAGE: &str = "usage: postsuper [-c config_dir] [-o name=value] [-d queue_id (delete)] \
                      [-h queue_id (hold)] [-H queue_id (un-hold)] [-p (purge temporary files)] \
