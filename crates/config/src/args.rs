@@ -20,9 +20,27 @@ use crate::main_file::DEFAULT_CONFIG_DIR;
 pub struct CommonArgs {
     /// From `-c DIR`, else [`DEFAULT_CONFIG_DIR`].
     pub config_dir: PathBuf,
+    /// Whether `-c` was given (a tool then ignores `MAIL_CONFIG`).
+    pub config_dir_given: bool,
     /// Each `-o name=value`, as `name=value`, in order; pass these to
     /// [`crate::Config::load`].
     pub overrides: Vec<String>,
+}
+
+impl CommonArgs {
+    /// The directory from `-c`, if it was given.
+    pub fn given_config_dir(&self) -> Option<PathBuf> {
+        self.config_dir_given.then(|| self.config_dir.clone())
+    }
+}
+
+/// The configuration directory of a command-line tool: `given` (from `-c`)
+/// when there is one, else `$MAIL_CONFIG`, else [`DEFAULT_CONFIG_DIR`]
+/// (Postfix's rule; daemons are told theirs by master).
+pub fn config_dir(given: Option<PathBuf>) -> PathBuf {
+    given
+        .or_else(|| std::env::var_os("MAIL_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR))
 }
 
 /// Remove `-c DIR`, `-cDIR`, `-o name=value` and `-oname=value` from `args`
@@ -37,6 +55,7 @@ pub struct CommonArgs {
 pub fn take_common(args: &mut Vec<OsString>) -> Result<CommonArgs, Error> {
     let mut common = CommonArgs {
         config_dir: PathBuf::from(DEFAULT_CONFIG_DIR),
+        config_dir_given: false,
         overrides: Vec::new(),
     };
     let mut kept: Vec<OsString> = Vec::with_capacity(args.len());
@@ -77,6 +96,7 @@ pub fn take_common(args: &mut Vec<OsString>) -> Result<CommonArgs, Error> {
                 return Err(Error::command_line("-c", "empty directory name"));
             }
             common.config_dir = PathBuf::from(value);
+            common.config_dir_given = true;
         } else {
             let Some(text) = value.to_str() else {
                 *args = kept;
@@ -125,6 +145,7 @@ mod tests {
         ]);
         let common = take_common(&mut args).unwrap();
         assert_eq!(common.config_dir, PathBuf::from("/x"));
+        assert_eq!(common.given_config_dir(), Some(PathBuf::from("/x")));
         assert_eq!(common.overrides, ["a=b", "c=d"]);
         assert_eq!(args, v(&["postqueue", "-p", "file", "--", "-o", "z"]));
     }
@@ -134,6 +155,7 @@ mod tests {
         let mut args = v(&["master", "-d"]);
         let common = take_common(&mut args).unwrap();
         assert_eq!(common.config_dir, PathBuf::from(DEFAULT_CONFIG_DIR));
+        assert_eq!(common.given_config_dir(), None);
         assert!(common.overrides.is_empty());
         assert_eq!(args, v(&["master", "-d"]));
         let mut empty = Vec::new();

@@ -40,7 +40,7 @@ use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
-use postern_config::{Config, DEFAULT_CONFIG_DIR};
+use postern_config::{Config, config_dir};
 use postern_queue::{DEFAULT_MAX_FILE_LEN, Queue, QueueId};
 
 use crate::render::Options;
@@ -175,11 +175,7 @@ fn main() {
         return;
     }
     if args.search {
-        let dir = args
-            .config_dir
-            .clone()
-            .or_else(|| std::env::var_os("MAIL_CONFIG").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR));
+        let dir = config_dir(args.config_dir.clone());
         let config = Config::load(&dir, &[]).unwrap_or_else(|e| fatal(&e.to_string()));
         let queue_dir = config.path("queue_directory");
         for file in &args.files {

@@ -49,7 +49,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser};
-use postern_config::{Config, DEFAULT_CONFIG_DIR, PARAMS, params};
+use postern_config::{Config, PARAMS, config_dir, params};
 use postern_util::sysexits::{EX_CANTCREAT, EX_CONFIG, EX_IOERR, EX_USAGE, exit_code};
 
 /// Show and change the Postern configuration (main.toml and master.toml).
@@ -124,13 +124,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn config_dir(cli: &Cli) -> PathBuf {
-    cli.config_dir
-        .clone()
-        .or_else(|| std::env::var_os("MAIL_CONFIG").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR))
-}
-
 fn run(cli: &Cli) -> Result<(), Fatal> {
     let modes = [cli.edit, cli.remove, cli.master, cli.map_types]
         .iter()
@@ -145,7 +138,7 @@ fn run(cli: &Cli) -> Result<(), Fatal> {
     if cli.defaults && cli.non_default {
         return Err(Fatal("specify -d or -n, not both".into(), EX_USAGE));
     }
-    let dir = config_dir(cli);
+    let dir = config_dir(cli.config_dir.clone());
     if cli.map_types {
         let mut out = io::stdout().lock();
         for t in postern_maps::TYPES {

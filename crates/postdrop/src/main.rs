@@ -109,13 +109,9 @@ fn send_reply(status: i32, reason: &str, queue_id: &str) {
 
 fn parse_args(argv: Vec<OsString>) -> Result<Options, String> {
     let mut argv = argv;
-    let explicit_c = argv
-        .iter()
-        .skip(1)
-        .any(|a| a.as_encoded_bytes().starts_with(b"-c"));
     let common = take_common(&mut argv).map_err(|e| e.to_string())?;
     let mut opts = Options {
-        config_dir: explicit_c.then_some(common.config_dir),
+        config_dir: common.given_config_dir(),
         overrides: common.overrides,
         ..Options::default()
     };
@@ -162,16 +158,11 @@ fn main() {
             "-c and -o are not allowed when postdrop runs set-group-id",
         );
     }
-    let config_dir = opts
-        .config_dir
-        .clone()
-        .or_else(|| {
-            (!privileged)
-                .then(|| std::env::var_os("MAIL_CONFIG"))
-                .flatten()
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR));
+    let config_dir = match opts.config_dir.clone() {
+        // The environment is the user's too: only the default will do.
+        None if privileged => PathBuf::from(DEFAULT_CONFIG_DIR),
+        given => postern_config::config_dir(given),
+    };
     let config = match Config::load(&config_dir, &opts.overrides) {
         Ok(c) => c,
         Err(e) => die(EX_CONFIG, opts.reply, &e.to_string()),

@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 use clap::{ArgAction, Parser, Subcommand};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use postern_config::{Config, DEFAULT_CONFIG_DIR, MasterTable};
+use postern_config::{Config, MasterTable};
 use postern_queue::layout;
 use postern_util::msg::{self, Level, Sink};
 use postern_util::sysexits::{EX_CONFIG, EX_USAGE, exit_code};
@@ -153,11 +153,7 @@ fn main() -> ExitCode {
             return exit_code(code);
         }
     };
-    let dir = cli
-        .config_dir
-        .clone()
-        .or_else(|| std::env::var_os("MAIL_CONFIG").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR));
+    let dir = postern_config::config_dir(cli.config_dir.clone());
     let early = Say {
         tag: "postern/postern-script".into(),
         logging: false,

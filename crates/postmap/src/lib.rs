@@ -40,7 +40,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser};
-use postern_config::{Config, DEFAULT_CONFIG_DIR};
+use postern_config::{Config, config_dir};
 use postern_maps::{Maps, Syntax};
 use postern_util::msg::{self, Sink};
 
@@ -131,11 +131,7 @@ pub fn main(program: Program) -> ExitCode {
 }
 
 fn run(program: Program, cli: &Cli) -> Result<i32, Fatal> {
-    let dir = cli
-        .config_dir
-        .clone()
-        .or_else(|| std::env::var_os("MAIL_CONFIG").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR));
+    let dir = config_dir(cli.config_dir.clone());
     let config = Config::load(&dir, &cli.overrides).map_err(|e| Fatal(e.to_string(), EX_CONFIG))?;
     // Warnings from opening tables (-q) go to standard error.
     let _ = msg::init(&config.str("syslog_name"), program.name(), &Sink::Terminal);

@@ -56,7 +56,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use nix::unistd::{Gid, Uid};
-use postern_config::{Config, DEFAULT_CONFIG_DIR, take_common};
+use postern_config::{Config, DEFAULT_CONFIG_DIR, config_dir, take_common};
 use postern_ipc::flush::{self, Request, Status};
 use postern_ipc::showq;
 use postern_util::sysexits::{
@@ -104,11 +104,6 @@ fn parse_args(mut argv: Vec<OsString>) -> Result<Parsed, String> {
     if argv.iter().skip(1).any(|a| a == "--help") {
         return Ok(Parsed::Help);
     }
-    let explicit_c = argv
-        .iter()
-        .skip(1)
-        .take_while(|a| *a != "--")
-        .any(|a| a.as_encoded_bytes().starts_with(b"-c"));
     let common = take_common(&mut argv).map_err(|e| e.to_string())?;
     let mut mode: Option<Mode> = None;
     let mut verbose = false;
@@ -159,7 +154,7 @@ fn parse_args(mut argv: Vec<OsString>) -> Result<Parsed, String> {
     };
     Ok(Parsed::Run(Args {
         mode,
-        config_dir: explicit_c.then_some(common.config_dir),
+        config_dir: common.given_config_dir(),
         overrides: common.overrides,
         verbose,
     }))
@@ -174,12 +169,7 @@ fn trusted_dir(dir: &Path) -> bool {
 
 fn load_config(args: &Args) -> Config {
     let privileged = Gid::current() != Gid::effective() && !Uid::current().is_root();
-    let env_dir = std::env::var_os("MAIL_CONFIG").map(PathBuf::from);
-    let dir = args
-        .config_dir
-        .clone()
-        .or(env_dir)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR));
+    let dir = config_dir(args.config_dir.clone());
     if privileged {
         if !args.overrides.is_empty() {
             die(

@@ -57,7 +57,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use postern_config::{Config, take_common};
+use postern_config::{Config, config_dir, take_common};
 use postern_queue::{Queue, QueueId};
 use postern_util::msg::{self, Level, Sink};
 use postern_util::privs;
@@ -124,13 +124,9 @@ fn parse_args(mut argv: Vec<OsString>) -> Result<Parsed, String> {
     if argv.iter().skip(1).any(|a| a == "--help") {
         return Ok(Parsed::Help);
     }
-    let explicit_c = argv
-        .iter()
-        .skip(1)
-        .any(|a| a.as_encoded_bytes().starts_with(b"-c"));
     let common = take_common(&mut argv).map_err(|e| e.to_string())?;
     let mut a = Args {
-        config_dir: explicit_c.then_some(common.config_dir),
+        config_dir: common.given_config_dir(),
         overrides: common.overrides,
         ..Args::default()
     };
@@ -262,11 +258,7 @@ fn main() {
         }
         Err(e) => die(EX_USAGE, &e),
     };
-    let dir = args
-        .config_dir
-        .clone()
-        .or_else(|| std::env::var_os("MAIL_CONFIG").map(Into::into))
-        .unwrap_or_else(|| postern_config::DEFAULT_CONFIG_DIR.into());
+    let dir = config_dir(args.config_dir.clone());
     let config = match Config::load(&dir, &args.overrides) {
         Ok(c) => c,
         Err(e) => die(EX_CONFIG, &e.to_string()),
