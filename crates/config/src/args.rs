@@ -119,6 +119,24 @@ pub fn take_common(args: &mut Vec<OsString>) -> Result<CommonArgs, Error> {
     Ok(common)
 }
 
+/// The value of option `flag` in a getopt-style cluster, for tools that
+/// parse their other options by hand: `rest`, what follows the flag in its
+/// argument (`-i4Y5L`), or else the next argument (`-i 4Y5L`).
+///
+/// Errors: no value, or a next argument that is not UTF-8.
+pub fn option_value(
+    rest: &str,
+    flag: char,
+    next: &mut impl Iterator<Item = OsString>,
+) -> Result<String, String> {
+    if !rest.is_empty() {
+        return Ok(rest.to_string());
+    }
+    next.next()
+        .and_then(|v| v.into_string().ok())
+        .ok_or_else(|| format!("option requires an argument -- {flag}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +206,21 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "command line: -c: empty directory name"
+        );
+    }
+
+    #[test]
+    fn option_values() {
+        let mut next = v(&["next", "after"]).into_iter();
+        assert_eq!(
+            option_value("attached", 'i', &mut next).unwrap(),
+            "attached"
+        );
+        assert_eq!(option_value("", 'i', &mut next).unwrap(), "next");
+        assert_eq!(option_value("", 's', &mut next).unwrap(), "after");
+        assert_eq!(
+            option_value("", 's', &mut next).unwrap_err(),
+            "option requires an argument -- s"
         );
     }
 

@@ -56,7 +56,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use nix::unistd::{Gid, Uid};
-use postern_config::{Config, DEFAULT_CONFIG_DIR, config_dir, take_common};
+use postern_config::{Config, DEFAULT_CONFIG_DIR, config_dir, option_value, take_common};
 use postern_ipc::flush::{self, Request, Status};
 use postern_ipc::showq;
 use postern_util::sysexits::{
@@ -129,14 +129,7 @@ fn parse_args(mut argv: Vec<OsString>) -> Result<Parsed, String> {
                 'p' => set(Mode::List, &mut mode)?,
                 'v' => verbose = true,
                 'i' | 's' => {
-                    let rest = &flags[i + 1..];
-                    let value = if rest.is_empty() {
-                        it.next()
-                            .and_then(|v| v.into_string().ok())
-                            .ok_or_else(|| format!("option requires an argument -- {c}"))?
-                    } else {
-                        rest.to_string()
-                    };
+                    let value = option_value(&flags[i + 1..], c, &mut it)?;
                     let m = if c == 'i' {
                         Mode::FlushFile(value)
                     } else {

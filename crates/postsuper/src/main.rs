@@ -57,7 +57,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use postern_config::{Config, config_dir, take_common};
+use postern_config::{Config, config_dir, option_value, take_common};
 use postern_queue::{Queue, QueueId};
 use postern_util::msg::{self, Level, Sink};
 use postern_util::privs;
@@ -147,14 +147,7 @@ fn parse_args(mut argv: Vec<OsString>) -> Result<Parsed, String> {
                 'p' => a.purge = true,
                 'v' => a.verbose = true,
                 'd' | 'h' | 'H' | 'r' => {
-                    let rest = &flags[i + 1..];
-                    let value = if rest.is_empty() {
-                        it.next()
-                            .and_then(|v| v.into_string().ok())
-                            .ok_or_else(|| format!("option requires an argument -- {c}"))?
-                    } else {
-                        rest.to_string()
-                    };
+                    let value = option_value(&flags[i + 1..], c, &mut it)?;
                     match c {
                         'd' => a.delete.push(value),
                         'h' => a.hold.push(value),
