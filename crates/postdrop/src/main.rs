@@ -50,14 +50,15 @@ use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::SystemTime;
 
 use nix::unistd::{Gid, Uid, User};
 use postern_config::{Config, DEFAULT_CONFIG_DIR, take_common};
 use postern_queue::{Queue, QueueFileWriter};
+use postern_server::tool;
 use postern_util::debug;
-use postern_util::msg::{self, Level, Sink};
+use postern_util::msg::{self, Level};
 use postern_util::sysexits::{
     EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE,
 };
@@ -68,10 +69,6 @@ use crate::copy::{Failure, Limits};
 
 /// Envelope records may be longer than content lines, but not much.
 const MIN_RECORD_LIMIT: u32 = 4096;
-
-/// Whether errors also go to the mail log (besides standard error, where
-/// they always go).
-static LOGGING: AtomicBool = AtomicBool::new(false);
 
 /// Options of this program.
 #[derive(Debug, Default)]
@@ -84,10 +81,7 @@ struct Options {
 
 /// Exits with `code` after logging `text` and telling the user.
 fn die(code: i32, reply: bool, text: &str) -> ! {
-    if LOGGING.load(Ordering::Relaxed) {
-        msg::log(Level::Fatal, format_args!("{text}"));
-    }
-    eprintln!("postdrop: fatal: {text}");
+    tool::say(Level::Fatal, text);
     if reply {
         send_reply(code, text, "");
     }
@@ -138,7 +132,7 @@ fn parse_args(argv: Vec<OsString>) -> Result<Options, String> {
 }
 
 fn main() {
-    let _ = msg::init("postern", "postdrop", &Sink::Stderr);
+    tool::init("postdrop");
     let opts = match parse_args(std::env::args_os().collect()) {
         Ok(o) => o,
         Err(e) => die(EX_USAGE, false, &e),
@@ -167,7 +161,7 @@ fn main() {
         Ok(c) => c,
         Err(e) => die(EX_CONFIG, opts.reply, &e.to_string()),
     };
-    start_logging(&config);
+    tool::start_logging(&config);
     msg::set_verbose(opts.verbose);
 
     let login = User::from_uid(uid)
@@ -233,21 +227,6 @@ fn main() {
     }
     if opts.reply {
         send_reply(0, "", &id);
-    }
-}
-
-/// Logs where the configuration says, unless that is standard error
-/// (errors are printed there anyway) or cannot be opened (a user cannot
-/// open a root-owned `maillog_file`).
-fn start_logging(config: &Config) {
-    let file = config.str("maillog_file");
-    let sink = match file.as_str() {
-        "" => Sink::Syslog(config.str("syslog_facility")),
-        "/dev/stderr" => return,
-        _ => Sink::File(PathBuf::from(&file)),
-    };
-    if msg::init(&config.str("syslog_name"), "postdrop", &sink).is_ok() {
-        LOGGING.store(true, Ordering::Relaxed);
     }
 }
 

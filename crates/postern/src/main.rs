@@ -57,7 +57,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use postern_config::{Config, MasterTable};
 use postern_queue::layout;
-use postern_util::msg::{self, Level, Sink};
+use postern_server::tool;
+use postern_util::msg::{self, Level};
 use postern_util::sysexits::{EX_CONFIG, EX_USAGE, exit_code};
 use postern_util::{lock, privs};
 
@@ -121,13 +122,7 @@ struct Say {
 
 impl Say {
     fn line(&self, level: Level, text: &str) {
-        let prefix = match level {
-            Level::Info => "",
-            Level::Warning => "warning: ",
-            Level::Error => "error: ",
-            _ => "fatal: ",
-        };
-        eprintln!("{}: {prefix}{text}", self.tag);
+        eprintln!("{}: {}{text}", self.tag, level.prefix());
         if self.logging {
             msg::log(level, format_args!("{text}"));
         }
@@ -145,6 +140,7 @@ impl Say {
 }
 
 fn main() -> ExitCode {
+    tool::init("postern-script");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -164,7 +160,7 @@ fn main() -> ExitCode {
     };
     let say = Say {
         tag: format!("{}/postern-script", config.str("syslog_name")),
-        logging: start_logging(&config),
+        logging: tool::start_logging(&config),
     };
     let ctl = Control {
         cli: &cli,
@@ -184,18 +180,6 @@ fn main() -> ExitCode {
         Cmd::Status => ctl.status(),
         Cmd::Stop => ctl.stop(),
     }
-}
-
-/// Logs to the configured mail log too, unless that is standard error
-/// (the messages are printed there anyway) or cannot be opened.
-fn start_logging(config: &Config) -> bool {
-    let file = config.str("maillog_file");
-    let sink = match file.as_str() {
-        "" => Sink::Syslog(config.str("syslog_facility")),
-        "/dev/stderr" => return false,
-        _ => Sink::File(PathBuf::from(&file)),
-    };
-    msg::init(&config.str("syslog_name"), "postern-script", &sink).is_ok()
 }
 
 struct Control<'a> {

@@ -59,6 +59,7 @@ use nix::unistd::{Gid, Uid};
 use postern_config::{Config, DEFAULT_CONFIG_DIR, config_dir, option_value, take_common};
 use postern_ipc::flush::{self, Request, Status};
 use postern_ipc::showq;
+use postern_server::tool::{self, die};
 use postern_util::sysexits::{
     EX_CONFIG, EX_IOERR, EX_NOPERM, EX_SOFTWARE, EX_UNAVAILABLE, EX_USAGE,
 };
@@ -72,11 +73,6 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 /// The longest wait for a busy service to take a trigger (Postfix
 /// `trigger_timeout`).
 const TRIGGER_WAIT: Duration = Duration::from_secs(10);
-
-fn die(code: i32, text: &str) -> ! {
-    eprintln!("postqueue: fatal: {text}");
-    std::process::exit(code)
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Mode {
@@ -357,6 +353,7 @@ fn shorten(s: &str) -> String {
 }
 
 fn main() {
+    tool::init("postqueue");
     let args = match parse_args(std::env::args_os().collect()) {
         Ok(Parsed::Run(a)) => a,
         Ok(Parsed::Help) => {
@@ -375,7 +372,6 @@ fn main() {
         }
         Err(e) => die(EX_USAGE, &e),
     };
-    let _ = postern_util::msg::init("postern", "postqueue", &postern_util::msg::Sink::Stderr);
     postern_util::msg::set_verbose(args.verbose);
     let config = load_config(&args);
     // A reader that goes away (`postqueue -p | head`) is not an error.

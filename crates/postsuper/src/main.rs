@@ -55,11 +55,11 @@ use std::ffi::OsString;
 use std::io::{self, BufRead};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use postern_config::{Config, config_dir, option_value, take_common};
 use postern_queue::{Queue, QueueId};
-use postern_util::msg::{self, Level, Sink};
+use postern_server::tool::{self, die};
+use postern_util::msg::{self, Level};
 use postern_util::privs;
 use postern_util::sysexits::{EX_CONFIG, EX_IOERR, EX_NOPERM, EX_USAGE};
 
@@ -72,32 +72,16 @@ const USAGE: &str = "usage: postsuper [-c config_dir] [-o name=value] [-d queue_
 /// Longest queue id line read from standard input.
 const MAX_LINE: usize = 1024;
 
-static LOGGING: AtomicBool = AtomicBool::new(false);
-
-fn die(code: i32, text: &str) -> ! {
-    if LOGGING.load(Ordering::Relaxed) {
-        msg::log(Level::Fatal, format_args!("{text}"));
-    }
-    eprintln!("postsuper: fatal: {text}");
-    std::process::exit(code)
-}
-
 /// Reports on standard error and in the mail log, as Postfix's msg_info.
 struct Out;
 
 impl Report for Out {
     fn info(&mut self, text: &str) {
-        eprintln!("postsuper: {text}");
-        if LOGGING.load(Ordering::Relaxed) {
-            msg::log(Level::Info, format_args!("{text}"));
-        }
+        tool::say(Level::Info, text);
     }
 
     fn warn(&mut self, text: &str) {
-        eprintln!("postsuper: warning: {text}");
-        if LOGGING.load(Ordering::Relaxed) {
-            msg::log(Level::Warning, format_args!("{text}"));
-        }
+        tool::say(Level::Warning, text);
     }
 }
 
@@ -190,18 +174,6 @@ fn allowed(config: &Config) -> bool {
         && std::fs::metadata(spool).is_ok_and(|m| m.uid() == me.as_raw())
 }
 
-fn start_logging(config: &Config) {
-    let file = config.str("maillog_file");
-    let sink = match file.as_str() {
-        "" => Sink::Syslog(config.str("syslog_facility")),
-        "/dev/stderr" => return,
-        _ => Sink::File(file.into()),
-    };
-    if msg::init(&config.str("syslog_name"), "postsuper", &sink).is_ok() {
-        LOGGING.store(true, Ordering::Relaxed);
-    }
-}
-
 /// The ids named by `names` (`-` reads standard input); `ALL` is
 /// handled by the caller. Bad ids are warned about and skipped.
 fn named_ids(names: &[String], out: &mut Out) -> Vec<QueueId> {
@@ -242,7 +214,7 @@ fn plural(n: u64) -> &'static str {
 }
 
 fn main() {
-    let _ = msg::init("postern", "postsuper", &Sink::Stderr);
+    tool::init("postsuper");
     let args = match parse_args(std::env::args_os().collect()) {
         Ok(Parsed::Run(a)) => a,
         Ok(Parsed::Help) => {
@@ -262,7 +234,7 @@ fn main() {
             "use of this command is reserved for the superuser",
         );
     }
-    start_logging(&config);
+    tool::start_logging(&config);
     msg::set_verbose(args.verbose);
     let spool = config.path("queue_directory");
     if let Err(e) = std::env::set_current_dir(&spool) {
