@@ -50,6 +50,7 @@ use std::process::ExitCode;
 
 use clap::{ArgAction, Parser};
 use postern_config::{Config, PARAMS, config_dir, params};
+use postern_server::tool;
 use postern_util::sysexits::{EX_CANTCREAT, EX_CONFIG, EX_IOERR, EX_USAGE, exit_code};
 
 /// Show and change the Postern configuration (main.toml and master.toml).
@@ -107,13 +108,9 @@ struct Cli {
 struct Fatal(String, i32);
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match tool::parse_args(std::env::args_os()) {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { EX_USAGE } else { 0 };
-            let _ = e.print();
-            return exit_code(code);
-        }
+        Err(code) => return code,
     };
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -59,7 +59,7 @@ use postern_config::{Config, MasterTable};
 use postern_queue::layout;
 use postern_server::tool;
 use postern_util::msg::{self, Level};
-use postern_util::sysexits::{EX_CONFIG, EX_USAGE, exit_code};
+use postern_util::sysexits::{EX_CONFIG, exit_code};
 use postern_util::{lock, privs};
 
 /// How long `stop` waits for master to exit (it gives its daemons five
@@ -141,13 +141,9 @@ impl Say {
 
 fn main() -> ExitCode {
     tool::init("postern-script");
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match tool::parse_args(std::env::args_os()) {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { EX_USAGE } else { 0 };
-            let _ = e.print();
-            return exit_code(code);
-        }
+        Err(code) => return code,
     };
     let dir = postern_config::config_dir(cli.config_dir.clone());
     let early = Say {

@@ -44,8 +44,9 @@ use postern_config::{Config, config_dir};
 use postern_maps::{Maps, Syntax};
 use postern_util::msg::{self, Sink};
 
+use postern_server::tool;
 use postern_util::sysexits::{
-    EX_CONFIG, EX_DATAERR, EX_IOERR, EX_NOINPUT, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE, exit_code,
+    EX_CONFIG, EX_DATAERR, EX_IOERR, EX_NOINPUT, EX_TEMPFAIL, EX_UNAVAILABLE, exit_code,
 };
 
 /// `-q`: the key was not found (not a sysexits code: Postfix's).
@@ -111,15 +112,10 @@ struct Fatal(String, i32);
 
 /// Runs `program` with the process's arguments.
 pub fn main(program: Program) -> ExitCode {
-    let cli = match Cli::try_parse_from(
-        std::iter::once(program.name().into()).chain(std::env::args_os().skip(1)),
-    ) {
+    let argv = std::iter::once(program.name().into()).chain(std::env::args_os().skip(1));
+    let cli: Cli = match tool::parse_args(argv) {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { EX_USAGE } else { 0 };
-            let _ = e.print();
-            return exit_code(code);
-        }
+        Err(code) => return code,
     };
     match run(program, &cli) {
         Ok(code) => exit_code(code),

@@ -7,11 +7,14 @@
 //! configuration, then [`say`] or [`die`]. Lines logged with the
 //! `postern_util` macros go to standard error until [`start_logging`].
 
+use std::ffi::OsString;
+use std::process::ExitCode;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use postern_config::Config;
 use postern_util::msg::{self, Level, Sink};
+use postern_util::sysexits::{EX_USAGE, exit_code};
 
 static PROGRAM: OnceLock<String> = OnceLock::new();
 
@@ -61,4 +64,17 @@ pub fn say(level: Level, text: &str) {
 pub fn die(code: i32, text: &str) -> ! {
     say(Level::Fatal, text);
     std::process::exit(code)
+}
+
+/// Parses `argv` (program name first) with clap. On an error, or for
+/// `--help`, clap's text is printed and the status to exit with is
+/// returned: `EX_USAGE` for a usage error, 0 for help.
+pub fn parse_args<C: clap::Parser>(
+    argv: impl IntoIterator<Item = OsString>,
+) -> Result<C, ExitCode> {
+    C::try_parse_from(argv).map_err(|e| {
+        let code = if e.use_stderr() { EX_USAGE } else { 0 };
+        let _ = e.print();
+        exit_code(code)
+    })
 }
