@@ -673,7 +673,7 @@ impl<'a, B: Backend> Session<'a, B> {
         }
         self.proto.accept(command);
         self.txn = Some(Transaction {
-            sender: from.mailbox().map(internal).unwrap_or_default(),
+            sender: from.mailbox().map(Mailbox::internal).unwrap_or_default(),
             params: params.clone(),
             recipients: Vec::new(),
             queue: None,
@@ -704,7 +704,7 @@ impl<'a, B: Backend> Session<'a, B> {
     }
 
     fn rcpt(&mut self, command: &Command, to: &Mailbox, params: &RcptParams) -> Done {
-        let given = internal(to);
+        let given = to.internal();
         let Some(txn) = self.txn.as_ref() else {
             // Session::check guarantees a transaction.
             self.fail(standard::need_mail());
@@ -793,7 +793,7 @@ impl<'a, B: Backend> Session<'a, B> {
             address,
             orcpt: None,
             dsn_orcpt: dsn_orcpt.as_deref(),
-            notify: notify_bits(params.notify),
+            notify: params.notify.map_or(0, Notify::bits),
         };
         queue.recipient(&rcpt).map_err(|e| {
             warn!("{}: {e}", queue.queue_id());
@@ -923,7 +923,7 @@ impl<'a, B: Backend> Session<'a, B> {
             .and_then(|a| a.strip_suffix('>'))
             .unwrap_or(trimmed);
         let address = match Mailbox::parse(inner, true) {
-            Ok(m) => internal(&m),
+            Ok(m) => m.internal(),
             Err(AddressError::MissingDomain)
                 if !inner.is_empty() && !inner.contains(char::is_whitespace) =>
             {
@@ -1156,27 +1156,6 @@ fn send_envelope<Q: QueueSink, R>(
         queue.attr("smtputf8", "yes")?;
     }
     Ok(())
-}
-
-/// RCPT `NOTIFY=` as `ipc::cleanup::Recipient::notify` bits.
-fn notify_bits(notify: Option<Notify>) -> u8 {
-    match notify {
-        None => 0,
-        Some(Notify::Never) => 1,
-        Some(Notify::On {
-            delay,
-            failure,
-            success,
-        }) => u8::from(success) * 2 + u8::from(delay) * 4 + u8::from(failure) * 8,
-    }
-}
-
-/// A mailbox in internal (unquoted) form: `local@domain`.
-fn internal(m: &Mailbox) -> String {
-    match m.domain() {
-        Some(d) => format!("{}@{d}", m.local_part()),
-        None => m.local_part().to_string(),
-    }
 }
 
 /// A verb for logs (Postfix `state->where`): the command's name if the
