@@ -104,6 +104,18 @@ pub struct LockOptions {
     pub stale_after: Duration,
 }
 
+impl LockOptions {
+    /// From the configuration's `deliver_lock_attempts`,
+    /// `deliver_lock_delay` and `stale_lock_time`.
+    pub fn from_config(cfg: &postern_config::Config) -> LockOptions {
+        LockOptions {
+            attempts: u32::try_from(cfg.int("deliver_lock_attempts")).unwrap_or(1),
+            delay: cfg.time("deliver_lock_delay"),
+            stale_after: cfg.time("stale_lock_time"),
+        }
+    }
+}
+
 impl Default for LockOptions {
     /// Postfix's defaults: 20 attempts, 1 s apart, stale after 500 s.
     fn default() -> LockOptions {

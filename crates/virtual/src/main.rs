@@ -77,11 +77,7 @@ fn serve(conn: Conn, ctx: &Context, tables: &Tables) {
             sender: &req.sender,
             content,
             limit: cfg.size("virtual_mailbox_limit"),
-            locking: LockOptions {
-                attempts: u32::try_from(cfg.int("deliver_lock_attempts")).unwrap_or(1),
-                delay: cfg.time("deliver_lock_delay"),
-                stale_after: cfg.time("stale_lock_time"),
-            },
+            locking: LockOptions::from_config(cfg),
             switch_ids: privs::is_root() && !cfg.bool("development_mode"),
         };
         deliver_one(&job, rcpt)
