@@ -50,12 +50,7 @@ pub fn connect(
 
 /// Server side: encodes the greeting.
 pub fn greeting() -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut l = AttrList::new();
-    l.put_str("protocol", PROTOCOL).put_u64("version", VERSION);
-    // Encoding a fixed, valid list cannot fail.
-    let _ = l.encode_record(&mut out);
-    out
+    crate::conn::greeting(PROTOCOL, VERSION)
 }
 
 /// Server side: takes complete requests from the front of `input`;

@@ -196,6 +196,18 @@ impl Conn {
     }
 }
 
+/// A server's greeting record (`protocol`, `version`), encoded: what
+/// [`Conn::greet`] sends, for servers that write their own bytes (the
+/// multi-client ones).
+pub fn greeting(protocol: &str, version: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut l = AttrList::new();
+    l.put_str("protocol", protocol).put_u64("version", version);
+    // Encoding a fixed, valid list cannot fail.
+    let _ = l.encode_record(&mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -316,12 +316,7 @@ pub mod sans_io {
 
     /// The greeting a new client gets.
     pub fn greeting() -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut l = AttrList::new();
-        l.put_str("protocol", PROTOCOL).put_u64("version", VERSION);
-        // A fixed, valid list always encodes.
-        let _ = l.encode_record(&mut out);
-        out
+        crate::conn::greeting(PROTOCOL, VERSION)
     }
 
     /// Takes the complete requests from the front of `input`.
