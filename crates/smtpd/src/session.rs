@@ -488,13 +488,7 @@ impl<'a, B: Backend> Session<'a, B> {
         if self.must_start_tls(&command) {
             // Postfix smtpd_tls_security_level = encrypt: only commands
             // flagged SMTPD_CMD_FLAG_PRE_TLS run before STARTTLS.
-            let reply = standard::starttls_first();
-            if let Command::Bdat { size, last } = command {
-                self.refuse_chunk(size, last, reply);
-            } else {
-                self.stats.count(command.verb(), false);
-                self.fail(reply);
-            }
+            self.refuse(&command, standard::starttls_first());
             return;
         }
         if matches!(
@@ -514,12 +508,7 @@ impl<'a, B: Backend> Session<'a, B> {
             }
         }
         if let Err(reply) = self.proto.check(&command) {
-            if let Command::Bdat { size, last } = command {
-                self.refuse_chunk(size, last, reply);
-            } else {
-                self.stats.count(command.verb(), false);
-                self.fail(reply);
-            }
+            self.refuse(&command, reply);
             return;
         }
         let done = match &command {
@@ -899,6 +888,17 @@ impl<'a, B: Backend> Session<'a, B> {
             ends_transaction: false,
         });
         Done::Pending
+    }
+
+    /// A command that may not run: it fails with `reply` (a BDAT after its
+    /// chunk is drained).
+    fn refuse(&mut self, command: &Command, reply: Reply) {
+        if let Command::Bdat { size, last } = *command {
+            self.refuse_chunk(size, last, reply);
+        } else {
+            self.stats.count(command.verb(), false);
+            self.fail(reply);
+        }
     }
 
     /// A BDAT that may not run: its chunk is still on the wire and is
