@@ -20,9 +20,27 @@ use crate::main_file::DEFAULT_CONFIG_DIR;
 pub struct CommonArgs {
     /// From `-c DIR`, else [`DEFAULT_CONFIG_DIR`].
     pub config_dir: PathBuf,
+    /// Whether `-c` was given (a tool then ignores `MAIL_CONFIG`).
+    pub config_dir_given: bool,
     /// Each `-o name=value`, as `name=value`, in order; pass these to
     /// [`crate::Config::load`].
     pub overrides: Vec<String>,
+}
+
+impl CommonArgs {
+    /// The directory from `-c`, if it was given.
+    pub fn given_config_dir(&self) -> Option<PathBuf> {
+        self.config_dir_given.then(|| self.config_dir.clone())
+    }
+}
+
+/// The configuration directory of a command-line tool: `given` (from `-c`)
+/// when there is one, else `$MAIL_CONFIG`, else [`DEFAULT_CONFIG_DIR`]
+/// (Postfix's rule; daemons are told theirs by master).
+pub fn config_dir(given: Option<PathBuf>) -> PathBuf {
+    given
+        .or_else(|| std::env::var_os("MAIL_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR))
 }
 
 /// Remove `-c DIR`, `-cDIR`, `-o name=value` and `-oname=value` from `args`
@@ -37,6 +55,7 @@ pub struct CommonArgs {
 pub fn take_common(args: &mut Vec<OsString>) -> Result<CommonArgs, Error> {
     let mut common = CommonArgs {
         config_dir: PathBuf::from(DEFAULT_CONFIG_DIR),
+        config_dir_given: false,
         overrides: Vec::new(),
     };
     let mut kept: Vec<OsString> = Vec::with_capacity(args.len());
@@ -77,6 +96,7 @@ pub fn take_common(args: &mut Vec<OsString>) -> Result<CommonArgs, Error> {
                 return Err(Error::command_line("-c", "empty directory name"));
             }
             common.config_dir = PathBuf::from(value);
+            common.config_dir_given = true;
         } else {
             let Some(text) = value.to_str() else {
                 *args = kept;
@@ -97,6 +117,24 @@ pub fn take_common(args: &mut Vec<OsString>) -> Result<CommonArgs, Error> {
     }
     *args = kept;
     Ok(common)
+}
+
+/// The value of option `flag` in a getopt-style cluster, for tools that
+/// parse their other options by hand: `rest`, what follows the flag in its
+/// argument (`-i4Y5L`), or else the next argument (`-i 4Y5L`).
+///
+/// Errors: no value, or a next argument that is not UTF-8.
+pub fn option_value(
+    rest: &str,
+    flag: char,
+    next: &mut impl Iterator<Item = OsString>,
+) -> Result<String, String> {
+    if !rest.is_empty() {
+        return Ok(rest.to_string());
+    }
+    next.next()
+        .and_then(|v| v.into_string().ok())
+        .ok_or_else(|| format!("option requires an argument -- {flag}"))
 }
 
 #[cfg(test)]
@@ -125,6 +163,7 @@ mod tests {
         ]);
         let common = take_common(&mut args).unwrap();
         assert_eq!(common.config_dir, PathBuf::from("/x"));
+        assert_eq!(common.given_config_dir(), Some(PathBuf::from("/x")));
         assert_eq!(common.overrides, ["a=b", "c=d"]);
         assert_eq!(args, v(&["postqueue", "-p", "file", "--", "-o", "z"]));
     }
@@ -134,6 +173,7 @@ mod tests {
         let mut args = v(&["master", "-d"]);
         let common = take_common(&mut args).unwrap();
         assert_eq!(common.config_dir, PathBuf::from(DEFAULT_CONFIG_DIR));
+        assert_eq!(common.given_config_dir(), None);
         assert!(common.overrides.is_empty());
         assert_eq!(args, v(&["master", "-d"]));
         let mut empty = Vec::new();
@@ -166,6 +206,21 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "command line: -c: empty directory name"
+        );
+    }
+
+    #[test]
+    fn option_values() {
+        let mut next = v(&["next", "after"]).into_iter();
+        assert_eq!(
+            option_value("attached", 'i', &mut next).unwrap(),
+            "attached"
+        );
+        assert_eq!(option_value("", 'i', &mut next).unwrap(), "next");
+        assert_eq!(option_value("", 's', &mut next).unwrap(), "after");
+        assert_eq!(
+            option_value("", 's', &mut next).unwrap_err(),
+            "option requires an argument -- s"
         );
     }
 

@@ -6,7 +6,7 @@
 //! an administrator can find the mistake without reading source code.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where a configuration value came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,6 +87,23 @@ impl Error {
         }
         write!(out, ": {}", self.message)
     }
+}
+
+/// Parses the TOML `text` of the file at `path` (main.toml, master.toml);
+/// a syntax error names the file and the line.
+pub(crate) fn parse_toml<'a>(
+    text: &'a str,
+    path: &Path,
+) -> Result<toml::Spanned<toml::de::DeTable<'a>>, Error> {
+    toml::de::DeTable::parse(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start));
+        Error::file(
+            path,
+            line,
+            None,
+            format!("TOML syntax error: {}", e.message()),
+        )
+    })
 }
 
 /// 1-based line number of byte `offset` in `text`.

@@ -33,7 +33,7 @@ pub mod master_file;
 pub mod params;
 pub mod value;
 
-pub use args::{CommonArgs, take_common};
+pub use args::{CommonArgs, config_dir, option_value, take_common};
 pub use error::{Error, Origin};
 pub use main_file::{Config, DEFAULT_CONFIG_DIR};
 pub use master_file::{Listen, MasterTable, Service, ServiceKind};

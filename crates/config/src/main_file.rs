@@ -27,9 +27,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use toml::de::{DeTable, DeValue};
+use toml::de::DeValue;
 
-use crate::error::{Error, Origin, line_of};
+use crate::error::{Error, Origin, line_of, parse_toml};
 use crate::expand::{self, Lookup};
 use crate::params::{self, Kind, PARAMS, Param};
 use crate::value::{self, ValueError};
@@ -240,15 +240,7 @@ fn check(param: &Param, expanded: &str) -> Result<Typed, ValueError> {
 
 /// Parse `main.toml` text into explicit settings.
 fn settings_from_toml(text: &str, path: &Path) -> Result<Settings, Error> {
-    let doc = DeTable::parse(text).map_err(|e| {
-        let line = e.span().map(|s| line_of(text, s.start));
-        Error::file(
-            path,
-            line,
-            None,
-            format!("TOML syntax error: {}", e.message()),
-        )
-    })?;
+    let doc = parse_toml(text, path)?;
     let mut entries: Vec<_> = doc.get_ref().iter().collect();
     entries.sort_by_key(|(key, _)| key.span().start);
     let mut settings = BTreeMap::new();

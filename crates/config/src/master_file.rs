@@ -43,9 +43,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use toml::de::{DeTable, DeValue};
+use toml::de::DeValue;
 
-use crate::error::{Error, line_of};
+use crate::error::{Error, line_of, parse_toml};
 use crate::expand;
 use crate::main_file::Config;
 use crate::value;
@@ -302,15 +302,7 @@ impl MasterTable {
     /// Like [`MasterTable::load`], with the text given; `origin` is its path
     /// for errors.
     pub fn parse(text: &str, origin: &Path, cfg: &Config) -> Result<MasterTable, Error> {
-        let doc = DeTable::parse(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, s.start));
-            Error::file(
-                origin,
-                line,
-                None,
-                format!("TOML syntax error: {}", e.message()),
-            )
-        })?;
+        let doc = parse_toml(text, origin)?;
         let mut entries: Vec<_> = doc.get_ref().iter().collect();
         entries.sort_by_key(|(key, _)| key.span().start);
 

@@ -50,40 +50,23 @@ pub fn connect(
 
 /// Server side: encodes the greeting.
 pub fn greeting() -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut l = AttrList::new();
-    l.put_str("protocol", PROTOCOL).put_u64("version", VERSION);
-    // Encoding a fixed, valid list cannot fail.
-    let _ = l.encode_record(&mut out);
-    out
+    crate::conn::greeting(PROTOCOL, VERSION)
 }
 
 /// Server side: takes complete requests from the front of `input`;
 /// returns `(service, ident)` per request, or an error for bad input.
 pub fn take_requests(input: &mut Vec<u8>) -> Result<Vec<(String, String)>, Error> {
-    let decoder = postern_wire::Decoder::with_max_len(4096);
-    let mut used = 0;
-    let mut out = Vec::new();
-    while let Some((rec, n)) = decoder.feed(&input[used..])? {
-        if rec.kind != postern_wire::RecordType::AttrList {
-            return Err(Error::Protocol(format!(
-                "unexpected {} record",
-                rec.kind.name()
-            )));
-        }
-        let mut r = AttrReader::new(rec.data, Mode::Lenient)?;
+    crate::conn::take_records(input, 4096, |data| {
+        let mut r = AttrReader::new(data, Mode::Lenient)?;
         let request = r.require_str("request")?;
         if request != "connect" {
             return Err(Error::Protocol(format!("unknown request {request}")));
         }
-        out.push((
+        Ok((
             r.require_str("service")?.to_string(),
             r.require_str("ident")?.to_string(),
-        ));
-        used += n;
-    }
-    input.drain(..used);
-    Ok(out)
+        ))
+    })
 }
 
 /// Server side: encodes a reply.

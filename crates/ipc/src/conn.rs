@@ -196,6 +196,44 @@ impl Conn {
     }
 }
 
+/// Server side, sans-I/O: takes the complete attribute-list records (of
+/// at most `max_len` bytes) from the front of `input` and parses each
+/// with `parse`; an incomplete record stays for the next read. Any other
+/// record type is a protocol error.
+pub fn take_records<T>(
+    input: &mut Vec<u8>,
+    max_len: u32,
+    mut parse: impl FnMut(&[u8]) -> Result<T, Error>,
+) -> Result<Vec<T>, Error> {
+    let decoder = Decoder::with_max_len(max_len);
+    let mut used = 0;
+    let mut out = Vec::new();
+    while let Some((rec, n)) = decoder.feed(&input[used..])? {
+        if rec.kind != RecordType::AttrList {
+            return Err(Error::Protocol(format!(
+                "unexpected {} record",
+                rec.kind.name()
+            )));
+        }
+        out.push(parse(rec.data)?);
+        used += n;
+    }
+    input.drain(..used);
+    Ok(out)
+}
+
+/// A server's greeting record (`protocol`, `version`), encoded: what
+/// [`Conn::greet`] sends, for servers that write their own bytes (the
+/// multi-client ones).
+pub fn greeting(protocol: &str, version: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut l = AttrList::new();
+    l.put_str("protocol", protocol).put_u64("version", version);
+    // Encoding a fixed, valid list cannot fail.
+    let _ = l.encode_record(&mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

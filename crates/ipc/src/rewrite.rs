@@ -316,31 +316,12 @@ pub mod sans_io {
 
     /// The greeting a new client gets.
     pub fn greeting() -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut l = AttrList::new();
-        l.put_str("protocol", PROTOCOL).put_u64("version", VERSION);
-        // A fixed, valid list always encodes.
-        let _ = l.encode_record(&mut out);
-        out
+        crate::conn::greeting(PROTOCOL, VERSION)
     }
 
     /// Takes the complete requests from the front of `input`.
     pub fn take_requests(input: &mut Vec<u8>) -> Result<Vec<Request>, Error> {
-        let decoder = postern_wire::Decoder::with_max_len(1 << 16);
-        let mut used = 0;
-        let mut out = Vec::new();
-        while let Some((rec, n)) = decoder.feed(&input[used..])? {
-            if rec.kind != postern_wire::RecordType::AttrList {
-                return Err(Error::Protocol(format!(
-                    "unexpected {} record",
-                    rec.kind.name()
-                )));
-            }
-            out.push(parse_request(rec.data)?);
-            used += n;
-        }
-        input.drain(..used);
-        Ok(out)
+        crate::conn::take_records(input, 1 << 16, parse_request)
     }
 
     /// Appends the reply to a rewrite request.

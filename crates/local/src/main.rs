@@ -82,7 +82,7 @@ use std::path::{Path, PathBuf};
 
 use postern_config::Config;
 use postern_ipc::deliver::{Action, RcptStatus, Recipient};
-use postern_mailstore::{Delivery, LockOptions};
+use postern_mailstore::{Delivery, LockOptions, Mailbox};
 use postern_maps::{Maps, Syntax};
 use postern_server::{Conn, Context};
 use postern_util::{privs, warn};
@@ -180,11 +180,7 @@ fn serve(conn: Conn, ctx: &Context, aliases: &Maps) {
             sender: &req.sender,
             content,
             limit: cfg.size("mailbox_size_limit"),
-            locking: LockOptions {
-                attempts: u32::try_from(cfg.int("deliver_lock_attempts")).unwrap_or(1),
-                delay: cfg.time("deliver_lock_delay"),
-                stale_after: cfg.time("stale_lock_time"),
-            },
+            locking: LockOptions::from_config(cfg),
             switch_ids: privs::is_root() && !cfg.bool("development_mode"),
         };
         deliver_one(&job, rcpt)
@@ -781,17 +777,12 @@ fn deliver_file(
         content: job.content,
         limit: job.limit,
     };
-    let write = || {
-        if path.ends_with('/') {
-            postern_mailstore::write_maildir(Path::new(path), &d)
-                .map(|_| "delivered to maildir")
-                .map_err(|e| ("maildir", e))
-        } else {
-            postern_mailstore::write_mbox(Path::new(path), &d, &job.locking)
-                .map(|()| "delivered to mailbox")
-                .map_err(|e| ("mailbox", e))
-        }
+    let mailbox = if path.ends_with('/') {
+        Mailbox::Maildir(path.into())
+    } else {
+        Mailbox::Mbox(path.into())
     };
+    let write = || postern_mailstore::deliver(&mailbox, &d, &job.locking);
     let result = match who {
         Some(w) if job.switch_ids => match privs::as_user(w.uid, w.gid, write) {
             Ok(r) => r,
@@ -807,18 +798,8 @@ fn deliver_file(
     match result {
         Ok(_) if file_target => delivered(&format!("delivered to file: {path}")),
         Ok(what) => delivered(what),
-        Err((kind, e)) => {
-            let action = if e.temporary {
-                Action::Delayed
-            } else {
-                Action::Failed
-            };
-            status(
-                action,
-                e.dsn,
-                format!("{kind} delivery failed: {}", e.reason),
-            )
-        }
+        Err(e) if e.temporary => defer(e.dsn, e.reason),
+        Err(e) => bounce(e.dsn, e.reason),
     }
 }
 

@@ -11,7 +11,9 @@
 //!   `>From ` quoting and a trailing blank line; on error the file is
 //!   truncated back to its original size.
 //!
-//! Both prepend `Return-Path: <sender>` and `Delivered-To: recipient` and
+//! - [`deliver`]: either, as a delivery agent reports it.
+//!
+//! Both writers prepend `Return-Path: <sender>` and `Delivered-To: recipient` and
 //! copy the content (LF-terminated lines, as stored in the queue)
 //! otherwise byte for byte. Mailboxes use LF line endings, as Postfix's do.
 //!
@@ -100,6 +102,18 @@ pub struct LockOptions {
     pub delay: Duration,
     /// A dotlock older than this is removed as stale.
     pub stale_after: Duration,
+}
+
+impl LockOptions {
+    /// From the configuration's `deliver_lock_attempts`,
+    /// `deliver_lock_delay` and `stale_lock_time`.
+    pub fn from_config(cfg: &postern_config::Config) -> LockOptions {
+        LockOptions {
+            attempts: u32::try_from(cfg.int("deliver_lock_attempts")).unwrap_or(1),
+            delay: cfg.time("deliver_lock_delay"),
+            stale_after: cfg.time("stale_lock_time"),
+        }
+    }
 }
 
 impl Default for LockOptions {
@@ -415,6 +429,40 @@ fn fcntl_lock(file: &File, path: &Path, opts: &LockOptions) -> Result<(), Error>
         }
     }
     Err(locked(path, "fcntl"))
+}
+
+/// Where [`deliver`] stores a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mailbox {
+    /// A Maildir directory ([`write_maildir`]).
+    Maildir(PathBuf),
+    /// A UNIX mbox file ([`write_mbox`]).
+    Mbox(PathBuf),
+}
+
+/// Stores `d` in `mailbox` and says how, for the delivery status
+/// (`delivered to maildir`, `delivered to mailbox`). A failure's reason
+/// names the kind of delivery (`mailbox delivery failed: ...`), as
+/// local(8) and virtual(8) report it.
+pub fn deliver(
+    mailbox: &Mailbox,
+    d: &Delivery<'_>,
+    opts: &LockOptions,
+) -> Result<&'static str, Error> {
+    let (result, kind) = match mailbox {
+        Mailbox::Maildir(dir) => (
+            write_maildir(dir, d).map(|_| "delivered to maildir"),
+            "maildir",
+        ),
+        Mailbox::Mbox(path) => (
+            write_mbox(path, d, opts).map(|()| "delivered to mailbox"),
+            "mailbox",
+        ),
+    };
+    result.map_err(|e| Error {
+        reason: format!("{kind} delivery failed: {}", e.reason),
+        ..e
+    })
 }
 
 /// Appends `d` to the mbox file `path` (created mode 0600 when missing)

@@ -271,3 +271,31 @@ fn mbox_that_cannot_be_opened_defers() {
     let err = write_mbox(&mbox, &delivery(0), &fast()).unwrap_err();
     assert_eq!((err.temporary, err.dsn), (true, "4.2.0"), "{err}");
 }
+
+#[test]
+fn deliver_says_how_and_names_the_failed_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let md = Mailbox::Maildir(dir.path().join("Maildir"));
+    let mbox = Mailbox::Mbox(dir.path().join("mbox"));
+    assert_eq!(
+        deliver(&md, &delivery(0), &fast()).unwrap(),
+        "delivered to maildir"
+    );
+    assert_eq!(
+        deliver(&mbox, &delivery(0), &fast()).unwrap(),
+        "delivered to mailbox"
+    );
+    let err = deliver(&md, &delivery(20), &fast()).unwrap_err();
+    assert_eq!(err.dsn, "5.2.2");
+    assert!(
+        err.reason.starts_with("maildir delivery failed: "),
+        "{}",
+        err.reason
+    );
+    let err = deliver(&mbox, &delivery(20), &fast()).unwrap_err();
+    assert!(
+        err.reason.starts_with("mailbox delivery failed: "),
+        "{}",
+        err.reason
+    );
+}

@@ -40,7 +40,7 @@ use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
-use postern_config::{Config, DEFAULT_CONFIG_DIR};
+use postern_config::{Config, config_dir, option_value};
 use postern_queue::{DEFAULT_MAX_FILE_LEN, Queue, QueueId};
 
 use crate::render::Options;
@@ -93,13 +93,7 @@ fn parse_args(argv: Vec<OsString>) -> Result<Args, String> {
                 'v' => a.opts.verbose = true,
                 'c' | 's' => {
                     let rest = flags.get(i + 1..).unwrap_or_default();
-                    let value = if rest.is_empty() {
-                        it.next()
-                            .and_then(|v| v.into_string().ok())
-                            .ok_or_else(|| format!("option requires an argument -- {c}"))?
-                    } else {
-                        rest.to_string()
-                    };
+                    let value = option_value(rest, c, &mut it)?;
                     if c == 'c' {
                         a.config_dir = Some(PathBuf::from(value));
                     } else {
@@ -175,11 +169,7 @@ fn main() {
         return;
     }
     if args.search {
-        let dir = args
-            .config_dir
-            .clone()
-            .or_else(|| std::env::var_os("MAIL_CONFIG").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR));
+        let dir = config_dir(args.config_dir.clone());
         let config = Config::load(&dir, &[]).unwrap_or_else(|e| fatal(&e.to_string()));
         let queue_dir = config.path("queue_directory");
         for file in &args.files {

@@ -49,12 +49,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser};
-use postern_config::{Config, DEFAULT_CONFIG_DIR, PARAMS, params};
-
-const EX_USAGE: u8 = 64;
-const EX_CANTCREAT: u8 = 73;
-const EX_CONFIG: u8 = 78;
-const EX_IOERR: u8 = 74;
+use postern_config::{Config, PARAMS, config_dir, params};
+use postern_server::tool;
+use postern_util::sysexits::{EX_CANTCREAT, EX_CONFIG, EX_IOERR, EX_USAGE, exit_code};
 
 /// Show and change the Postern configuration (main.toml and master.toml).
 #[derive(Parser, Debug)]
@@ -108,31 +105,20 @@ struct Cli {
 }
 
 /// A fatal error: the message and the exit status.
-struct Fatal(String, u8);
+struct Fatal(String, i32);
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match tool::parse_args(std::env::args_os()) {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { EX_USAGE } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
+        Err(code) => return code,
     };
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Fatal(text, code)) => {
             eprintln!("postconf: fatal: {text}");
-            ExitCode::from(code)
+            exit_code(code)
         }
     }
-}
-
-fn config_dir(cli: &Cli) -> PathBuf {
-    cli.config_dir
-        .clone()
-        .or_else(|| std::env::var_os("MAIL_CONFIG").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR))
 }
 
 fn run(cli: &Cli) -> Result<(), Fatal> {
@@ -149,7 +135,7 @@ fn run(cli: &Cli) -> Result<(), Fatal> {
     if cli.defaults && cli.non_default {
         return Err(Fatal("specify -d or -n, not both".into(), EX_USAGE));
     }
-    let dir = config_dir(cli);
+    let dir = config_dir(cli.config_dir.clone());
     if cli.map_types {
         let mut out = io::stdout().lock();
         for t in postern_maps::TYPES {

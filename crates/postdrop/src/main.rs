@@ -50,32 +50,25 @@ use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::SystemTime;
 
 use nix::unistd::{Gid, Uid, User};
 use postern_config::{Config, DEFAULT_CONFIG_DIR, take_common};
 use postern_queue::{Queue, QueueFileWriter};
+use postern_server::tool;
 use postern_util::debug;
-use postern_util::msg::{self, Level, Sink};
+use postern_util::msg::{self, Level};
+use postern_util::sysexits::{
+    EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE,
+};
 use postern_wire::attr::AttrList;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 
 use crate::copy::{Failure, Limits};
 
-const EX_USAGE: i32 = 64;
-const EX_DATAERR: i32 = 65;
-const EX_UNAVAILABLE: i32 = 69;
-const EX_TEMPFAIL: i32 = 75;
-const EX_NOPERM: i32 = 77;
-const EX_CONFIG: i32 = 78;
-
 /// Envelope records may be longer than content lines, but not much.
 const MIN_RECORD_LIMIT: u32 = 4096;
-
-/// Whether errors also go to the mail log (besides standard error, where
-/// they always go).
-static LOGGING: AtomicBool = AtomicBool::new(false);
 
 /// Options of this program.
 #[derive(Debug, Default)]
@@ -88,10 +81,7 @@ struct Options {
 
 /// Exits with `code` after logging `text` and telling the user.
 fn die(code: i32, reply: bool, text: &str) -> ! {
-    if LOGGING.load(Ordering::Relaxed) {
-        msg::log(Level::Fatal, format_args!("{text}"));
-    }
-    eprintln!("postdrop: fatal: {text}");
+    tool::say(Level::Fatal, text);
     if reply {
         send_reply(code, text, "");
     }
@@ -113,13 +103,9 @@ fn send_reply(status: i32, reason: &str, queue_id: &str) {
 
 fn parse_args(argv: Vec<OsString>) -> Result<Options, String> {
     let mut argv = argv;
-    let explicit_c = argv
-        .iter()
-        .skip(1)
-        .any(|a| a.as_encoded_bytes().starts_with(b"-c"));
     let common = take_common(&mut argv).map_err(|e| e.to_string())?;
     let mut opts = Options {
-        config_dir: explicit_c.then_some(common.config_dir),
+        config_dir: common.given_config_dir(),
         overrides: common.overrides,
         ..Options::default()
     };
@@ -146,7 +132,7 @@ fn parse_args(argv: Vec<OsString>) -> Result<Options, String> {
 }
 
 fn main() {
-    let _ = msg::init("postern", "postdrop", &Sink::Stderr);
+    tool::init("postdrop");
     let opts = match parse_args(std::env::args_os().collect()) {
         Ok(o) => o,
         Err(e) => die(EX_USAGE, false, &e),
@@ -166,21 +152,16 @@ fn main() {
             "-c and -o are not allowed when postdrop runs set-group-id",
         );
     }
-    let config_dir = opts
-        .config_dir
-        .clone()
-        .or_else(|| {
-            (!privileged)
-                .then(|| std::env::var_os("MAIL_CONFIG"))
-                .flatten()
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR));
+    let config_dir = match opts.config_dir.clone() {
+        // The environment is the user's too: only the default will do.
+        None if privileged => PathBuf::from(DEFAULT_CONFIG_DIR),
+        given => postern_config::config_dir(given),
+    };
     let config = match Config::load(&config_dir, &opts.overrides) {
         Ok(c) => c,
         Err(e) => die(EX_CONFIG, opts.reply, &e.to_string()),
     };
-    start_logging(&config);
+    tool::start_logging(&config);
     msg::set_verbose(opts.verbose);
 
     let login = User::from_uid(uid)
@@ -246,21 +227,6 @@ fn main() {
     }
     if opts.reply {
         send_reply(0, "", &id);
-    }
-}
-
-/// Logs where the configuration says, unless that is standard error
-/// (errors are printed there anyway) or cannot be opened (a user cannot
-/// open a root-owned `maillog_file`).
-fn start_logging(config: &Config) {
-    let file = config.str("maillog_file");
-    let sink = match file.as_str() {
-        "" => Sink::Syslog(config.str("syslog_facility")),
-        "/dev/stderr" => return,
-        _ => Sink::File(PathBuf::from(&file)),
-    };
-    if msg::init(&config.str("syslog_name"), "postdrop", &sink).is_ok() {
-        LOGGING.store(true, Ordering::Relaxed);
     }
 }
 

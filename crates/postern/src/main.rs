@@ -57,13 +57,12 @@ use std::time::{Duration, Instant};
 use clap::{ArgAction, Parser, Subcommand};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use postern_config::{Config, DEFAULT_CONFIG_DIR, MasterTable};
+use postern_config::{Config, MasterTable};
 use postern_queue::layout;
-use postern_util::msg::{self, Level, Sink};
+use postern_server::tool;
+use postern_util::msg::{self, Level};
+use postern_util::sysexits::{EX_CONFIG, exit_code};
 use postern_util::{lock, privs};
-
-const EX_USAGE: u8 = 64;
-const EX_CONFIG: u8 = 78;
 
 /// How long `stop` waits for master to exit (it gives its daemons five
 /// seconds before SIGKILL).
@@ -129,13 +128,7 @@ struct Say {
 
 impl Say {
     fn line(&self, level: Level, text: &str) {
-        let prefix = match level {
-            Level::Info => "",
-            Level::Warning => "warning: ",
-            Level::Error => "error: ",
-            _ => "fatal: ",
-        };
-        eprintln!("{}: {prefix}{text}", self.tag);
+        eprintln!("{}: {}{text}", self.tag, level.prefix());
         if self.logging {
             msg::log(level, format_args!("{text}"));
         }
@@ -146,26 +139,19 @@ impl Say {
     fn warn(&self, text: &str) {
         self.line(Level::Warning, text);
     }
-    fn fatal(&self, text: &str, code: u8) -> ExitCode {
+    fn fatal(&self, text: &str, code: i32) -> ExitCode {
         self.line(Level::Fatal, text);
-        ExitCode::from(code)
+        exit_code(code)
     }
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    tool::init("postern-script");
+    let cli: Cli = match tool::parse_args(std::env::args_os()) {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { EX_USAGE } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
+        Err(code) => return code,
     };
-    let dir = cli
-        .config_dir
-        .clone()
-        .or_else(|| std::env::var_os("MAIL_CONFIG").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR));
+    let dir = postern_config::config_dir(cli.config_dir.clone());
     let early = Say {
         tag: "postern/postern-script".into(),
         logging: false,
@@ -176,7 +162,7 @@ fn main() -> ExitCode {
     };
     let say = Say {
         tag: format!("{}/postern-script", config.str("syslog_name")),
-        logging: start_logging(&config),
+        logging: tool::start_logging(&config),
     };
     let ctl = Control {
         cli: &cli,
@@ -196,18 +182,6 @@ fn main() -> ExitCode {
         Cmd::Status => ctl.status(),
         Cmd::Stop => ctl.stop(),
     }
-}
-
-/// Logs to the configured mail log too, unless that is standard error
-/// (the messages are printed there anyway) or cannot be opened.
-fn start_logging(config: &Config) -> bool {
-    let file = config.str("maillog_file");
-    let sink = match file.as_str() {
-        "" => Sink::Syslog(config.str("syslog_facility")),
-        "/dev/stderr" => return false,
-        _ => Sink::File(PathBuf::from(&file)),
-    };
-    msg::init(&config.str("syslog_name"), "postern-script", &sink).is_ok()
 }
 
 struct Control<'a> {

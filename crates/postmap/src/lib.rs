@@ -40,18 +40,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser};
-use postern_config::{Config, DEFAULT_CONFIG_DIR};
+use postern_config::{Config, config_dir};
 use postern_maps::{Maps, Syntax};
 use postern_util::msg::{self, Sink};
 
-const EX_NOTFOUND: u8 = 1;
-const EX_USAGE: u8 = 64;
-const EX_DATAERR: u8 = 65;
-const EX_NOINPUT: u8 = 66;
-const EX_UNAVAILABLE: u8 = 69;
-const EX_IOERR: u8 = 74;
-const EX_TEMPFAIL: u8 = 75;
-const EX_CONFIG: u8 = 78;
+use postern_server::tool;
+use postern_util::sysexits::{
+    EX_CONFIG, EX_DATAERR, EX_IOERR, EX_NOINPUT, EX_TEMPFAIL, EX_UNAVAILABLE, exit_code,
+};
+
+/// `-q`: the key was not found (not a sysexits code: Postfix's).
+const EX_NOTFOUND: i32 = 1;
 
 /// Which program this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,35 +108,26 @@ struct Cli {
     tables: Vec<String>,
 }
 
-struct Fatal(String, u8);
+struct Fatal(String, i32);
 
 /// Runs `program` with the process's arguments.
 pub fn main(program: Program) -> ExitCode {
-    let cli = match Cli::try_parse_from(
-        std::iter::once(program.name().into()).chain(std::env::args_os().skip(1)),
-    ) {
+    let argv = std::iter::once(program.name().into()).chain(std::env::args_os().skip(1));
+    let cli: Cli = match tool::parse_args(argv) {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { EX_USAGE } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
+        Err(code) => return code,
     };
     match run(program, &cli) {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => exit_code(code),
         Err(Fatal(text, code)) => {
             eprintln!("{}: fatal: {text}", program.name());
-            ExitCode::from(code)
+            exit_code(code)
         }
     }
 }
 
-fn run(program: Program, cli: &Cli) -> Result<u8, Fatal> {
-    let dir = cli
-        .config_dir
-        .clone()
-        .or_else(|| std::env::var_os("MAIL_CONFIG").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR));
+fn run(program: Program, cli: &Cli) -> Result<i32, Fatal> {
+    let dir = config_dir(cli.config_dir.clone());
     let config = Config::load(&dir, &cli.overrides).map_err(|e| Fatal(e.to_string(), EX_CONFIG))?;
     // Warnings from opening tables (-q) go to standard error.
     let _ = msg::init(&config.str("syslog_name"), program.name(), &Sink::Terminal);
@@ -204,7 +194,7 @@ fn with_type(table: &str, default_type: &str) -> String {
     }
 }
 
-fn query(program: Program, specs: &[String], key: &str) -> Result<u8, Fatal> {
+fn query(program: Program, specs: &[String], key: &str) -> Result<i32, Fatal> {
     let maps = Maps::open(specs, program.syntax()).map_err(|e| Fatal(e.to_string(), EX_NOINPUT))?;
     let find = |key: &str| {
         maps.lookup(key)

@@ -56,16 +56,13 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use nix::unistd::{Gid, Uid};
-use postern_config::{Config, DEFAULT_CONFIG_DIR, take_common};
+use postern_config::{Config, DEFAULT_CONFIG_DIR, config_dir, option_value, take_common};
 use postern_ipc::flush::{self, Request, Status};
 use postern_ipc::showq;
-
-const EX_USAGE: i32 = 64;
-const EX_UNAVAILABLE: i32 = 69;
-const EX_SOFTWARE: i32 = 70;
-const EX_IOERR: i32 = 74;
-const EX_NOPERM: i32 = 77;
-const EX_CONFIG: i32 = 78;
+use postern_server::tool::{self, die};
+use postern_util::sysexits::{
+    EX_CONFIG, EX_IOERR, EX_NOPERM, EX_SOFTWARE, EX_UNAVAILABLE, EX_USAGE,
+};
 
 const USAGE: &str = "usage: postqueue -f | postqueue -i queueid | postqueue -j | postqueue -p \
                      | postqueue -s site";
@@ -76,11 +73,6 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 /// The longest wait for a busy service to take a trigger (Postfix
 /// `trigger_timeout`).
 const TRIGGER_WAIT: Duration = Duration::from_secs(10);
-
-fn die(code: i32, text: &str) -> ! {
-    eprintln!("postqueue: fatal: {text}");
-    std::process::exit(code)
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Mode {
@@ -108,11 +100,6 @@ fn parse_args(mut argv: Vec<OsString>) -> Result<Parsed, String> {
     if argv.iter().skip(1).any(|a| a == "--help") {
         return Ok(Parsed::Help);
     }
-    let explicit_c = argv
-        .iter()
-        .skip(1)
-        .take_while(|a| *a != "--")
-        .any(|a| a.as_encoded_bytes().starts_with(b"-c"));
     let common = take_common(&mut argv).map_err(|e| e.to_string())?;
     let mut mode: Option<Mode> = None;
     let mut verbose = false;
@@ -138,14 +125,7 @@ fn parse_args(mut argv: Vec<OsString>) -> Result<Parsed, String> {
                 'p' => set(Mode::List, &mut mode)?,
                 'v' => verbose = true,
                 'i' | 's' => {
-                    let rest = &flags[i + 1..];
-                    let value = if rest.is_empty() {
-                        it.next()
-                            .and_then(|v| v.into_string().ok())
-                            .ok_or_else(|| format!("option requires an argument -- {c}"))?
-                    } else {
-                        rest.to_string()
-                    };
+                    let value = option_value(&flags[i + 1..], c, &mut it)?;
                     let m = if c == 'i' {
                         Mode::FlushFile(value)
                     } else {
@@ -163,7 +143,7 @@ fn parse_args(mut argv: Vec<OsString>) -> Result<Parsed, String> {
     };
     Ok(Parsed::Run(Args {
         mode,
-        config_dir: explicit_c.then_some(common.config_dir),
+        config_dir: common.given_config_dir(),
         overrides: common.overrides,
         verbose,
     }))
@@ -178,12 +158,7 @@ fn trusted_dir(dir: &Path) -> bool {
 
 fn load_config(args: &Args) -> Config {
     let privileged = Gid::current() != Gid::effective() && !Uid::current().is_root();
-    let env_dir = std::env::var_os("MAIL_CONFIG").map(PathBuf::from);
-    let dir = args
-        .config_dir
-        .clone()
-        .or(env_dir)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR));
+    let dir = config_dir(args.config_dir.clone());
     if privileged {
         if !args.overrides.is_empty() {
             die(
@@ -378,6 +353,7 @@ fn shorten(s: &str) -> String {
 }
 
 fn main() {
+    tool::init("postqueue");
     let args = match parse_args(std::env::args_os().collect()) {
         Ok(Parsed::Run(a)) => a,
         Ok(Parsed::Help) => {
@@ -396,7 +372,6 @@ fn main() {
         }
         Err(e) => die(EX_USAGE, &e),
     };
-    let _ = postern_util::msg::init("postern", "postqueue", &postern_util::msg::Sink::Stderr);
     postern_util::msg::set_verbose(args.verbose);
     let config = load_config(&args);
     // A reader that goes away (`postqueue -p | head`) is not an error.

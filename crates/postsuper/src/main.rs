@@ -55,19 +55,15 @@ use std::ffi::OsString;
 use std::io::{self, BufRead};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use postern_config::{Config, take_common};
+use postern_config::{Config, config_dir, option_value, take_common};
 use postern_queue::{Queue, QueueId};
-use postern_util::msg::{self, Level, Sink};
+use postern_server::tool::{self, die};
+use postern_util::msg::{self, Level};
 use postern_util::privs;
+use postern_util::sysexits::{EX_CONFIG, EX_IOERR, EX_NOPERM, EX_USAGE};
 
 use crate::ops::{Counts, DEFAULT_QUEUES, HOLD_QUEUES, Mass, RELEASE_QUEUES, Report};
-
-const EX_USAGE: i32 = 64;
-const EX_IOERR: i32 = 74;
-const EX_NOPERM: i32 = 77;
-const EX_CONFIG: i32 = 78;
 
 const USAGE: &str = "usage: postsuper [-c config_dir] [-o name=value] [-d queue_id (delete)] \
                      [-h queue_id (hold)] [-H queue_id (un-hold)] [-p (purge temporary files)] \
@@ -76,32 +72,16 @@ const USAGE: &str = "usage: postsuper [-c config_dir] [-o name=value] [-d queue_
 /// Longest queue id line read from standard input.
 const MAX_LINE: usize = 1024;
 
-static LOGGING: AtomicBool = AtomicBool::new(false);
-
-fn die(code: i32, text: &str) -> ! {
-    if LOGGING.load(Ordering::Relaxed) {
-        msg::log(Level::Fatal, format_args!("{text}"));
-    }
-    eprintln!("postsuper: fatal: {text}");
-    std::process::exit(code)
-}
-
 /// Reports on standard error and in the mail log, as Postfix's msg_info.
 struct Out;
 
 impl Report for Out {
     fn info(&mut self, text: &str) {
-        eprintln!("postsuper: {text}");
-        if LOGGING.load(Ordering::Relaxed) {
-            msg::log(Level::Info, format_args!("{text}"));
-        }
+        tool::say(Level::Info, text);
     }
 
     fn warn(&mut self, text: &str) {
-        eprintln!("postsuper: warning: {text}");
-        if LOGGING.load(Ordering::Relaxed) {
-            msg::log(Level::Warning, format_args!("{text}"));
-        }
+        tool::say(Level::Warning, text);
     }
 }
 
@@ -128,13 +108,9 @@ fn parse_args(mut argv: Vec<OsString>) -> Result<Parsed, String> {
     if argv.iter().skip(1).any(|a| a == "--help") {
         return Ok(Parsed::Help);
     }
-    let explicit_c = argv
-        .iter()
-        .skip(1)
-        .any(|a| a.as_encoded_bytes().starts_with(b"-c"));
     let common = take_common(&mut argv).map_err(|e| e.to_string())?;
     let mut a = Args {
-        config_dir: explicit_c.then_some(common.config_dir),
+        config_dir: common.given_config_dir(),
         overrides: common.overrides,
         ..Args::default()
     };
@@ -155,14 +131,7 @@ fn parse_args(mut argv: Vec<OsString>) -> Result<Parsed, String> {
                 'p' => a.purge = true,
                 'v' => a.verbose = true,
                 'd' | 'h' | 'H' | 'r' => {
-                    let rest = &flags[i + 1..];
-                    let value = if rest.is_empty() {
-                        it.next()
-                            .and_then(|v| v.into_string().ok())
-                            .ok_or_else(|| format!("option requires an argument -- {c}"))?
-                    } else {
-                        rest.to_string()
-                    };
+                    let value = option_value(&flags[i + 1..], c, &mut it)?;
                     match c {
                         'd' => a.delete.push(value),
                         'h' => a.hold.push(value),
@@ -205,18 +174,6 @@ fn allowed(config: &Config) -> bool {
         && std::fs::metadata(spool).is_ok_and(|m| m.uid() == me.as_raw())
 }
 
-fn start_logging(config: &Config) {
-    let file = config.str("maillog_file");
-    let sink = match file.as_str() {
-        "" => Sink::Syslog(config.str("syslog_facility")),
-        "/dev/stderr" => return,
-        _ => Sink::File(file.into()),
-    };
-    if msg::init(&config.str("syslog_name"), "postsuper", &sink).is_ok() {
-        LOGGING.store(true, Ordering::Relaxed);
-    }
-}
-
 /// The ids named by `names` (`-` reads standard input); `ALL` is
 /// handled by the caller. Bad ids are warned about and skipped.
 fn named_ids(names: &[String], out: &mut Out) -> Vec<QueueId> {
@@ -257,7 +214,7 @@ fn plural(n: u64) -> &'static str {
 }
 
 fn main() {
-    let _ = msg::init("postern", "postsuper", &Sink::Stderr);
+    tool::init("postsuper");
     let args = match parse_args(std::env::args_os().collect()) {
         Ok(Parsed::Run(a)) => a,
         Ok(Parsed::Help) => {
@@ -266,11 +223,7 @@ fn main() {
         }
         Err(e) => die(EX_USAGE, &e),
     };
-    let dir = args
-        .config_dir
-        .clone()
-        .or_else(|| std::env::var_os("MAIL_CONFIG").map(Into::into))
-        .unwrap_or_else(|| postern_config::DEFAULT_CONFIG_DIR.into());
+    let dir = config_dir(args.config_dir.clone());
     let config = match Config::load(&dir, &args.overrides) {
         Ok(c) => c,
         Err(e) => die(EX_CONFIG, &e.to_string()),
@@ -281,7 +234,7 @@ fn main() {
             "use of this command is reserved for the superuser",
         );
     }
-    start_logging(&config);
+    tool::start_logging(&config);
     msg::set_verbose(args.verbose);
     let spool = config.path("queue_directory");
     if let Err(e) = std::env::set_current_dir(&spool) {

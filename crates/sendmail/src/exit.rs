@@ -1,19 +1,9 @@
 //! Exit statuses (sysexits.h, as Postfix `sendmail` uses them) and the
 //! fatal error that carries one.
 
-/// Command line usage error.
-pub(crate) const EX_USAGE: i32 = 64;
-/// Bad input data.
-pub(crate) const EX_DATAERR: i32 = 65;
-pub(crate) const EX_NOINPUT: i32 = 66;
-/// A service is unavailable (or the message was refused for good).
-pub(crate) const EX_UNAVAILABLE: i32 = 69;
-/// An operating system error.
-pub(crate) const EX_OSERR: i32 = 71;
-/// Temporary failure: the user is invited to try again.
-pub(crate) const EX_TEMPFAIL: i32 = 75;
-/// Configuration error.
-pub(crate) const EX_CONFIG: i32 = 78;
+pub(crate) use postern_util::sysexits::{
+    EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_OSERR, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE,
+};
 
 /// A reason to stop with an exit status.
 #[derive(Debug, Clone, PartialEq, Eq)]

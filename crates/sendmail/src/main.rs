@@ -73,11 +73,11 @@ mod smtp;
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::unistd::{Uid, User};
 use postern_config::{Config, DEFAULT_CONFIG_DIR};
-use postern_util::msg::{self, Level, Sink};
+use postern_server::tool;
+use postern_util::msg::{self, Level};
 use postern_util::{debug, warn};
 use postern_wire::RecordType;
 
@@ -85,9 +85,6 @@ use crate::args::{Args, Mode};
 use crate::enqueue::{Envelope, Postdrop};
 use crate::exit::{EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_OSERR, EX_UNAVAILABLE, EX_USAGE, Fatal};
 use crate::input::{ContentReader, FixEol};
-
-/// Whether errors also go to the mail log (they always go to stderr).
-static LOGGING: AtomicBool = AtomicBool::new(false);
 
 fn main() {
     let mut argv: Vec<OsString> = std::env::args_os().collect();
@@ -102,11 +99,10 @@ fn main() {
     let code = match run(&program, rest) {
         Ok(code) => code,
         Err(f) => {
-            if LOGGING.load(Ordering::Relaxed) {
-                msg::log(Level::Fatal, format_args!("{}", f.text));
-            }
             if !f.reported {
-                eprintln!("{program}: fatal: {}", f.text);
+                tool::say(Level::Fatal, &f.text);
+            } else if tool::logging() {
+                msg::log(Level::Fatal, format_args!("{}", f.text));
             }
             f.code
         }
@@ -114,25 +110,8 @@ fn main() {
     std::process::exit(code)
 }
 
-/// Logs where the configuration says, unless that is standard error
-/// (errors are printed there anyway) or cannot be opened by this user.
-fn start_logging(config: &Config, program: &str) {
-    let file = config.str("maillog_file");
-    let sink = match file.as_str() {
-        "" => Sink::Syslog(config.str("syslog_facility")),
-        "/dev/stderr" => {
-            let _ = msg::init(&config.str("syslog_name"), program, &Sink::Stderr);
-            return;
-        }
-        _ => Sink::File(PathBuf::from(&file)),
-    };
-    if msg::init(&config.str("syslog_name"), program, &sink).is_ok() {
-        LOGGING.store(true, Ordering::Relaxed);
-    }
-}
-
 fn run(program: &str, argv: Vec<OsString>) -> Result<i32, Fatal> {
-    let _ = msg::init("postern", program, &Sink::Stderr);
+    tool::init(program);
     let args = args::parse(program, argv).map_err(|e| Fatal::new(EX_USAGE, e.0))?;
     let verbose = args.verbose > 0 || std::env::var_os("MAIL_VERBOSE").is_some();
     // The directory to pass on to postdrop: only when chosen explicitly,
@@ -146,7 +125,7 @@ fn run(program: &str, argv: Vec<OsString>) -> Result<i32, Fatal> {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR));
     let config =
         Config::load(&config_dir, &[]).map_err(|e| Fatal::new(EX_CONFIG, e.to_string()))?;
-    start_logging(&config, program);
+    tool::start_logging(&config);
     msg::set_verbose(verbose);
     for note in &args.notes {
         debug!("{note}");

@@ -17,8 +17,8 @@ use std::io::{self, Read, Write};
 
 use postern_smtp_proto::reply::{ehlo, standard};
 use postern_smtp_proto::{
-    Body, Command, DataOptions, DataProgress, DataReceiver, Extension, Notify, ParseOptions,
-    Path as SmtpPath, Protocol, Reply, RequestReceiver, Ret, Session,
+    Body, Command, DataOptions, DataProgress, DataReceiver, Extension, Mailbox, Notify,
+    ParseOptions, Path as SmtpPath, Protocol, Reply, RequestReceiver, Ret, Session,
 };
 use postern_wire::content::LineSplitter;
 
@@ -99,27 +99,9 @@ fn lf_to_crlf(data: &[u8], last_cr: &mut bool) -> Vec<u8> {
     out
 }
 
-/// The internal form of an SMTP mailbox: unquoted local part, `@`, domain.
+/// The internal form of an SMTP path (empty for the null sender).
 fn internal(path: &SmtpPath) -> String {
-    match path.mailbox() {
-        None => String::new(),
-        Some(m) => match m.domain() {
-            Some(d) => format!("{}@{d}", m.local_part()),
-            None => m.local_part().to_string(),
-        },
-    }
-}
-
-fn notify_bits(n: Option<Notify>) -> u8 {
-    match n {
-        None => 0,
-        Some(Notify::Never) => 1,
-        Some(Notify::On {
-            delay,
-            failure,
-            success,
-        }) => u8::from(success) * 2 + u8::from(delay) * 4 + u8::from(failure) * 8,
-    }
+    path.mailbox().map(Mailbox::internal).unwrap_or_default()
 }
 
 /// The reply for a failed submission (Postfix `cleanup_stat_detail`).
@@ -313,7 +295,9 @@ fn run(
             }
             let path = SmtpPath::Mailbox(to.clone());
             envelope.recipients.push(internal(&path));
-            envelope.notify_each.push(notify_bits(params.notify));
+            envelope
+                .notify_each
+                .push(params.notify.map_or(0, Notify::bits));
             (standard::recipient_ok(), true)
         }
         Command::Data => (standard::start_data(), true),

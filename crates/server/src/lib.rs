@@ -15,7 +15,8 @@
 //! - [`trigger`]: one-byte wakeup requests (qmgr, pickup);
 //! - [`multi`]: many long-lived clients per process (anvil);
 //! - [`agent`]: the delivery agents' side of a delivery request;
-//! - [`spool`]: who owns the spool.
+//! - [`spool`]: who owns the spool;
+//! - [`tool`]: the command-line tools' messages and logging.
 #![deny(missing_docs)]
 
 pub mod agent;
@@ -24,6 +25,7 @@ pub mod multi;
 pub mod proto;
 pub mod single;
 pub mod spool;
+pub mod tool;
 pub mod trigger;
 
 mod conn;

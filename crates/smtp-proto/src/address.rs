@@ -314,6 +314,15 @@ impl Mailbox {
         self.local_part.is_ascii() && self.domain.as_ref().is_none_or(Host::is_ascii)
     }
 
+    /// The internal form, as the queue keeps addresses: the local part
+    /// unquoted, `@`, the domain (just the local part when unqualified).
+    pub fn internal(&self) -> String {
+        match &self.domain {
+            Some(d) => format!("{}@{d}", self.local_part),
+            None => self.local_part.clone(),
+        }
+    }
+
     /// Whether this is the special unqualified `Postmaster` recipient.
     pub fn is_bare_postmaster(&self) -> bool {
         self.domain.is_none() && self.local_part.eq_ignore_ascii_case("postmaster")

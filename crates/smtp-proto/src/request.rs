@@ -480,6 +480,21 @@ pub enum Notify {
     },
 }
 
+impl Notify {
+    /// As the queue keeps it (Postfix `DSN_NOTIFY_*`): never 1, success 2,
+    /// delay 4, failure 8.
+    pub fn bits(self) -> u8 {
+        match self {
+            Notify::Never => 1,
+            Notify::On {
+                delay,
+                failure,
+                success,
+            } => u8::from(success) * 2 + u8::from(delay) * 4 + u8::from(failure) * 8,
+        }
+    }
+}
+
 /// `ORCPT=addr-type;xtext` (RFC 3461 §4.2), decoded.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Orcpt {

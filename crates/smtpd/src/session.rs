@@ -488,13 +488,7 @@ impl<'a, B: Backend> Session<'a, B> {
         if self.must_start_tls(&command) {
             // Postfix smtpd_tls_security_level = encrypt: only commands
             // flagged SMTPD_CMD_FLAG_PRE_TLS run before STARTTLS.
-            let reply = standard::starttls_first();
-            if let Command::Bdat { size, last } = command {
-                self.refuse_chunk(size, last, reply);
-            } else {
-                self.stats.count(command.verb(), false);
-                self.fail(reply);
-            }
+            self.refuse(&command, standard::starttls_first());
             return;
         }
         if matches!(
@@ -514,12 +508,7 @@ impl<'a, B: Backend> Session<'a, B> {
             }
         }
         if let Err(reply) = self.proto.check(&command) {
-            if let Command::Bdat { size, last } = command {
-                self.refuse_chunk(size, last, reply);
-            } else {
-                self.stats.count(command.verb(), false);
-                self.fail(reply);
-            }
+            self.refuse(&command, reply);
             return;
         }
         let done = match &command {
@@ -673,7 +662,7 @@ impl<'a, B: Backend> Session<'a, B> {
         }
         self.proto.accept(command);
         self.txn = Some(Transaction {
-            sender: from.mailbox().map(internal).unwrap_or_default(),
+            sender: from.mailbox().map(Mailbox::internal).unwrap_or_default(),
             params: params.clone(),
             recipients: Vec::new(),
             queue: None,
@@ -704,7 +693,7 @@ impl<'a, B: Backend> Session<'a, B> {
     }
 
     fn rcpt(&mut self, command: &Command, to: &Mailbox, params: &RcptParams) -> Done {
-        let given = internal(to);
+        let given = to.internal();
         let Some(txn) = self.txn.as_ref() else {
             // Session::check guarantees a transaction.
             self.fail(standard::need_mail());
@@ -793,7 +782,7 @@ impl<'a, B: Backend> Session<'a, B> {
             address,
             orcpt: None,
             dsn_orcpt: dsn_orcpt.as_deref(),
-            notify: notify_bits(params.notify),
+            notify: params.notify.map_or(0, Notify::bits),
         };
         queue.recipient(&rcpt).map_err(|e| {
             warn!("{}: {e}", queue.queue_id());
@@ -901,6 +890,17 @@ impl<'a, B: Backend> Session<'a, B> {
         Done::Pending
     }
 
+    /// A command that may not run: it fails with `reply` (a BDAT after its
+    /// chunk is drained).
+    fn refuse(&mut self, command: &Command, reply: Reply) {
+        if let Command::Bdat { size, last } = *command {
+            self.refuse_chunk(size, last, reply);
+        } else {
+            self.stats.count(command.verb(), false);
+            self.fail(reply);
+        }
+    }
+
     /// A BDAT that may not run: its chunk is still on the wire and is
     /// drained before the reply.
     fn refuse_chunk(&mut self, size: u64, last: bool, reply: Reply) {
@@ -923,7 +923,7 @@ impl<'a, B: Backend> Session<'a, B> {
             .and_then(|a| a.strip_suffix('>'))
             .unwrap_or(trimmed);
         let address = match Mailbox::parse(inner, true) {
-            Ok(m) => internal(&m),
+            Ok(m) => m.internal(),
             Err(AddressError::MissingDomain)
                 if !inner.is_empty() && !inner.contains(char::is_whitespace) =>
             {
@@ -1156,27 +1156,6 @@ fn send_envelope<Q: QueueSink, R>(
         queue.attr("smtputf8", "yes")?;
     }
     Ok(())
-}
-
-/// RCPT `NOTIFY=` as `ipc::cleanup::Recipient::notify` bits.
-fn notify_bits(notify: Option<Notify>) -> u8 {
-    match notify {
-        None => 0,
-        Some(Notify::Never) => 1,
-        Some(Notify::On {
-            delay,
-            failure,
-            success,
-        }) => u8::from(success) * 2 + u8::from(delay) * 4 + u8::from(failure) * 8,
-    }
-}
-
-/// A mailbox in internal (unquoted) form: `local@domain`.
-fn internal(m: &Mailbox) -> String {
-    match m.domain() {
-        Some(d) => format!("{}@{d}", m.local_part()),
-        None => m.local_part().to_string(),
-    }
 }
 
 /// A verb for logs (Postfix `state->where`): the command's name if the

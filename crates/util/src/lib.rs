@@ -4,7 +4,8 @@
 //! - [`privs`]: looking up users and dropping privileges (with chroot);
 //! - [`spawn`]: placing inherited descriptors at fixed numbers in a child;
 //! - [`fdpass`]: passing descriptors and taking over inherited ones;
-//! - [`lock`]: exclusive pid-file locks.
+//! - [`lock`]: exclusive pid-file locks;
+//! - [`sysexits`]: the exit statuses of the command-line tools.
 //!
 //! Every `unsafe` block of Postern lives in [`spawn`] or [`fdpass`] and carries a
 //! `SAFETY:` note.
@@ -15,3 +16,4 @@ pub mod lock;
 pub mod msg;
 pub mod privs;
 pub mod spawn;
+pub mod sysexits;

@@ -62,7 +62,8 @@ pub enum Level {
 }
 
 impl Level {
-    fn prefix(self) -> &'static str {
+    /// Postfix's prefix for the level: `warning: `, or nothing for info.
+    pub fn prefix(self) -> &'static str {
         match self {
             Level::Info => "",
             Level::Warning => "warning: ",

@@ -21,13 +21,7 @@ pub(crate) struct Tables {
 }
 
 /// A mailbox to deliver to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Target {
-    /// A Maildir directory.
-    Maildir(PathBuf),
-    /// A UNIX mbox file.
-    Mbox(PathBuf),
-}
+pub(crate) use postern_mailstore::Mailbox as Target;
 
 /// Why a recipient is not delivered: `temporary` defers it.
 #[derive(Debug, Clone, PartialEq, Eq)]

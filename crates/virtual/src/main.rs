@@ -48,7 +48,7 @@ use postern_mailstore::{Delivery, LockOptions};
 use postern_server::{Conn, Context};
 use postern_util::privs;
 
-use lookup::{Problem, Tables, Target};
+use lookup::{Problem, Tables};
 
 fn main() {
     postern_server::single::run("virtual", |ctx| {
@@ -77,11 +77,7 @@ fn serve(conn: Conn, ctx: &Context, tables: &Tables) {
             sender: &req.sender,
             content,
             limit: cfg.size("virtual_mailbox_limit"),
-            locking: LockOptions {
-                attempts: u32::try_from(cfg.int("deliver_lock_attempts")).unwrap_or(1),
-                delay: cfg.time("deliver_lock_delay"),
-                stale_after: cfg.time("stale_lock_time"),
-            },
+            locking: LockOptions::from_config(cfg),
             switch_ids: privs::is_root() && !cfg.bool("development_mode"),
         };
         deliver_one(&job, rcpt)
@@ -96,13 +92,18 @@ fn defer(dsn: &str, reason: String) -> RcptStatus {
     status(Action::Delayed, dsn, reason)
 }
 
-fn from_problem(p: Problem) -> RcptStatus {
-    let action = if p.temporary {
+/// Deferred when `temporary`, else bounced.
+fn failed(temporary: bool, dsn: &str, reason: String) -> RcptStatus {
+    let action = if temporary {
         Action::Delayed
     } else {
         Action::Failed
     };
-    status(action, p.dsn, p.reason)
+    status(action, dsn, reason)
+}
+
+fn from_problem(p: Problem) -> RcptStatus {
+    failed(p.temporary, p.dsn, p.reason)
 }
 
 /// Delivers to one recipient.
@@ -132,14 +133,7 @@ fn deliver_one(job: &Job<'_>, rcpt: &Recipient) -> RcptStatus {
         content: job.content,
         limit: job.limit,
     };
-    let write = || match &target {
-        Target::Maildir(dir) => postern_mailstore::write_maildir(dir, &d)
-            .map(|_| "delivered to maildir")
-            .map_err(|e| ("maildir", e)),
-        Target::Mbox(path) => postern_mailstore::write_mbox(path, &d, &job.locking)
-            .map(|()| "delivered to mailbox")
-            .map_err(|e| ("mailbox", e)),
-    };
+    let write = || postern_mailstore::deliver(&target, &d, &job.locking);
     let result = match owner {
         Some((uid, gid)) => match postern_util::privs::as_user(uid, gid, write) {
             Ok(r) => r,
@@ -154,18 +148,7 @@ fn deliver_one(job: &Job<'_>, rcpt: &Recipient) -> RcptStatus {
     };
     match result {
         Ok(what) => status(Action::Delivered, "2.0.0", what.into()),
-        Err((kind, e)) => {
-            let action = if e.temporary {
-                Action::Delayed
-            } else {
-                Action::Failed
-            };
-            status(
-                action,
-                e.dsn,
-                format!("{kind} delivery failed: {}", e.reason),
-            )
-        }
+        Err(e) => failed(e.temporary, e.dsn, e.reason),
     }
 }
 
