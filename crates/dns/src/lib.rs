@@ -348,9 +348,7 @@ impl Dns {
         let qname = Name::from_ascii(&fqdn).map_err(|_| Error::BadName(fqdn.clone()))?;
         let response = self.query_direct(&qname, rtype)?;
         match response.metadata.response_code {
-            ResponseCode::NoError | ResponseCode::NXDomain => {
-                Ok(response.metadata.authentic_data)
-            }
+            ResponseCode::NoError | ResponseCode::NXDomain => Ok(response.metadata.authentic_data),
             other => Err(Error::Temporary(format!("{other}"))),
         }
     }

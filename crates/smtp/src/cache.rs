@@ -25,6 +25,9 @@ use crate::client::{Conn, Target};
 pub(crate) struct Cached {
     /// The next hop of the request it served.
     pub(crate) nexthop: String,
+    /// The TLS level it was made under (a session is reused only for
+    /// the same level, so TLS and plaintext sessions never mix).
+    pub(crate) tls_key: String,
     /// The server.
     pub(crate) target: Target,
     /// The connection, ready for MAIL FROM.
@@ -101,11 +104,13 @@ impl Cache {
         self.slot.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The idle session for `nexthop`, if there is a usable one. Any
+    /// The idle session for `nexthop` under TLS level `tls_key`, if
+    /// there is a usable one. Any
     /// other idle session is ended (this process now works elsewhere).
-    pub(crate) fn take(&self, nexthop: &str) -> Option<Cached> {
+    pub(crate) fn take(&self, nexthop: &str, tls_key: &str) -> Option<Cached> {
         let c = self.lock().take()?;
         if c.nexthop == nexthop
+            && c.tls_key == tls_key
             && c.idle_since.elapsed() < self.idle_limit
             && c.born.elapsed() < self.reuse_limit
         {

@@ -60,6 +60,7 @@ mod deliver;
 mod mime;
 mod nexthop;
 mod route;
+mod tls;
 
 use std::time::Duration;
 
@@ -136,6 +137,7 @@ impl Agent {
             data_xfer: cfg.time(&format!("{p}_data_xfer_timeout")),
             data_done: cfg.time(&format!("{p}_data_done_timeout")),
             quit: cfg.time(&format!("{p}_quit_timeout")),
+            starttls: cfg.time("smtp_starttls_timeout"),
         };
         let mut lookup = Lookup {
             dns: false,
@@ -171,6 +173,17 @@ impl Agent {
         } else {
             None
         };
+        // The LMTP client does no TLS (Postfix's lmtp_tls_* are not
+        // implemented).
+        let tls = if lmtp {
+            None
+        } else {
+            tls::TlsClient::from_config(cfg)?.map(std::sync::Arc::new)
+        };
+        if let Some(t) = &tls {
+            let t = t.clone();
+            postern_server::single::on_exit(move || t.flush_counters());
+        }
         let (ipv4, ipv6) = cfg.inet_protocols();
         let limit = |name: &str| usize::try_from(cfg.int(name)).unwrap_or(0);
         Ok(Agent {
@@ -203,6 +216,7 @@ impl Agent {
                         timeouts.quit,
                     )
                 }),
+                tls,
             },
             dns,
             lookup,
