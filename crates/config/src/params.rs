@@ -996,7 +996,10 @@ pub static PARAMS: &[Param] = &[
     },
     Param {
         name: "smtp_tls_rpt_log_interval",
-        kind: Kind::Int { min: 0, max: INT_MAX },
+        kind: Kind::Int {
+            min: 0,
+            max: INT_MAX,
+        },
         default: "100",
         doc: "Postern extension: smtp(8) logs its TLS-RPT (RFC 8460) totals per policy domain (tlsrpt: policy-domain=... successful=N failed=M) after this many TLS sessions under a DANE or MTA-STS policy, and when it exits; 0 means only when it exits. Single failures are logged at once.",
     },

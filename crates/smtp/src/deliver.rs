@@ -251,9 +251,7 @@ impl Settings {
             if let Some((tls, domain, true, Some(policy))) = &tls_dest {
                 targets = tls.sts_filter(policy, domain, targets);
                 if targets.is_empty() {
-                    let reason = format!(
-                        "MTA-STS policy for {domain} lists none of its MX hosts"
-                    );
+                    let reason = format!("MTA-STS policy for {domain} lists none of its MX hosts");
                     for s in slots.iter_mut().filter(|s| !s.done) {
                         s.status = status(Action::Delayed, "4.7.5", reason.clone());
                         s.relay = "none".into();
@@ -400,7 +398,10 @@ impl Settings {
             match self.session_once(t, req, msg, slots, plan, tls_key) {
                 Outcome::NoSession => return false,
                 Outcome::RetryPlain if plan.level != SecurityLevel::None => {
-                    info!("{}: trying plaintext delivery after TLS handshake failure", t.relay());
+                    info!(
+                        "{}: trying plaintext delivery after TLS handshake failure",
+                        t.relay()
+                    );
                     plan = &plain;
                 }
                 _ => return true,
@@ -689,7 +690,11 @@ impl Run<'_> {
             slots[i].relay = relay.clone();
             slots[i].done = done;
         };
-        let caps = match self.hello().map_err(TlsStop::from).and_then(|c| self.starttls(c)) {
+        let caps = match self
+            .hello()
+            .map_err(TlsStop::from)
+            .and_then(|c| self.starttls(c))
+        {
             Ok(c) => c,
             Err(TlsStop::Stop(Stop::All(st, done))) => {
                 for &i in pending {
@@ -736,14 +741,21 @@ impl Run<'_> {
         let host = self.t.host.clone();
         let report = |failure: Option<(ResultType, &str)>| {
             if let Some((domain, policy)) = &plan.report {
-                tls.count(domain, *policy, failure.map(|(r, why)| (r, host.as_str(), why)));
+                tls.count(
+                    domain,
+                    *policy,
+                    failure.map(|(r, why)| (r, host.as_str(), why)),
+                );
             }
         };
         let tls_fail = |reason: String| {
             TlsStop::Stop(Stop::All(status(Action::Delayed, "4.7.5", reason), false))
         };
         if !caps.has("STARTTLS") {
-            report(Some((ResultType::StartTlsNotSupported, "STARTTLS not offered")));
+            report(Some((
+                ResultType::StartTlsNotSupported,
+                "STARTTLS not offered",
+            )));
             if plan.required() {
                 return Err(TlsStop::Stop(Stop::All(
                     status(
@@ -776,7 +788,8 @@ impl Run<'_> {
             postern_util::warn!("TLS configuration for {who}: {e}");
             tls_fail(format!("Cannot start TLS: {e}"))
         })?;
-        let name = server_name(&self.t.host).map_err(|e| tls_fail(format!("Cannot start TLS: {e}")))?;
+        let name =
+            server_name(&self.t.host).map_err(|e| tls_fail(format!("Cannot start TLS: {e}")))?;
         match self.conn.starttls(config, name, to.starttls) {
             Ok(info) => {
                 if tls.settings.loglevel >= 1 {
@@ -807,7 +820,8 @@ impl Run<'_> {
             Err(e) => {
                 info!("SSL_connect error to {}: {e}", self.relay);
                 let rustls_err = postern_tls::stream::tls_error(&e);
-                let result = rustls_err.map_or(ResultType::ValidationFailure, ResultType::from_tls_error);
+                let result =
+                    rustls_err.map_or(ResultType::ValidationFailure, ResultType::from_tls_error);
                 report(Some((result, &e.to_string())));
                 if !plan.required() {
                     return Err(TlsStop::Plain);

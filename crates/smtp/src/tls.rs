@@ -137,9 +137,7 @@ impl TlsClient {
             "" | "enabled" | "disabled" => false,
             "dnssec" => true,
             other => {
-                return Err(format!(
-                    "smtp_dns_support_level: unknown value \"{other}\""
-                ));
+                return Err(format!("smtp_dns_support_level: unknown value \"{other}\""));
             }
         };
         let sts = if cfg.bool("smtp_mta_sts_enable") {
@@ -269,7 +267,11 @@ impl TlsClient {
                 self.count(
                     domain,
                     PolicyType::Sts,
-                    Some((ResultType::ValidationFailure, &t.host, "MX host not in policy")),
+                    Some((
+                        ResultType::ValidationFailure,
+                        &t.host,
+                        "MX host not in policy",
+                    )),
                 );
                 !enforce
             })
@@ -289,12 +291,10 @@ impl TlsClient {
         t: &Target,
         sts: Option<&sts::Policy>,
     ) -> Result<Plan, RcptStatus> {
-        let (level, matches) = self
-            .level_for(nexthop)
-            .map_err(|e| {
-                warn!("{e}");
-                defer("4.3.0", e)
-            })?;
+        let (level, matches) = self.level_for(nexthop).map_err(|e| {
+            warn!("{e}");
+            defer("4.3.0", e)
+        })?;
         let mut plan = Plan {
             level,
             policy: Policy::Unauthenticated,
@@ -304,7 +304,9 @@ impl TlsClient {
         match level {
             SecurityLevel::None => return Ok(Plan::none()),
             SecurityLevel::Dane | SecurityLevel::DaneOnly => {
-                if let Some(p) = self.dane(dns, domain, mx_dest, t, level == SecurityLevel::DaneOnly)? {
+                if let Some(p) =
+                    self.dane(dns, domain, mx_dest, t, level == SecurityLevel::DaneOnly)?
+                {
                     return Ok(p);
                 }
                 plan.level = SecurityLevel::May;
@@ -379,7 +381,8 @@ impl TlsClient {
             crate::client::Addr::Unix(_) => return Ok(None),
         };
         let qname = format!("_{port}._tcp.{}", t.host);
-        let report = Some((t.host.to_ascii_lowercase(), PolicyType::Tlsa));
+        // RFC 8460 §4.4: the policy domain is the recipient domain.
+        let report = Some((domain.to_ascii_lowercase(), PolicyType::Tlsa));
         match dns.tlsa(&qname) {
             Ok(a) if a.authentic => {
                 let records: Vec<dane::Tlsa> = a.records.iter().filter_map(tlsa).collect();
