@@ -86,6 +86,11 @@ fn smtp_sink(ip: &str, port: u16) -> Proc {
 /// A Postern smtpd with STARTTLS on ip:port presenting `cert`; mail
 /// stays in its incoming queue (no qmgr), where the test reads it.
 fn receiver(ip: &str, port: u16, host: &str, cert: &TestCert) -> Instance {
+    receiver_with(ip, port, host, cert, "")
+}
+
+/// [`receiver`] with more main.toml settings.
+fn receiver_with(ip: &str, port: u16, host: &str, cert: &TestCert, extra: &str) -> Instance {
     let table = format!(
         "[smtp]\ntype = \"inet\"\nlisten = \"{ip}:{port}\"\ncommand = \"smtpd\"\n\
          [cleanup]\ntype = \"unix\"\ncommand = \"cleanup\"\n\
@@ -95,7 +100,7 @@ fn receiver(ip: &str, port: u16, host: &str, cert: &TestCert) -> Instance {
         "inet_interfaces = \"{ip}\"\nmyhostname = \"{host}\"\n\
          mynetworks = \"127.0.0.0/8\"\n\
          smtpd_tls_security_level = \"may\"\nsmtpd_tls_received_header = true\n\
-         smtpd_tls_cert_file = \"{}\"\nsmtpd_tls_key_file = \"{}\"\n",
+         smtpd_tls_cert_file = \"{}\"\nsmtpd_tls_key_file = \"{}\"\n{extra}",
         cert.cert.display(),
         cert.key.display()
     );
@@ -248,6 +253,49 @@ fn may_uses_tls_when_offered_and_goes_plaintext_otherwise() {
             .log_text()
             .contains("TLS connection established to mx.plain.test")
     );
+}
+
+#[test]
+fn a_failed_handshake_at_may_is_retried_in_plaintext() {
+    let port = free_port();
+    let files = tempdir();
+    let (_dns, dns_port) = dns(
+        files.path(),
+        "old.test MX 10 mx.old.test\nmx.old.test A 127.0.0.41\n",
+    );
+    // The server speaks only TLS 1.3, the client only TLS 1.2.
+    let cert = self_signed(files.path(), "mx.old.test");
+    let peer = receiver_with(
+        "127.0.0.41",
+        port,
+        "mx.old.test",
+        &cert,
+        "smtpd_tls_protocols = \">=TLSv1.3\"\n",
+    );
+    let inst = sender(
+        dns_port,
+        port,
+        files.path(),
+        "smtp_tls_security_level = \"may\"\nsmtp_tls_protocols = \"<=TLSv1.2\"\n",
+    );
+    let id = submit(&inst, "bob@old.test");
+    let line = wait_status(&inst, &id, "status=sent");
+    assert!(line.contains("relay=mx.old.test[127.0.0.41]"), "{line}");
+    let log = inst.log_text();
+    assert!(
+        log.contains(&format!(
+            "SSL_connect error to mx.old.test[127.0.0.41]:{port}: "
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "mx.old.test[127.0.0.41]:{port}: trying plaintext delivery after TLS handshake failure"
+        )),
+        "{log}"
+    );
+    let got = incoming(&peer, 1);
+    assert!(got[0].contains("with ESMTP id"), "{}", got[0]);
 }
 
 #[test]

@@ -129,3 +129,44 @@ impl Cache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Addr;
+
+    fn cached(addr: std::net::SocketAddr, tls_key: &str) -> Cached {
+        let a = Addr::Inet(addr);
+        Cached {
+            nexthop: "example.test".into(),
+            tls_key: tls_key.into(),
+            target: Target {
+                host: "mx.example.test".into(),
+                addr: a.clone(),
+            },
+            conn: Conn::connect(&a, Duration::from_secs(1)).unwrap(),
+            caps: Capabilities::default(),
+            born: Instant::now(),
+            idle_since: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn sessions_are_reused_only_under_the_same_tls_level() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let cache = Cache::new(
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+        );
+        cache.put(cached(addr, "may"));
+        assert!(cache.take("example.test", "encrypt").is_none());
+        // The mismatch ended the kept session.
+        assert!(cache.take("example.test", "may").is_none());
+        cache.put(cached(addr, "encrypt"));
+        assert!(cache.take("other.test", "encrypt").is_none());
+        cache.put(cached(addr, "encrypt"));
+        assert!(cache.take("example.test", "encrypt").is_some());
+    }
+}
