@@ -469,20 +469,12 @@ print(srv.server_address[1], flush=True)
 srv.serve_forever()
 "#;
 
-#[test]
-fn mta_sts_enforce_skips_an_mx_the_policy_does_not_list() {
-    let port = free_port();
-    let files = tempdir();
-    let ca = TestCa::new(files.path(), "Smtp-TLS");
-    // The policy, served over HTTPS for mta-sts.sts.test.
-    let www = files.path().join("www");
+/// Python's HTTPS server for mta-sts.sts.test serving `policy`; its port.
+fn sts_server(dir: &Path, ca: &TestCa, policy: &str) -> (Proc, u16) {
+    let www = dir.join("www");
     fs::create_dir_all(www.join(".well-known")).unwrap();
-    fs::write(
-        www.join(".well-known/mta-sts.txt"),
-        "version: STSv1\r\nmode: enforce\r\nmx: mx2.sts.test\r\nmax_age: 86400\r\n",
-    )
-    .unwrap();
-    let web = ca.issue(files.path(), "mta-sts.sts.test");
+    fs::write(www.join(".well-known/mta-sts.txt"), policy).unwrap();
+    let web = ca.issue(dir, "mta-sts.sts.test");
     let mut child = Command::new("python3")
         .args(["-c", HTTPS])
         .arg(&www)
@@ -494,15 +486,76 @@ fn mta_sts_enforce_skips_an_mx_the_policy_does_not_list() {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let _https = Proc(child);
-    let https_port: u16 = line.trim().parse().expect("port");
-    // mx1 is preferred but not in the policy (and offers no TLS).
-    let (_dns, dns_port) = dns(
-        files.path(),
+    (Proc(child), line.trim().parse().expect("port"))
+}
+
+/// The zone of the MTA-STS tests: mx1 (preferred, 127.0.0.N) and mx2
+/// (127.0.0.N+1), the TXT record, mta-sts.sts.test on 127.0.0.1.
+fn sts_zone(first: u8) -> String {
+    format!(
         "sts.test MX 10 mx1.sts.test\nsts.test MX 20 mx2.sts.test\n\
-         mx1.sts.test A 127.0.0.39\nmx2.sts.test A 127.0.0.40\n\
+         mx1.sts.test A 127.0.0.{first}\nmx2.sts.test A 127.0.0.{}\n\
          _mta-sts.sts.test TXT v=STSv1; id=20260101\nmta-sts.sts.test A 127.0.0.1\n",
+        first + 1
+    )
+}
+
+#[test]
+fn mta_sts_testing_delivers_to_an_unlisted_mx_and_reports_it() {
+    let port = free_port();
+    let files = tempdir();
+    let ca = TestCa::new(files.path(), "Smtp-TLS");
+    let (_https, https_port) = sts_server(
+        files.path(),
+        &ca,
+        "version: STSv1\r\nmode: testing\r\nmx: mx2.sts.test\r\nmax_age: 86400\r\n",
     );
+    let (_dns, dns_port) = dns(files.path(), &sts_zone(42));
+    // mx1: not in the policy, no STARTTLS; testing mode uses it anyway.
+    let _sink = smtp_sink("127.0.0.42", port);
+    let inst = sender(
+        dns_port,
+        port,
+        files.path(),
+        &format!(
+            "smtp_tls_security_level = \"may\"\nsmtp_tls_CAfile = \"{}\"\n\
+             smtp_mta_sts_enable = true\nsmtp_mta_sts_port = {https_port}\n\
+             smtp_tls_rpt_log_interval = 0\n",
+            ca.cert.display()
+        ),
+    );
+    let id = submit(&inst, "bob@sts.test");
+    let line = wait_status(&inst, &id, "status=sent");
+    assert!(
+        line.contains(&format!("relay=mx1.sts.test[127.0.0.42]:{port}")),
+        "{line}"
+    );
+    let log = inst.log_text();
+    assert!(
+        log.contains("MTA-STS policy for sts.test (testing) does not list MX host mx1.sts.test\n"),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "tlsrpt: policy-domain=sts.test policy-type=sts result-type=starttls-not-supported \
+             receiving-mx-hostname=mx1.sts.test"
+        ),
+        "{log}"
+    );
+}
+
+#[test]
+fn mta_sts_enforce_skips_an_mx_the_policy_does_not_list() {
+    let port = free_port();
+    let files = tempdir();
+    let ca = TestCa::new(files.path(), "Smtp-TLS");
+    let (_https, https_port) = sts_server(
+        files.path(),
+        &ca,
+        "version: STSv1\r\nmode: enforce\r\nmx: mx2.sts.test\r\nmax_age: 86400\r\n",
+    );
+    // mx1 is preferred but not in the policy (and offers no TLS).
+    let (_dns, dns_port) = dns(files.path(), &sts_zone(39));
     let _sink = smtp_sink("127.0.0.39", port);
     let cert = ca.issue(files.path(), "mx2.sts.test");
     let peer = receiver("127.0.0.40", port, "mx2.sts.test", &cert);

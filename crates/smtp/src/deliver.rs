@@ -236,7 +236,11 @@ impl Settings {
             // destinations only; the fallback relays are not the domain's).
             let tls_dest = match (&self.tls, dest) {
                 (Some(tls), Dest::Mx { domain, .. }) => {
-                    let policy = if i < primary {
+                    // MTA-STS only where TLS is not switched off.
+                    let tls_on = tls
+                        .level_for(&req.nexthop)
+                        .map_or(true, |l| l.0 != SecurityLevel::None);
+                    let policy = if i < primary && tls_on {
                         tls.sts_policy(router.dns, domain)
                     } else {
                         None
