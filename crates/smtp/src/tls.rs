@@ -123,8 +123,14 @@ impl TlsClient {
     /// Reads the parameters (and the CA file); `None` when TLS can never
     /// happen (level `none`, no policy table, no MTA-STS).
     pub(crate) fn from_config(cfg: &Config) -> Result<Option<TlsClient>, String> {
-        let settings = ClientSettings::from_config(cfg)?;
         let maps = cfg.list("smtp_tls_policy_maps");
+        let level =
+            SecurityLevel::parse(&cfg.str("smtp_tls_security_level")).map_err(|e| e.to_string())?;
+        // Without TLS anywhere, no CA bundle is read at each start.
+        if level == SecurityLevel::None && maps.is_empty() && !cfg.bool("smtp_mta_sts_enable") {
+            return Ok(None);
+        }
+        let settings = ClientSettings::from_config(cfg)?;
         let policy_maps = if maps.is_empty() {
             None
         } else {
@@ -161,9 +167,6 @@ impl TlsClient {
         } else {
             None
         };
-        if settings.level == SecurityLevel::None && policy_maps.is_none() && sts.is_none() {
-            return Ok(None);
-        }
         Ok(Some(TlsClient {
             settings,
             policy_maps,
@@ -492,6 +495,102 @@ fn connect_https(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::Addr;
+
+    fn client(o: &[&str]) -> TlsClient {
+        let o: Vec<String> = o.iter().map(|s| s.to_string()).collect();
+        let cfg = Config::defaults().with_overrides(&o).unwrap();
+        TlsClient::from_config(&cfg).unwrap().expect("TLS is on")
+    }
+
+    fn target(host: &str) -> Target {
+        Target {
+            host: host.into(),
+            addr: Addr::Inet("192.0.2.1:25".parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn tls_off_reads_nothing() {
+        let cfg = Config::defaults();
+        assert!(TlsClient::from_config(&cfg).unwrap().is_none());
+    }
+
+    #[test]
+    fn levels_from_the_policy_table_and_mta_sts() {
+        let c = client(&[
+            "smtp_tls_security_level=may",
+            "smtp_tls_policy_maps=inline:{ a.test=secure, .b.test=none, [mx.c.test]:25=encrypt }",
+        ]);
+        let t = target("mx.a.test");
+        let p = c.plan(None, "a.test", "a.test", true, &t, None).unwrap();
+        assert_eq!(p.level, SecurityLevel::Secure);
+        assert_eq!(
+            p.policy,
+            Policy::Verify {
+                names: vec!["a.test".into(), "mx.a.test".into()]
+            }
+        );
+        // A parent-domain entry covers subdomains, not the domain.
+        let p = c
+            .plan(None, "x.b.test", "x.b.test", true, &t, None)
+            .unwrap();
+        assert_eq!(p.level, SecurityLevel::None);
+        let p = c.plan(None, "b.test", "b.test", true, &t, None).unwrap();
+        assert_eq!(p.level, SecurityLevel::May);
+        assert!(!p.required());
+        let p = c
+            .plan(None, "[mx.c.test]:25", "mx.c.test", false, &t, None)
+            .unwrap();
+        assert_eq!(p.level, SecurityLevel::Encrypt);
+        assert!(p.required());
+
+        // MTA-STS enforce: at least verify, with the MX name; testing:
+        // the level stays, names to check afterwards.
+        let enforce =
+            sts::Policy::parse("version: STSv1\nmode: enforce\nmx: *.d.test\nmax_age: 600\n")
+                .unwrap();
+        let t = target("mx1.d.test");
+        let p = c
+            .plan(None, "d.test", "d.test", true, &t, Some(&enforce))
+            .unwrap();
+        assert_eq!(p.level, SecurityLevel::Verify);
+        assert_eq!(
+            p.policy,
+            Policy::Verify {
+                names: vec!["mx1.d.test".into()]
+            }
+        );
+        assert_eq!(p.report, Some(("d.test".into(), PolicyType::Sts)));
+        let testing = sts::Policy {
+            mode: sts::Mode::Testing,
+            ..enforce.clone()
+        };
+        let p = c
+            .plan(None, "d.test", "d.test", true, &t, Some(&testing))
+            .unwrap();
+        assert_eq!(p.level, SecurityLevel::May);
+        assert_eq!(p.testing, Some(vec!["mx1.d.test".to_string()]));
+        // Servers the policy does not list: dropped in enforce mode only.
+        let two = vec![target("mx1.d.test"), target("other.test")];
+        assert_eq!(c.sts_filter(&enforce, "d.test", two.clone()).len(), 1);
+        assert_eq!(c.sts_filter(&testing, "d.test", two).len(), 2);
+    }
+
+    #[test]
+    fn dane_without_dnssec_support() {
+        let c = client(&["smtp_tls_security_level=dane"]);
+        let t = target("mx.a.test");
+        // No validating resolver configured: opportunistic TLS.
+        let p = c.plan(None, "a.test", "a.test", true, &t, None).unwrap();
+        assert_eq!(p.level, SecurityLevel::May);
+        let c = client(&["smtp_tls_security_level=dane-only"]);
+        let e = c
+            .plan(None, "a.test", "a.test", true, &t, None)
+            .unwrap_err();
+        assert_eq!(e.dsn, "4.7.5");
+        assert!(e.reason.starts_with("DANE required"), "{}", e.reason);
+    }
 
     #[test]
     fn policy_values() {
