@@ -385,7 +385,7 @@ fn tlsa_hex(cert: &TestCert) -> String {
 }
 
 #[test]
-fn dane_matching_tlsa_delivers_a_mismatch_defers_unsigned_dns_is_opportunistic() {
+fn dane_match_delivers_mismatch_defers_unsigned_dns_or_unusable_records_get_unverified_tls() {
     let port = free_port();
     let files = tempdir();
     let cert = self_signed(files.path(), "mx.dane.test");
@@ -400,7 +400,9 @@ fn dane_matching_tlsa_delivers_a_mismatch_defers_unsigned_dns_is_opportunistic()
          bad.test MX 10 mx.bad.test\nmx.bad.test A 127.0.0.38\n\
          _{port}._tcp.mx.bad.test TLSA 3 1 1 {bad}\n\
          !unsigned.test MX 10 mx.unsigned.test\n!mx.unsigned.test A 127.0.0.38\n\
-         !_{port}._tcp.mx.unsigned.test TLSA 3 1 1 {bad}\n"
+         !_{port}._tcp.mx.unsigned.test TLSA 3 1 1 {bad}\n\
+         pkix.test MX 10 mx.pkix.test\nmx.pkix.test A 127.0.0.38\n\
+         _{port}._tcp.mx.pkix.test TLSA 1 1 1 {bad}\n"
     );
     let (_dns, dns_port) = dns(files.path(), &zone);
     let peer = receiver("127.0.0.38", port, "mx.dane.test", &cert);
@@ -452,7 +454,19 @@ fn dane_matching_tlsa_delivers_a_mismatch_defers_unsigned_dns_is_opportunistic()
         "{}",
         inst.log_text()
     );
-    assert_eq!(incoming(&peer, 2).len(), 2);
+    // Only PKIX records (not usable for SMTP, RFC 7672 §3.1.3): TLS is
+    // mandatory, the certificate unchecked.
+    let id = submit(&inst, "fay@pkix.test");
+    let line = wait_status(&inst, &id, "status=sent");
+    assert!(line.contains("relay=mx.pkix.test[127.0.0.38]"), "{line}");
+    assert!(
+        inst.log_text().contains(&format!(
+            "Untrusted TLS connection established to mx.pkix.test[127.0.0.38]:{port}"
+        )),
+        "{}",
+        inst.log_text()
+    );
+    assert_eq!(incoming(&peer, 3).len(), 3);
 }
 
 const HTTPS: &str = r#"
