@@ -71,8 +71,9 @@ clippy:
 check: fmt clippy test
 
 # BENCH_SUITES: smtp-accept (default), smtp-drain (SMTP -> local(8) ->
-# Maildir, 10,000 messages), or the kit's smtp pop3 imap nntp.
-BENCH_SUITES ?= smtp-accept smtp-drain
+# Maildir, 10,000 messages), smtp-relay (SMTP -> smtp(8) -> smtp-sink,
+# 10,000 messages), or the kit's smtp pop3 imap nntp.
+BENCH_SUITES ?= smtp-accept smtp-drain smtp-relay
 bench:
 	bench/run.sh $(BENCH_SUITES)
 

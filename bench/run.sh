@@ -5,7 +5,9 @@
 #
 #   bench/run.sh SUITE...     SUITE: smtp-accept (bench/smtp-accept.sh),
 #                             smtp-drain (bench/smtp-drain.sh: SMTP to a
-#                             Maildir through local(8), 10,000 messages), or
+#                             Maildir through local(8), 10,000 messages),
+#                             smtp-relay (bench/smtp-relay.sh: SMTP in, the
+#                             smtp client out to smtp-sink, 10,000 messages), or
 #                             smtp pop3 imap nntp (the kit's compare.sh)
 #
 # Postern is started by the kit with `make run PROFILE=release` and stopped
@@ -20,7 +22,7 @@ fi
 rest=()
 for suite in "$@"; do
     case $suite in
-    smtp-accept | smtp-drain) BENCH_KIT=$kit "$(dirname "$0")/$suite.sh" ;;
+    smtp-accept | smtp-drain | smtp-relay) BENCH_KIT=$kit "$(dirname "$0")/$suite.sh" ;;
     *) rest+=("$suite") ;;
     esac
 done

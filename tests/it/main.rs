@@ -31,6 +31,11 @@ mod smtpd;
 /// the encrypt level, command injection after STARTTLS, wrapper mode.
 mod smtpd_tls;
 
+/// smtp(8) with TLS: STARTTLS to a Postern smtpd, may/encrypt/verify,
+/// smtp_tls_policy_maps, DANE with an AD-setting DNS server, MTA-STS
+/// enforce with a policy from Python's HTTPS server, TLS-RPT log lines.
+mod smtp_tls;
+
 /// MTA-STS policies fetched with postern-tls from Python's HTTPS server,
 /// and cached.
 mod mta_sts;

@@ -854,6 +854,12 @@ pub static PARAMS: &[Param] = &[
         doc: "Postern extension: DNS servers (ip, ip:port, [ipv6]:port) that smtp(8) asks for MX, A/AAAA and TLSA records; empty means those of /etc/resolv.conf.",
     },
     Param {
+        name: "smtp_dns_support_level",
+        kind: Kind::Str,
+        default: "",
+        doc: "How smtp(8) uses the DNS: empty or enabled (plain lookups), or dnssec: trust the AD bit of the resolver in smtp_dns_resolver_address (it must be a local validating resolver) for DANE (smtp_tls_security_level = dane).",
+    },
+    Param {
         name: "smtp_fallback_relay",
         kind: Kind::List,
         default: "$fallback_relay",
@@ -893,6 +899,24 @@ pub static PARAMS: &[Param] = &[
         doc: "The smtp(8) client's time limit for the reply to MAIL FROM.",
     },
     Param {
+        name: "smtp_mta_sts_enable",
+        kind: Kind::Bool,
+        default: "no",
+        doc: "Postern extension: let smtp(8) honour MTA-STS policies (RFC 8461) of recipient domains: the _mta-sts TXT record, the policy fetched over HTTPS from mta-sts.DOMAIN (verified with smtp_tls_CAfile) and cached in $data_directory/mta-sts; enforce delivers only to listed MX hosts with a verified certificate, testing only logs. Off by default because Postfix has it only through an external policy server. Applies when the TLS level is not none.",
+    },
+    Param {
+        name: "smtp_mta_sts_port",
+        kind: Kind::Int { min: 1, max: 65535 },
+        default: "443",
+        doc: "Postern extension, for testing: the HTTPS port of mta-sts.DOMAIN for MTA-STS policy fetches (RFC 8461 says 443).",
+    },
+    Param {
+        name: "smtp_mta_sts_timeout",
+        kind: Kind::Time { min_secs: 1 },
+        default: "10s",
+        doc: "Postern extension: the time limit for one MTA-STS policy fetch.",
+    },
+    Param {
         name: "smtp_mx_address_limit",
         kind: Kind::Int {
             min: 0,
@@ -929,6 +953,12 @@ pub static PARAMS: &[Param] = &[
         doc: "Let smtp(8) try the next mail server when one greets with a 5xx reply, instead of bouncing the mail.",
     },
     Param {
+        name: "smtp_starttls_timeout",
+        kind: Kind::Time { min_secs: 1 },
+        default: "300s",
+        doc: "The smtp(8) client's time limit for the TLS handshake after STARTTLS.",
+    },
+    Param {
         name: "smtp_tcp_port",
         kind: Kind::Str,
         default: "smtp",
@@ -953,10 +983,25 @@ pub static PARAMS: &[Param] = &[
         doc: "The TLS protocols the smtp(8) client uses when TLS is mandatory (encrypt and above), in Postfix syntax; only TLSv1.2 and TLSv1.3 are implemented.",
     },
     Param {
+        name: "smtp_tls_policy_maps",
+        kind: Kind::List,
+        default: "",
+        doc: "Per-destination TLS policy for smtp(8): tables keyed by the next hop (example.com, then .parent domains; [host] or [host]:port as written) with values \"level [match=name:name...]\" as in Postfix; other attributes are ignored.",
+    },
+    Param {
         name: "smtp_tls_protocols",
         kind: Kind::Str,
         default: ">=TLSv1",
         doc: "The TLS protocols the smtp(8) client uses with opportunistic TLS (may, dane without TLSA records), in Postfix syntax; only TLSv1.2 and TLSv1.3 are implemented.",
+    },
+    Param {
+        name: "smtp_tls_rpt_log_interval",
+        kind: Kind::Int {
+            min: 0,
+            max: INT_MAX,
+        },
+        default: "100",
+        doc: "Postern extension: smtp(8) logs its TLS-RPT (RFC 8460) totals per policy domain (tlsrpt: policy-domain=... successful=N failed=M) after this many TLS sessions under a DANE or MTA-STS policy, and when it exits; 0 means only when it exits. Single failures are logged at once.",
     },
     Param {
         name: "smtp_tls_secure_cert_match",

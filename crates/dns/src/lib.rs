@@ -317,6 +317,42 @@ impl Dns {
         Ok(out)
     }
 
+    /// The TXT records of `name`, each record's strings joined (RFC 7208
+    /// §3.3, RFC 8461 §3.1 read them that way); records that are not
+    /// UTF-8 are skipped.
+    pub fn txt(&self, name: &str) -> Result<Answer<String>, Error> {
+        self.lookup(name, RecordType::TXT, |d| match d {
+            RData::TXT(t) => {
+                let bytes: Vec<u8> = t.txt_data.iter().flat_map(|s| s.iter().copied()).collect();
+                String::from_utf8(bytes).ok()
+            }
+            _ => None,
+        })
+    }
+
+    /// Whether the `rtype` (`MX`, `A`, `AAAA`) records of `name` are
+    /// DNSSEC-signed, by the AD bit of a query sent with AD and DO set
+    /// (the resolver path does not ask for AD, so a validating resolver
+    /// would never set it there). A name without records of the type
+    /// counts as secure when the denial carries the AD bit. Postfix asks
+    /// the same of the MX RRset before it looks for TLSA records
+    /// (RFC 7672 §2.2.1).
+    pub fn is_secure(&self, name: &str, rtype: &str) -> Result<bool, Error> {
+        let rtype = match rtype {
+            "MX" => RecordType::MX,
+            "A" => RecordType::A,
+            "AAAA" => RecordType::AAAA,
+            other => return Err(Error::BadName(format!("record type {other}"))),
+        };
+        let fqdn = fully_qualified(name)?;
+        let qname = Name::from_ascii(&fqdn).map_err(|_| Error::BadName(fqdn.clone()))?;
+        let response = self.query_direct(&qname, rtype)?;
+        match response.metadata.response_code {
+            ResponseCode::NoError | ResponseCode::NXDomain => Ok(response.metadata.authentic_data),
+            other => Err(Error::Temporary(format!("{other}"))),
+        }
+    }
+
     /// The TLSA records of `name` (`_25._tcp.mx.example.com`), asked
     /// with AD and DO set so that a validating resolver says whether the
     /// answer is authentic.

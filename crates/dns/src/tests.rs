@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, MX, TLSA};
+use hickory_proto::rr::rdata::{A, AAAA, MX, TLSA, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::*;
@@ -61,8 +61,19 @@ fn answer(q: &Message, udp: bool) -> Option<Message> {
                 vec![0xab; 32],
             ))));
         }
+        ("_mta-sts.mx.test.", RecordType::TXT) => {
+            r.add_answer(rec(RData::TXT(TXT::new(vec![
+                "v=STSv1; ".into(),
+                "id=abc1".into(),
+            ]))));
+        }
+        ("secure.test.", RecordType::MX) => {
+            r.metadata.authentic_data =
+                q.metadata.authentic_data || q.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+            r.add_answer(rec(RData::MX(MX::new(10, n("host.test.")))));
+        }
         ("fail.test.", _) => r.metadata.response_code = ResponseCode::ServFail,
-        ("mx.test." | "null.test." | "host.test." | "ad.test.", _)
+        ("mx.test." | "null.test." | "host.test." | "ad.test." | "secure.test.", _)
         | ("_25._tcp.dane.test." | "_25._tcp.big.dane.test.", _) => {}
         _ => r.metadata.response_code = ResponseCode::NXDomain,
     }
@@ -188,6 +199,17 @@ fn tlsa_records() {
             data: vec![0xab; 32]
         }]
     );
+}
+
+#[test]
+fn txt_records_and_signed_rrsets() {
+    let d = dns();
+    let t = d.txt("_mta-sts.mx.test").unwrap();
+    assert_eq!(t.records, ["v=STSv1; id=abc1"]);
+    assert_eq!(d.txt("_mta-sts.none.test"), Err(Error::NotFound));
+    assert_eq!(d.is_secure("secure.test", "MX"), Ok(true));
+    assert_eq!(d.is_secure("mx.test", "MX"), Ok(false));
+    assert!(d.is_secure("fail.test", "MX").unwrap_err().is_temporary());
 }
 
 #[test]

@@ -14,6 +14,22 @@ use crate::context::Context;
 use crate::endpoint::Wake;
 use crate::proto::Status;
 
+/// What to do just before the daemon exits on its own (idle, `max_use`,
+/// master gone): log totals kept in memory, say.
+static ON_EXIT: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>> = std::sync::OnceLock::new();
+
+/// Registers the exit action (the first registration wins).
+pub fn on_exit(f: impl Fn() + Send + Sync + 'static) {
+    let _ = ON_EXIT.set(Box::new(f));
+}
+
+fn exit() -> ! {
+    if let Some(f) = ON_EXIT.get() {
+        f();
+    }
+    std::process::exit(0);
+}
+
 /// Runs a single-connection daemon. `init` runs before privileges are
 /// dropped (open protected files there) and returns the service function.
 pub fn run<I, S>(program: &'static str, init: I) -> !
@@ -29,11 +45,11 @@ where
         let ready = match endpoint.wait(Some(max_idle)) {
             Wake::Timeout => {
                 postern_util::debug!("idle timeout -- exiting");
-                std::process::exit(0);
+                exit();
             }
             Wake::MasterGone => {
                 postern_util::debug!("master disconnect -- exiting");
-                std::process::exit(0);
+                exit();
             }
             Wake::Ready(ready) => ready,
         };
@@ -54,10 +70,10 @@ where
         service(conn, &ctx);
         used += 1;
         if max_use > 0 && used >= max_use {
-            std::process::exit(0);
+            exit();
         }
         if !endpoint.report(Status::Avail) {
-            std::process::exit(0);
+            exit();
         }
     }
 }

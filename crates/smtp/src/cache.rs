@@ -25,6 +25,9 @@ use crate::client::{Conn, Target};
 pub(crate) struct Cached {
     /// The next hop of the request it served.
     pub(crate) nexthop: String,
+    /// The TLS level it was made under (a session is reused only for
+    /// the same level, so TLS and plaintext sessions never mix).
+    pub(crate) tls_key: String,
     /// The server.
     pub(crate) target: Target,
     /// The connection, ready for MAIL FROM.
@@ -101,11 +104,13 @@ impl Cache {
         self.slot.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The idle session for `nexthop`, if there is a usable one. Any
+    /// The idle session for `nexthop` under TLS level `tls_key`, if
+    /// there is a usable one. Any
     /// other idle session is ended (this process now works elsewhere).
-    pub(crate) fn take(&self, nexthop: &str) -> Option<Cached> {
+    pub(crate) fn take(&self, nexthop: &str, tls_key: &str) -> Option<Cached> {
         let c = self.lock().take()?;
         if c.nexthop == nexthop
+            && c.tls_key == tls_key
             && c.idle_since.elapsed() < self.idle_limit
             && c.born.elapsed() < self.reuse_limit
         {
@@ -122,5 +127,46 @@ impl Cache {
         if let Some(old) = old {
             quit(old, self.quit_timeout);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Addr;
+
+    fn cached(addr: std::net::SocketAddr, tls_key: &str) -> Cached {
+        let a = Addr::Inet(addr);
+        Cached {
+            nexthop: "example.test".into(),
+            tls_key: tls_key.into(),
+            target: Target {
+                host: "mx.example.test".into(),
+                addr: a.clone(),
+            },
+            conn: Conn::connect(&a, Duration::from_secs(1)).unwrap(),
+            caps: Capabilities::default(),
+            born: Instant::now(),
+            idle_since: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn sessions_are_reused_only_under_the_same_tls_level() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let cache = Cache::new(
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+        );
+        cache.put(cached(addr, "may"));
+        assert!(cache.take("example.test", "encrypt").is_none());
+        // The mismatch ended the kept session.
+        assert!(cache.take("example.test", "may").is_none());
+        cache.put(cached(addr, "encrypt"));
+        assert!(cache.take("other.test", "encrypt").is_none());
+        cache.put(cached(addr, "encrypt"));
+        assert!(cache.take("example.test", "encrypt").is_some());
     }
 }

@@ -11,10 +11,14 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use postern_smtp_proto::reply::DEFAULT_MAX_REPLY_SIZE;
 use postern_smtp_proto::{Reply, ReplyParser};
+use postern_tls::rustls::ClientConfig;
+use postern_tls::rustls::pki_types::{CertificateDer, ServerName};
+use postern_tls::{MaybeTls, TlsInfo};
 
 /// Where a server is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,27 +57,35 @@ impl Target {
     }
 }
 
-/// The byte stream under a session. TLS joins as a third variant.
+/// The byte stream under a session.
 #[derive(Debug)]
 pub(crate) enum Stream {
-    /// Plain TCP.
-    Tcp(TcpStream),
+    /// TCP, plain until STARTTLS.
+    Tcp(MaybeTls<TcpStream>),
     /// A Unix-domain socket.
     Unix(UnixStream),
+    /// Nothing: a STARTTLS handshake failed and took the socket with it.
+    Gone,
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "connection gone")
 }
 
 impl Stream {
     fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
         match self {
-            Stream::Tcp(s) => s.set_read_timeout(Some(t)),
+            Stream::Tcp(s) => s.get_ref().set_read_timeout(Some(t)),
             Stream::Unix(s) => s.set_read_timeout(Some(t)),
+            Stream::Gone => Err(gone()),
         }
     }
 
     fn set_write_timeout(&self, t: Duration) -> io::Result<()> {
         match self {
-            Stream::Tcp(s) => s.set_write_timeout(Some(t)),
+            Stream::Tcp(s) => s.get_ref().set_write_timeout(Some(t)),
             Stream::Unix(s) => s.set_write_timeout(Some(t)),
+            Stream::Gone => Err(gone()),
         }
     }
 
@@ -81,13 +93,15 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            Stream::Gone => Err(gone()),
         }
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
-            Stream::Tcp(s) => s.write_all(buf),
+            Stream::Tcp(s) => s.write_all(buf).and_then(|()| s.flush()),
             Stream::Unix(s) => s.write_all(buf),
+            Stream::Gone => Err(gone()),
         }
     }
 }
@@ -146,7 +160,7 @@ impl Conn {
                 }
                 .map_err(describe)?;
                 let _ = s.set_nodelay(true);
-                Stream::Tcp(s)
+                Stream::Tcp(MaybeTls::Plain(s))
             }
             Addr::Unix(p) => Stream::Unix(UnixStream::connect(p).map_err(describe)?),
         };
@@ -195,5 +209,48 @@ impl Conn {
                 IoFail::Lost
             }
         })
+    }
+
+    /// STARTTLS after the server's `220`: the handshake within
+    /// `timeout`, then a fresh reply parser. A server that sent more
+    /// after its `220` is refused (those bytes would be read as if they
+    /// had come through TLS, CVE-2011-0411 the other way round). On a
+    /// failed handshake the connection is gone.
+    pub(crate) fn starttls(
+        &mut self,
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+        timeout: Duration,
+    ) -> io::Result<TlsInfo> {
+        if self.parser.has_buffered() {
+            self.stream = Stream::Gone;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "server sent plaintext after its reply to STARTTLS",
+            ));
+        }
+        let Stream::Tcp(plain) = std::mem::replace(&mut self.stream, Stream::Gone) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "STARTTLS needs a TCP connection",
+            ));
+        };
+        plain.get_ref().set_read_timeout(Some(nonzero(timeout)))?;
+        plain.get_ref().set_write_timeout(Some(nonzero(timeout)))?;
+        let tls = plain.connect(config, name)?;
+        let info = tls
+            .info()
+            .ok_or_else(|| io::Error::other("TLS handshake incomplete"))?;
+        self.stream = Stream::Tcp(tls);
+        self.parser = ReplyParser::new(DEFAULT_MAX_REPLY_SIZE);
+        Ok(info)
+    }
+
+    /// The server's certificate chain, after STARTTLS.
+    pub(crate) fn peer_chain(&self) -> Vec<CertificateDer<'static>> {
+        match &self.stream {
+            Stream::Tcp(s) => s.peer_certificates().map(<[_]>::to_vec).unwrap_or_default(),
+            _ => Vec::new(),
+        }
     }
 }

@@ -18,6 +18,7 @@
 //! reply also goes to the DSN (`Diagnostic-Code: smtp; 550 ...`,
 //! `Remote-MTA: dns; mx.example.com`).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use postern_ipc::deliver::{Action, RcptStatus, Request};
@@ -26,13 +27,16 @@ use postern_smtp_proto::{
     Body, Capabilities, Command, DataEncoder, HeloName, Host, MailParams, Mailbox, Notify, Orcpt,
     Path, RcptParams, Reply, Ret,
 };
+use postern_tls::client::{Policy, SecurityLevel, server_name};
+use postern_tls::rpt::ResultType;
 use postern_util::info;
 
 use crate::cache::{Cache, Cached};
 use crate::client::{Addr, Conn, IoFail, Target};
 use crate::mime;
-use crate::nexthop;
+use crate::nexthop::{self, Dest};
 use crate::route::{Failure, Router};
+use crate::tls::{Plan, TlsClient};
 
 /// Per-command time limits (`smtp_*_timeout` or `lmtp_*_timeout`).
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +49,8 @@ pub(crate) struct Timeouts {
     pub(crate) data_xfer: Duration,
     pub(crate) data_done: Duration,
     pub(crate) quit: Duration,
+    /// The TLS handshake after STARTTLS (`smtp_starttls_timeout`).
+    pub(crate) starttls: Duration,
 }
 
 /// The agent's settings.
@@ -72,6 +78,8 @@ pub(crate) struct Settings {
     /// Idle sessions kept for the next request (SMTP only; `None`:
     /// `smtp_connection_cache_on_demand = no`).
     pub(crate) cache: Option<Cache>,
+    /// STARTTLS, DANE, MTA-STS (SMTP only; `None`: never TLS).
+    pub(crate) tls: Option<Arc<TlsClient>>,
 }
 
 /// A recipient's result so far.
@@ -101,6 +109,7 @@ enum Stage {
     Data,
     Body,
     Dot,
+    Starttls,
 }
 
 impl Stage {
@@ -114,6 +123,7 @@ impl Stage {
             Stage::Data => "sending DATA command",
             Stage::Body => "sending message body",
             Stage::Dot => "sending end of data -- message may be sent more than once",
+            Stage::Starttls => "performing the STARTTLS handshake",
         }
     }
 }
@@ -190,8 +200,16 @@ impl Settings {
                     || req.recipients.iter().any(|r| !r.address.is_ascii())
                     || !headers(content).is_ascii()),
         };
+        // Sessions are kept per next hop and TLS level, so a request
+        // that needs TLS never gets a plaintext session (or the reverse).
+        let tls_key = match &self.tls {
+            Some(t) => t
+                .level_for(&req.nexthop)
+                .map_or_else(|_| "?".to_string(), |l| l.0.name().to_string()),
+            None => "none".into(),
+        };
         if let Some(cache) = &self.cache
-            && let Some(cached) = cache.take(&req.nexthop)
+            && let Some(cached) = cache.take(&req.nexthop, &tls_key)
         {
             self.reuse(cache, cached, req, &msg, &mut slots);
         }
@@ -200,7 +218,7 @@ impl Settings {
             if slots.iter().all(|s| s.done) {
                 break;
             }
-            let targets = match router.targets(dest) {
+            let mut targets = match router.targets(dest) {
                 Ok(t) => t,
                 Err(f) => {
                     // The only destination itself is refused (NXDOMAIN,
@@ -214,14 +232,66 @@ impl Settings {
                     continue;
                 }
             };
+            // TLS: the next-hop domain, and its MTA-STS policy (MX
+            // destinations only; the fallback relays are not the domain's).
+            let tls_dest = match (&self.tls, dest) {
+                (Some(tls), Dest::Mx { domain, .. }) => {
+                    // MTA-STS only where TLS is not switched off.
+                    let tls_on = tls
+                        .level_for(&req.nexthop)
+                        .map_or(true, |l| l.0 != SecurityLevel::None);
+                    let policy = if i < primary && tls_on {
+                        tls.sts_policy(router.dns, domain)
+                    } else {
+                        None
+                    };
+                    Some((tls.as_ref(), domain.clone(), i < primary, policy))
+                }
+                (Some(tls), Dest::Host { host, .. }) => {
+                    Some((tls.as_ref(), host.clone(), false, None))
+                }
+                _ => None,
+            };
+            if let Some((tls, domain, true, Some(policy))) = &tls_dest {
+                targets = tls.sts_filter(policy, domain, targets);
+                if targets.is_empty() {
+                    let reason = format!("MTA-STS policy for {domain} lists none of its MX hosts");
+                    for s in slots.iter_mut().filter(|s| !s.done) {
+                        s.status = status(Action::Delayed, "4.7.5", reason.clone());
+                        s.relay = "none".into();
+                    }
+                    continue;
+                }
+            }
             for t in &targets {
                 if slots.iter().all(|s| s.done) {
                     break 'dests;
                 }
+                let plan = match &tls_dest {
+                    None => Plan::none(),
+                    Some((tls, domain, mx_dest, policy)) => match tls.plan(
+                        router.dns,
+                        &req.nexthop,
+                        domain,
+                        *mx_dest,
+                        t,
+                        policy.as_ref(),
+                    ) {
+                        Ok(p) => p,
+                        Err(st) => {
+                            info!("{}: {}", t.relay(), st.reason);
+                            for s in slots.iter_mut().filter(|s| !s.done) {
+                                s.status = st.clone();
+                                s.relay = t.relay();
+                            }
+                            continue;
+                        }
+                    },
+                };
                 if self.session_limit > 0 && sessions >= self.session_limit {
                     break 'dests;
                 }
-                if self.session(t, req, &msg, &mut slots) {
+                if self.session(t, req, &msg, &mut slots, &plan, &tls_key) {
                     sessions += 1;
                 }
             }
@@ -264,6 +334,7 @@ impl Settings {
         slots: &mut [Slot],
     ) {
         let pending: Vec<usize> = (0..slots.len()).filter(|&i| !slots[i].done).collect();
+        let none = Plan::none();
         let mut run = Run {
             s: self,
             t: &c.target,
@@ -271,6 +342,7 @@ impl Settings {
             conn: &mut c.conn,
             replies: 0,
             clean: false,
+            plan: &none,
         };
         let outcome = run.mail_rcpt_data(req, msg, &c.caps, &pending);
         let (replies, clean, relay) = (run.replies, run.clean, run.relay.clone());
@@ -305,14 +377,51 @@ impl Settings {
                 conn: &mut c.conn,
                 replies: 0,
                 clean: false,
+                plan: &none,
             }
             .quit();
         }
     }
 
-    /// One session with `t` for the pending recipients. Returns whether
-    /// a session took place (the server greeted).
-    fn session(&self, t: &Target, req: &Request, msg: &Message<'_>, slots: &mut [Slot]) -> bool {
+    /// One session with `t` for the pending recipients under the TLS
+    /// `plan`. Returns whether a session took place (the server
+    /// greeted). A failed handshake under opportunistic TLS is retried
+    /// at once on a new plaintext connection, as Postfix does.
+    fn session(
+        &self,
+        t: &Target,
+        req: &Request,
+        msg: &Message<'_>,
+        slots: &mut [Slot],
+        plan: &Plan,
+        tls_key: &str,
+    ) -> bool {
+        let plain = Plan::none();
+        let mut plan = plan;
+        loop {
+            match self.session_once(t, req, msg, slots, plan, tls_key) {
+                Outcome::NoSession => return false,
+                Outcome::RetryPlain if plan.level != SecurityLevel::None => {
+                    info!(
+                        "{}: trying plaintext delivery after TLS handshake failure",
+                        t.relay()
+                    );
+                    plan = &plain;
+                }
+                _ => return true,
+            }
+        }
+    }
+
+    fn session_once(
+        &self,
+        t: &Target,
+        req: &Request,
+        msg: &Message<'_>,
+        slots: &mut [Slot],
+        plan: &Plan,
+        tls_key: &str,
+    ) -> Outcome {
         let relay = t.relay();
         let pending: Vec<usize> = (0..slots.len()).filter(|&i| !slots[i].done).collect();
         // No session: Postfix logs relay=none with the connect error.
@@ -331,7 +440,7 @@ impl Settings {
                 };
                 info!("connect to {what}: {e}");
                 soft_all(slots, "4.4.1", format!("connect to {what}: {e}"));
-                return false;
+                return Outcome::NoSession;
             }
         };
         let born = Instant::now();
@@ -342,21 +451,37 @@ impl Settings {
             conn: &mut conn,
             replies: 0,
             clean: false,
+            plan,
         };
-        if let Some(caps) = run.transaction(req, msg, slots, &pending)
-            && let Some(cache) = &self.cache
-        {
-            cache.put(Cached {
-                nexthop: req.nexthop.clone(),
-                target: t.clone(),
-                conn,
-                caps,
-                born,
-                idle_since: Instant::now(),
-            });
+        let outcome = run.transaction(req, msg, slots, &pending);
+        if let Outcome::Keep(caps) = outcome {
+            if let Some(cache) = &self.cache {
+                cache.put(Cached {
+                    nexthop: req.nexthop.clone(),
+                    tls_key: tls_key.to_string(),
+                    target: t.clone(),
+                    conn,
+                    caps,
+                    born,
+                    idle_since: Instant::now(),
+                });
+            }
+            return Outcome::Done;
         }
-        true
+        outcome
     }
+}
+
+/// How a session ended.
+enum Outcome {
+    /// No connection.
+    NoSession,
+    /// Done; the session is closed.
+    Done,
+    /// Done; the session may be kept (it waits for MAIL FROM).
+    Keep(Capabilities),
+    /// The TLS handshake failed under opportunistic TLS.
+    RetryPlain,
 }
 
 /// The header block of `content`.
@@ -382,12 +507,28 @@ struct Run<'a> {
     /// The last transaction ended with every reply to its content read:
     /// the server waits for the next MAIL FROM.
     clean: bool,
+    /// What to do about TLS.
+    plan: &'a Plan,
 }
 
 /// How a step ended when it did not go on.
 enum Stop {
     /// Every pending recipient got this result.
     All(RcptStatus, bool),
+}
+
+/// How STARTTLS ended when the session does not go on.
+enum TlsStop {
+    /// A result for every pending recipient.
+    Stop(Stop),
+    /// Opportunistic TLS failed: try again without.
+    Plain,
+}
+
+impl From<Stop> for TlsStop {
+    fn from(s: Stop) -> TlsStop {
+        TlsStop::Stop(s)
+    }
 }
 
 impl Run<'_> {
@@ -488,6 +629,12 @@ impl Run<'_> {
                 return Err(Stop::All(st, false));
             }
         }
+        self.ehlo()
+    }
+
+    /// EHLO/LHLO (HELO after a 5xx to EHLO): the capabilities.
+    fn ehlo(&mut self) -> Result<Capabilities, Stop> {
+        let to = self.s.timeouts;
         let name = HeloName::Other(self.s.helo_name.clone());
         let mut out = Vec::new();
         let (cmd, verb) = if self.s.lmtp {
@@ -540,22 +687,27 @@ impl Run<'_> {
         msg: &Message<'_>,
         slots: &mut [Slot],
         pending: &[usize],
-    ) -> Option<Capabilities> {
+    ) -> Outcome {
         let relay = self.relay.clone();
         let set = |slots: &mut [Slot], i: usize, st: RcptStatus, done: bool| {
             slots[i].status = st;
             slots[i].relay = relay.clone();
             slots[i].done = done;
         };
-        let caps = match self.hello() {
+        let caps = match self
+            .hello()
+            .map_err(TlsStop::from)
+            .and_then(|c| self.starttls(c))
+        {
             Ok(c) => c,
-            Err(Stop::All(st, done)) => {
+            Err(TlsStop::Stop(Stop::All(st, done))) => {
                 for &i in pending {
                     set(slots, i, st.clone(), done);
                 }
                 self.quit();
-                return None;
+                return Outcome::Done;
             }
+            Err(TlsStop::Plain) => return Outcome::RetryPlain,
         };
         let dsn = caps.has("DSN");
         match self.mail_rcpt_data(req, msg, &caps, pending) {
@@ -573,10 +725,126 @@ impl Run<'_> {
             }
         }
         if self.clean && self.s.cache.is_some() {
-            return Some(caps);
+            return Outcome::Keep(caps);
         }
         self.quit();
-        None
+        Outcome::Done
+    }
+
+    /// STARTTLS as the plan says, then EHLO again (RFC 3207 §4.2: what
+    /// the server announced before TLS no longer counts).
+    fn starttls(&mut self, caps: Capabilities) -> Result<Capabilities, TlsStop> {
+        let plan = self.plan;
+        let Some(tls) = self.s.tls.as_deref() else {
+            return Ok(caps);
+        };
+        if plan.level == SecurityLevel::None || self.s.lmtp {
+            return Ok(caps);
+        }
+        let who = self.t.name_addr();
+        let host = self.t.host.clone();
+        let report = |failure: Option<(ResultType, &str)>| {
+            if let Some((domain, policy)) = &plan.report {
+                tls.count(
+                    domain,
+                    *policy,
+                    failure.map(|(r, why)| (r, host.as_str(), why)),
+                );
+            }
+        };
+        let tls_fail = |reason: String| {
+            TlsStop::Stop(Stop::All(status(Action::Delayed, "4.7.5", reason), false))
+        };
+        if !caps.has("STARTTLS") {
+            report(Some((
+                ResultType::StartTlsNotSupported,
+                "STARTTLS not offered",
+            )));
+            if plan.required() {
+                return Err(TlsStop::Stop(Stop::All(
+                    status(
+                        Action::Delayed,
+                        "4.7.4",
+                        format!("TLS is required, but was not offered by host {who}"),
+                    ),
+                    false,
+                )));
+            }
+            return Ok(caps);
+        }
+        let to = self.s.timeouts;
+        let mut out = Vec::new();
+        Command::Starttls.encode(&mut out);
+        self.send(&out, to.helo, Stage::Starttls)?;
+        let reply = self.read(to.helo, Stage::Starttls)?;
+        if reply.severity() != Severity::Positive {
+            report(Some((ResultType::StartTlsNotSupported, "STARTTLS refused")));
+            if plan.required() {
+                return Err(tls_fail(format!(
+                    "TLS is required, but host {who} refused to start TLS: {reply}"
+                )));
+            }
+            // Postfix goes on in plaintext on the same connection.
+            return Ok(caps);
+        }
+        let engine = tls.settings.tls(plan.level);
+        let config = engine.config(&plan.policy).map_err(|e| {
+            postern_util::warn!("TLS configuration for {who}: {e}");
+            tls_fail(format!("Cannot start TLS: {e}"))
+        })?;
+        let name =
+            server_name(&self.t.host).map_err(|e| tls_fail(format!("Cannot start TLS: {e}")))?;
+        match self.conn.starttls(config, name, to.starttls) {
+            Ok(info) => {
+                if tls.settings.loglevel >= 1 {
+                    let word = match plan.policy {
+                        Policy::Unauthenticated => {
+                            if engine.verify_chain(&self.conn.peer_chain(), &[]).is_ok() {
+                                "Trusted"
+                            } else {
+                                "Untrusted"
+                            }
+                        }
+                        _ => plan.policy.trust_word(),
+                    };
+                    info!(
+                        "{word} TLS connection established to {}: {}",
+                        self.relay,
+                        info.summary()
+                    );
+                }
+                match &plan.testing {
+                    Some(names) => match engine.verify_chain(&self.conn.peer_chain(), names) {
+                        Ok(()) => report(None),
+                        Err(e) => report(Some((ResultType::from_tls_error(&e), &e.to_string()))),
+                    },
+                    None => report(None),
+                }
+            }
+            Err(e) => {
+                info!("SSL_connect error to {}: {e}", self.relay);
+                let rustls_err = postern_tls::stream::tls_error(&e);
+                let result =
+                    rustls_err.map_or(ResultType::ValidationFailure, ResultType::from_tls_error);
+                report(Some((result, &e.to_string())));
+                if !plan.required() {
+                    return Err(TlsStop::Plain);
+                }
+                let cert = matches!(
+                    rustls_err,
+                    Some(postern_tls::rustls::Error::InvalidCertificate(_))
+                );
+                return Err(tls_fail(
+                    if cert {
+                        "Server certificate not verified"
+                    } else {
+                        "Cannot start TLS: handshake failure"
+                    }
+                    .to_string(),
+                ));
+            }
+        }
+        Ok(self.ehlo()?)
     }
 
     /// MAIL, RCPT, DATA and the content; results per recipient.
@@ -974,6 +1242,7 @@ mod tests {
                 data_xfer: t,
                 data_done: t,
                 quit: t,
+                starttls: t,
             },
             default_port: 25,
             fallback: Vec::new(),
@@ -982,6 +1251,7 @@ mod tests {
             convert_8bit: true,
             line_length_limit: 998,
             cache,
+            tls: None,
         }
     }
 

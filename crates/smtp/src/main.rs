@@ -33,9 +33,15 @@
 //! next hop (`cache.rs`: one idle session per process, closed after
 //! `smtp_connection_cache_time_limit`; Postfix keeps them in `scache`).
 //!
-//! NOT YET: STARTTLS and every `smtp_tls_*` feature (DANE, MTA-STS) —
-//! `client::Stream` is where TLS slots in (after EHLO in
-//! `deliver::Run::hello`); SASL authentication; `smtp_bind_address`.
+//! TLS (`tls.rs`, `deliver::Run::starttls`): STARTTLS at
+//! `smtp_tls_security_level` none/may/encrypt/verify/secure/dane/dane-only
+//! or per next hop from `smtp_tls_policy_maps`; DANE through DNSSEC-signed
+//! MX and TLSA records (`smtp_dns_support_level = dnssec`); MTA-STS
+//! (`smtp_mta_sts_enable`, a Postern extension); TLS-RPT counters in the
+//! log. A failed handshake at `may` is retried in plaintext, as Postfix
+//! does. The LMTP client does no TLS.
+//!
+//! NOT YET: SASL authentication; `smtp_bind_address`.
 //!
 //! SECURITY: runs as `mail_owner`; talks to untrusted servers: replies are
 //! parsed by the sans-I/O `ReplyParser` with size limits, every read and
@@ -50,6 +56,11 @@
 //! `smtp_fallback_relay`, `smtp_skip_5xx_greeting`, `smtp_line_length_limit`,
 //! `smtp_connection_cache_on_demand`, `smtp_connection_cache_time_limit`,
 //! `smtp_connection_reuse_time_limit`,
+//! `smtp_tls_security_level`, `smtp_tls_policy_maps`, `smtp_tls_CAfile`,
+//! `smtp_tls_loglevel`, `smtp_tls_protocols`, `smtp_tls_mandatory_protocols`,
+//! `smtp_tls_verify_cert_match`, `smtp_tls_secure_cert_match`,
+//! `smtp_starttls_timeout`, `smtp_dns_support_level`, `smtp_mta_sts_enable`,
+//! `smtp_mta_sts_port`, `smtp_mta_sts_timeout`, `smtp_tls_rpt_log_interval`,
 //! `disable_mime_output_conversion`, `inet_interfaces`, `inet_protocols`,
 //! `myhostname`; in LMTP mode `lmtp_lhlo_name`, `lmtp_tcp_port` and the
 //! `lmtp_*_timeout` counterparts.
@@ -60,6 +71,7 @@ mod deliver;
 mod mime;
 mod nexthop;
 mod route;
+mod tls;
 
 use std::time::Duration;
 
@@ -136,6 +148,7 @@ impl Agent {
             data_xfer: cfg.time(&format!("{p}_data_xfer_timeout")),
             data_done: cfg.time(&format!("{p}_data_done_timeout")),
             quit: cfg.time(&format!("{p}_quit_timeout")),
+            starttls: cfg.time("smtp_starttls_timeout"),
         };
         let mut lookup = Lookup {
             dns: false,
@@ -171,6 +184,17 @@ impl Agent {
         } else {
             None
         };
+        // The LMTP client does no TLS (Postfix's lmtp_tls_* are not
+        // implemented).
+        let tls = if lmtp {
+            None
+        } else {
+            tls::TlsClient::from_config(cfg)?.map(std::sync::Arc::new)
+        };
+        if let Some(t) = &tls {
+            let t = t.clone();
+            postern_server::single::on_exit(move || t.flush_counters());
+        }
         let (ipv4, ipv6) = cfg.inet_protocols();
         let limit = |name: &str| usize::try_from(cfg.int(name)).unwrap_or(0);
         Ok(Agent {
@@ -203,6 +227,7 @@ impl Agent {
                         timeouts.quit,
                     )
                 }),
+                tls,
             },
             dns,
             lookup,

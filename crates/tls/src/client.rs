@@ -279,6 +279,36 @@ impl ClientTls {
     }
 }
 
+impl ClientTls {
+    /// Checks a chain the server sent after the handshake: that it leads
+    /// to a trusted CA, and, when `names` is not empty, that the
+    /// certificate is valid for one of them. The smtp client uses it for
+    /// Postfix's `Trusted` log word at `may`/`encrypt` (a chain to a
+    /// trusted CA, no name check) and for MTA-STS `testing`, where a
+    /// failure is reported but the mail goes anyway.
+    pub fn verify_chain(
+        &self,
+        chain: &[CertificateDer<'_>],
+        names: &[String],
+    ) -> Result<(), Error> {
+        let (end_entity, intermediates) =
+            chain.split_first().ok_or(Error::NoCertificatesPresented)?;
+        let cert = ParsedCertificate::try_from(end_entity)?;
+        verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            &self.roots,
+            intermediates,
+            UnixTime::now(),
+            self.provider.signature_verification_algorithms.all,
+        )?;
+        if names.is_empty() {
+            return Ok(());
+        }
+        let names = parse_names(names).map_err(|e| Error::General(e.to_string()))?;
+        check_names(&cert, &names)
+    }
+}
+
 fn parse_names(names: &[String]) -> Result<Vec<ServerName<'static>>, TlsError> {
     names.iter().map(|n| server_name(n)).collect()
 }
@@ -495,6 +525,26 @@ mod tests {
             })
             .unwrap_err();
         assert!(e.to_string().starts_with("smtp_tls_CAfile"), "{e}");
+    }
+
+    #[test]
+    fn chains_checked_after_the_handshake() {
+        let ca = TestCa::new("Test CA");
+        let client = client_with_ca(&ca);
+        let leaf = ca.leaf("mx.example.net");
+        let chain = leaf.chain.clone();
+        client.verify_chain(&chain, &[]).unwrap();
+        client
+            .verify_chain(&chain, &["mx.example.net".into()])
+            .unwrap();
+        assert!(
+            client
+                .verify_chain(&chain, &["other.example.net".into()])
+                .is_err()
+        );
+        let other = TestCert::self_signed("mx.example.net");
+        assert!(client.verify_chain(&other.chain, &[]).is_err());
+        assert!(client.verify_chain(&[], &[]).is_err());
     }
 
     #[test]
