@@ -31,7 +31,9 @@ fn serve(conn: Conn, ctx: &Context) {
                 .append(true)
                 .open(top.join(name))
             {
-                let _ = writeln!(f, "{line}");
+                // One write(2) per line: O_APPEND keeps concurrent agents'
+                // lines whole (writeln! may split a line into two writes).
+                let _ = f.write_all(format!("{line}\n").as_bytes());
             }
         };
         if req.recipients.first().is_some_and(|f| f.offset == r.offset) {
