@@ -166,7 +166,10 @@ fn incoming(inst: &Instance, n: usize) -> Vec<String> {
     loop {
         let files: Vec<String> = fs::read_dir(inst.queue_dir.join("incoming"))
             .map(|d| {
-                d.filter_map(|e| QueueFile::open(&e.ok()?.path()).ok())
+                d.filter_map(|e| e.ok())
+                    // Hidden names: files being written or kept for reuse.
+                    .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
+                    .filter_map(|e| QueueFile::open(&e.path()).ok())
                     .map(|qf| String::from_utf8_lossy(&qf.content_to_vec()).into_owned())
                     .collect()
             })

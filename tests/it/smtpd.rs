@@ -138,6 +138,15 @@ fn incoming(queue_dir: &Path) -> Vec<(String, QueueFile)> {
     let mut files = Vec::new();
     for entry in fs::read_dir(queue_dir.join("incoming")).unwrap() {
         let path = entry.unwrap().path();
+        // Hidden names: files being written or kept for reuse.
+        if path
+            .file_name()
+            .unwrap()
+            .as_encoded_bytes()
+            .starts_with(b".")
+        {
+            continue;
+        }
         if let Ok(qf) = QueueFile::open(&path) {
             let id = path.file_name().unwrap().to_string_lossy().into_owned();
             files.push((id, qf));

@@ -169,7 +169,10 @@ fn incoming(queue_dir: &Path) -> Vec<QueueFile> {
     loop {
         let files: Vec<QueueFile> = fs::read_dir(queue_dir.join("incoming"))
             .unwrap()
-            .filter_map(|e| QueueFile::open(&e.unwrap().path()).ok())
+            .map(|e| e.unwrap())
+            // Hidden names: files being written or kept for reuse.
+            .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
+            .filter_map(|e| QueueFile::open(&e.path()).ok())
             .collect();
         if !files.is_empty() || Instant::now() > deadline {
             return files;

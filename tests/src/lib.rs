@@ -517,11 +517,16 @@ pub mod load {
         (inst, accepted, counts, killed)
     }
 
-    /// Whether the queues that hold mail still to deliver are empty.
+    /// Whether the queues that hold mail still to deliver are empty
+    /// (hidden names are files being written or kept for reuse, see
+    /// `postern_queue::retire`).
     pub fn queue_empty(queue_dir: &Path) -> bool {
-        ["incoming", "active", "deferred"]
-            .iter()
-            .all(|q| std::fs::read_dir(queue_dir.join(q)).is_ok_and(|mut rd| rd.next().is_none()))
+        ["incoming", "active", "deferred"].iter().all(|q| {
+            std::fs::read_dir(queue_dir.join(q)).is_ok_and(|rd| {
+                rd.flatten()
+                    .all(|e| e.file_name().as_encoded_bytes().starts_with(b"."))
+            })
+        })
     }
 
     /// The number of files in the Maildir `dir` (`new/` and `cur/`).
