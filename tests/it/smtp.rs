@@ -11,11 +11,11 @@
 use std::fs;
 use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use postern_ipc::cleanup::{Client, Recipient};
-use postern_tests::{Instance, free_port};
+use postern_tests::{Instance, Proc, free_port, is_root};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -27,20 +27,6 @@ const TABLE: &str = "\
 [qmgr]\ntype = \"unix\"\nprivate = false\nwakeup = \"1s\"\nmaxproc = 1\ncommand = \"qmgr\"\n\
 [smtp-client]\ntype = \"unix\"\nservice = \"smtp\"\ncommand = \"smtp\"\n\
 [lmtp]\ntype = \"unix\"\ncommand = \"smtp\"\n";
-
-/// Kills a helper process when the test ends.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
-}
 
 /// A DNS query for `name` type A, by hand (12-byte header, question).
 fn dns_query(name: &str) -> Vec<u8> {

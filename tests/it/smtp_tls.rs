@@ -11,13 +11,13 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use postern_ipc::cleanup::{Client, Recipient};
 use postern_queue::QueueFile;
 use postern_tests::tls::{TestCa, TestCert, self_signed};
-use postern_tests::{Instance, bin_dir, free_port};
+use postern_tests::{Instance, Proc, bin_dir, free_port, is_root};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -27,20 +27,6 @@ const TABLE: &str = "\
 [rewrite]\ntype = \"unix\"\ncommand = \"trivial-rewrite\"\n\
 [qmgr]\ntype = \"unix\"\nprivate = false\nwakeup = \"1s\"\nmaxproc = 1\ncommand = \"qmgr\"\n\
 [smtp-client]\ntype = \"unix\"\nservice = \"smtp\"\ncommand = \"smtp\"\n";
-
-/// Kills a helper process when the test ends.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
-}
 
 /// `test-dns` serving `zone` (see tests/src/bin/test-dns.rs).
 fn dns(dir: &Path, zone: &str) -> (Proc, u16) {

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use postern_queue::QueueFile;
-use postern_tests::{Instance, free_port};
+use postern_tests::{Instance, free_port, installed};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -209,14 +209,6 @@ fn python(script: &str, port: u16) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
-}
-
-fn installed(program: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {program}"))
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 /// The smtplib client from Python: an 8-bit message with dot-stuffed

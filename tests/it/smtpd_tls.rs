@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use postern_queue::QueueFile;
 use postern_tests::tls::{TestCa, TestCert, self_signed};
-use postern_tests::{Instance, free_port};
+use postern_tests::{Instance, free_port, installed};
 use postern_tls::MaybeTls;
 use postern_tls::client::{ClientTls, Policy, server_name};
 use postern_tls::dane::Tlsa;
@@ -183,14 +183,6 @@ fn incoming(queue_dir: &Path) -> Vec<QueueFile> {
 
 fn content(qf: &QueueFile) -> String {
     String::from_utf8_lossy(&qf.content_to_vec()).into_owned()
-}
-
-fn installed(program: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {program}"))
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 /// Python's smtplib (OpenSSL underneath) verifies the certificate against
