@@ -3,56 +3,12 @@
 //! CA, and the on-disk cache in front of it.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use postern_tests::tls::TestCa;
 use postern_tls::client::ClientTls;
 use postern_tls::sts::{self, Cache, FetchError, Lookup, Mode, Source};
-
-const SERVER: &str = r#"
-import http.server, ssl, sys, os
-os.chdir(sys.argv[1])
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[2], sys.argv[3])
-class Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-srv = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
-srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-print(srv.server_address[1], flush=True)
-srv.serve_forever()
-"#;
-
-/// The HTTPS server; killed when dropped.
-struct Https {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Https {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(root: &std::path::Path, cert: &std::path::Path, key: &std::path::Path) -> Https {
-    let mut child = Command::new("python3")
-        .args(["-c", SERVER])
-        .args([root, cert, key])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line.trim().parse().expect("port from the server");
-    Https { child, port }
-}
 
 #[test]
 fn fetch_and_cache_from_python_https() {
@@ -67,10 +23,9 @@ fn fetch_and_cache_from_python_https() {
          max_age: 86400\r\n",
     )
     .unwrap();
-    let server = serve(&root, &cert.cert, &cert.key);
+    let (server, port) = postern_tests::tls::https_server(&root, &cert.cert, &cert.key);
     let versions = postern_tls::parse_protocols("smtp_tls_protocols", "").unwrap();
     let client = ClientTls::new(&versions, Some(&ca.cert)).unwrap();
-    let port = server.port;
     let connect = move |host: &str, p: u16, t: Duration| {
         assert_eq!(p, 443);
         assert!(host.starts_with("mta-sts."), "{host}");

@@ -458,38 +458,13 @@ fn dane_match_delivers_mismatch_defers_unsigned_dns_or_unusable_records_get_unve
     assert_eq!(incoming(&peer, 3).len(), 3);
 }
 
-const HTTPS: &str = r#"
-import http.server, ssl, sys, os
-os.chdir(sys.argv[1])
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[2], sys.argv[3])
-class Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-srv = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
-srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-print(srv.server_address[1], flush=True)
-srv.serve_forever()
-"#;
-
 /// Python's HTTPS server for mta-sts.sts.test serving `policy`; its port.
 fn sts_server(dir: &Path, ca: &TestCa, policy: &str) -> (Proc, u16) {
     let www = dir.join("www");
     fs::create_dir_all(www.join(".well-known")).unwrap();
     fs::write(www.join(".well-known/mta-sts.txt"), policy).unwrap();
     let web = ca.issue(dir, "mta-sts.sts.test");
-    let mut child = Command::new("python3")
-        .args(["-c", HTTPS])
-        .arg(&www)
-        .args([&web.cert, &web.key])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (Proc(child), line.trim().parse().expect("port"))
+    postern_tests::tls::https_server(&www, &web.cert, &web.key)
 }
 
 /// The zone of the MTA-STS tests: mx1 (preferred, 127.0.0.N) and mx2

@@ -79,3 +79,37 @@ impl TestCa {
         write(dir, name, &chain, &key.serialize_pem(), cert.der())
     }
 }
+
+/// Python's HTTPS server (`http.server` with `ssl`) serving the files under
+/// `root` with the certificate `cert`/`key` on a free loopback port;
+/// returns it (killed when dropped) and its port. For MTA-STS policies.
+pub fn https_server(root: &Path, cert: &Path, key: &Path) -> (crate::Proc, u16) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    const SERVER: &str = r#"
+import http.server, ssl, sys, os
+os.chdir(sys.argv[1])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+srv = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", SERVER])
+        .arg(root)
+        .args([cert, key])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("port from the HTTPS server");
+    let port = line.trim().parse().expect("port from the HTTPS server");
+    (crate::Proc(child), port)
+}
