@@ -34,6 +34,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use postern_util::fs::sync_dir;
+
 /// One message to store.
 #[derive(Debug, Clone, Copy)]
 pub struct Delivery<'a> {
@@ -237,10 +239,6 @@ fn make_dir(path: &Path) -> Result<(), Error> {
         .mode(0o700)
         .create(path)
         .map_err(|e| Error::io(&e, format_args!("create maildir {}", path.display())))
-}
-
-fn sync_dir(path: &Path) -> io::Result<()> {
-    File::open(path)?.sync_all()
 }
 
 /// Attempts at a unique name before giving up (names clash only when a

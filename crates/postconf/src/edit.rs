@@ -183,7 +183,7 @@ fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
         file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.sync_all()?;
         fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
+        postern_util::fs::sync_dir(dir)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

@@ -8,13 +8,14 @@
 //! leaves the message intact (at worst without its logs); the queue file
 //! itself goes in one unlink.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use postern_queue::{NewRecipient, Queue, QueueFile, QueueFileWriter, QueueId, RecipientStatus};
+use postern_util::fs::sync_dir;
 
 /// Non-ready files older than this in a message queue are left-overs of
 /// a crashed writer (Postfix `MAX_TEMP_AGE`).
@@ -91,14 +92,6 @@ pub(crate) trait Report {
     fn info(&mut self, text: &str);
     /// A warning.
     fn warn(&mut self, text: &str);
-}
-
-fn sync_dir(path: &Path) -> io::Result<()> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY)
-        .open(path)?
-        .sync_all()
 }
 
 /// Removes `path`; a missing file is `Ok(false)`.
@@ -605,7 +598,7 @@ mod tests {
         assert!(id.path(s, Queue::Deferred).exists());
         // Cross one recipient off, then requeue: only the other goes.
         let qf = QueueFile::open(&id.path(s, Queue::Deferred)).unwrap();
-        let f = OpenOptions::new()
+        let f = fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open(id.path(s, Queue::Deferred))

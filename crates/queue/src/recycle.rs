@@ -186,12 +186,7 @@ fn sync_active(dir: &Path) -> bool {
     let Some(spool) = dir.parent() else {
         return false;
     };
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY)
-        .open(spool.join(Queue::Active.dir_name()))
-        .and_then(|d| d.sync_all())
-        .is_ok()
+    postern_util::fs::sync_dir(&spool.join(Queue::Active.dir_name())).is_ok()
 }
 
 /// Opens a taken pool file and empties it, if it is safe to reuse.

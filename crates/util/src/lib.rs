@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod fdpass;
+pub mod fs;
 pub mod lock;
 pub mod msg;
 pub mod privs;
