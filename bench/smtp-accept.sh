@@ -15,17 +15,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 kit=${BENCH_KIT:-$here/../shared/bench}
 . "$kit/env.sh"
+. "$here/bench/lib.sh"
 : "${ACCEPT_MSGS:=2000}" "${RUNS:=3}" "${SIZES:=1024 65536}" "${SESSIONS:=1 10 50}"
 target_port=${TARGET_SMTP_PORT}
 anchor_port=${ANCHOR_SMTP_PORT}
 
 [ "$(id -u)" = 0 ] || { echo "smtp-accept: needs root (the bench kit runs Postfix)" >&2; exit 77; }
-"$kit/setup-anchors.sh" >/dev/null
-started_anchor=
-if "$kit/anchors.sh" status postfix | grep -q stopped; then
-    "$kit/anchors.sh" start postfix
-    started_anchor=1
-fi
+start_anchor
 cd "$here"
 make -s build PROFILE=release
 (exec setsid make -s run PROFILE=release) > /tmp/postern-bench-run.log 2>&1 &

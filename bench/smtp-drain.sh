@@ -19,17 +19,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 kit=${BENCH_KIT:-$here/../shared/bench}
 . "$kit/env.sh"
+. "$here/bench/lib.sh"
 : "${DRAIN_MSGS:=10000}" "${RUNS:=3}" "${DRAIN_SESSIONS:=20}"
 : "${DRAIN_PORT:=2625}" "${DRAIN_TIMEOUT:=900}" "${DRAIN_PROFILE:=release}"
 
 [ "$(id -u)" = 0 ] || { echo "smtp-drain: needs root (the bench kit runs Postfix)" >&2; exit 77; }
 command -v smtp-source >/dev/null || { echo "smtp-drain: smtp-source (Debian postfix) not found" >&2; exit 69; }
-"$kit/setup-anchors.sh" >/dev/null
-started_anchor=
-if "$kit/anchors.sh" status postfix | grep -q stopped; then
-    "$kit/anchors.sh" start postfix
-    started_anchor=1
-fi
+start_anchor
 cd "$here"
 make -s build PROFILE="$DRAIN_PROFILE"
 
@@ -38,32 +34,14 @@ make -s build PROFILE="$DRAIN_PROFILE"
 work=$here/var/drain
 bin=$here/target/$DRAIN_PROFILE
 rm -rf "$work"
-mkdir -p "$work/etc" "$work/Maildir"
-chmod 755 "$here/var" "$work"
+mkdir -p "$work/Maildir"
 echo "drain: $work/Maildir/" > "$work/aliases"
-cat > "$work/etc/main.toml" <<CONF
-myhostname = "mail.example.test"
-mydomain = "example.test"
-mydestination = "localhost"
-mynetworks = "127.0.0.1/32"
-inet_interfaces = "127.0.0.1"
-development_mode = true
-maillog_file = "$work/maillog"
-alias_maps = "texthash:$work/aliases"
-queue_directory = "$work/spool"
-daemon_directory = "$bin"
-command_directory = "$bin"
-CONF
-sed "s/127.0.0.1:2525/127.0.0.1:$DRAIN_PORT/" etc/dev/master.toml > "$work/etc/master.toml"
-(exec setsid "$bin/master" -c "$work/etc") > "$work/master.out" 2>&1 &
-target_pid=$!
 cleanup() {
-    kill -TERM -- "-$target_pid" 2>/dev/null || true
-    wait "$target_pid" 2>/dev/null || true
+    stop_postern
     if [ -n "$started_anchor" ]; then "$kit/anchors.sh" stop postfix; fi
 }
 trap cleanup EXIT
-for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$DRAIN_PORT") 2>/dev/null && break; sleep 0.2; done
+start_postern "$work" "$bin" "$DRAIN_PORT" "alias_maps = \"texthash:$work/aliases\""
 
 count() { find "$1/new" -maxdepth 1 -type f 2>/dev/null | wc -l; }
 

@@ -26,6 +26,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 kit=${BENCH_KIT:-$here/../shared/bench}
 . "$kit/env.sh"
+. "$here/bench/lib.sh"
 : "${RELAY_MSGS:=10000}" "${RUNS:=3}" "${RELAY_SESSIONS:=20}"
 : "${RELAY_PORT:=2725}" "${RELAY_SINK_PORT:=2726}" "${RELAY_TIMEOUT:=900}"
 # The sink is not on 127.0.0.1: Postern's smtp(8) treats a next hop at one
@@ -38,12 +39,7 @@ kit=${BENCH_KIT:-$here/../shared/bench}
 for p in smtp-source smtp-sink; do
     command -v "$p" >/dev/null || { echo "smtp-relay: $p (Debian postfix) not found" >&2; exit 69; }
 done
-"$kit/setup-anchors.sh" >/dev/null
-started_anchor=
-if "$kit/anchors.sh" status postfix | grep -q stopped; then
-    "$kit/anchors.sh" start postfix
-    started_anchor=1
-fi
+start_anchor
 route="inline:{ $RELAY_DOMAIN=smtp:[$RELAY_SINK_HOST]:$RELAY_SINK_PORT }"
 postconf -c "$PF_CONF" -e "transport_maps = $route"
 postfix -c "$PF_CONF" reload >/dev/null 2>&1
@@ -55,29 +51,10 @@ make -s build PROFILE="$RELAY_PROFILE"
 work=$here/var/relay
 bin=$here/target/$RELAY_PROFILE
 rm -rf "$work"
-mkdir -p "$work/etc"
-chmod 755 "$here/var" "$work"
-cat > "$work/etc/main.toml" <<CONF
-myhostname = "mail.example.test"
-mydomain = "example.test"
-mydestination = "localhost"
-mynetworks = "127.0.0.1/32"
-inet_interfaces = "127.0.0.1"
-development_mode = true
-maillog_file = "$work/maillog"
-queue_directory = "$work/spool"
-daemon_directory = "$bin"
-command_directory = "$bin"
-transport_maps = "$route"
-CONF
-sed "s/127.0.0.1:2525/127.0.0.1:$RELAY_PORT/" etc/dev/master.toml > "$work/etc/master.toml"
-(exec setsid "$bin/master" -c "$work/etc") > "$work/master.out" 2>&1 &
-target_pid=$!
 sink_pid=
 cleanup() {
     [ -z "$sink_pid" ] || kill "$sink_pid" 2>/dev/null || true
-    kill -TERM -- "-$target_pid" 2>/dev/null || true
-    wait "$target_pid" 2>/dev/null || true
+    stop_postern
     postconf -c "$PF_CONF" -X transport_maps || true
     if [ -n "$started_anchor" ]; then
         "$kit/anchors.sh" stop postfix
@@ -86,7 +63,7 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$RELAY_PORT") 2>/dev/null && break; sleep 0.2; done
+start_postern "$work" "$bin" "$RELAY_PORT" "transport_maps = \"$route\""
 
 # Messages the sink has taken so far (its -c counter: "sess=N quit=N mesg=N").
 received() {

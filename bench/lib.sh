@@ -1,0 +1,45 @@
+# Shared by the bench scripts (sourced): the Postfix anchor and a Postern
+# instance of their own under var/NAME.
+
+# Starts the kit's Postfix anchor unless it runs; sets started_anchor.
+start_anchor() {
+    "$kit/setup-anchors.sh" >/dev/null
+    started_anchor=
+    if "$kit/anchors.sh" status postfix | grep -q stopped; then
+        "$kit/anchors.sh" start postfix
+        started_anchor=1
+    fi
+}
+
+# start_postern WORK BIN PORT EXTRA: writes WORK/etc from the development
+# configuration (smtpd on 127.0.0.1:PORT, spool and log under WORK, the
+# main.toml lines EXTRA added), starts master from BIN in its own process
+# group (target_pid) and waits until smtpd answers.
+start_postern() {
+    local work=$1 bin=$2 port=$3 extra=$4
+    mkdir -p "$work/etc"
+    chmod 755 "$(dirname "$work")" "$work"
+    cat > "$work/etc/main.toml" <<CONF
+myhostname = "mail.example.test"
+mydomain = "example.test"
+mydestination = "localhost"
+mynetworks = "127.0.0.1/32"
+inet_interfaces = "127.0.0.1"
+development_mode = true
+maillog_file = "$work/maillog"
+queue_directory = "$work/spool"
+daemon_directory = "$bin"
+command_directory = "$bin"
+$extra
+CONF
+    sed "s/127.0.0.1:2525/127.0.0.1:$port/" etc/dev/master.toml > "$work/etc/master.toml"
+    (exec setsid "$bin/master" -c "$work/etc") > "$work/master.out" 2>&1 &
+    target_pid=$!
+    for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
+}
+
+# Stops what start_postern started.
+stop_postern() {
+    kill -TERM -- "-$target_pid" 2>/dev/null || true
+    wait "$target_pid" 2>/dev/null || true
+}
