@@ -108,9 +108,11 @@ pub fn retire(spool: &Path, id: &QueueId, from: Queue) -> Result<(), Error> {
             pool.retired = 0;
         }
         let n = pool.estimate.unwrap_or(POOL_MAX);
+        // Counted whether or not the file is kept, so that a full pool is
+        // counted again after a while: takers in other processes empty it.
+        pool.retired += 1;
         if n < POOL_MAX {
             pool.estimate = Some(n + 1);
-            pool.retired += 1;
             true
         } else {
             false
@@ -266,6 +268,36 @@ mod tests {
         assert_ne!(
             fs::metadata(third.path(s, Queue::Incoming)).unwrap().ino(),
             ino
+        );
+    }
+
+    #[test]
+    fn a_full_pool_is_counted_again_once_others_have_emptied_it() {
+        let d = spool();
+        let s = d.path();
+        let incoming = s.join("incoming");
+        // All files first: a new file would take one from the pool.
+        let retire_all = |n: usize| {
+            let ids: Vec<QueueId> = (0..n).map(|_| message(s, b"Subject: x\n\n")).collect();
+            for id in ids {
+                move_file(s, &id, Queue::Incoming, Queue::Active).unwrap();
+                retire(s, &id, Queue::Active).unwrap();
+            }
+        };
+        retire_all(POOL_MAX + 1);
+        assert_eq!(
+            pool_names(&incoming).len(),
+            POOL_MAX,
+            "never more than POOL_MAX"
+        );
+        // Takers in other processes empty the pool.
+        for name in pool_names(&incoming) {
+            fs::remove_file(incoming.join(name)).unwrap();
+        }
+        retire_all(RECOUNT_EVERY + 1);
+        assert!(
+            !pool_names(&incoming).is_empty(),
+            "the retirer sees the room again"
         );
     }
 
