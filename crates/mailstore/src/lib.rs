@@ -2,9 +2,10 @@
 //! (Postfix `maildir.c` of local(8)/virtual(8), `mbox_open.c`,
 //! `mail_copy.c`, `dot_lockfile.c`, `deliver_flock.c`).
 //!
-//! - [`write_maildir`]: one new file in a Maildir: written under `tmp/`
-//!   with a unique name (`TIME.PID_SEQ.HOSTNAME`), synced, linked into
-//!   `new/` with the Maildir++ size suffix (`,S=SIZE`), and `new/` synced.
+//! - [`write_maildir`]: one new file in a Maildir: written unnamed in
+//!   `tmp/` (`O_TMPFILE`; where the system has none, under `tmp/` with a
+//!   unique name), synced, linked into `new/` as `TIME.PID_SEQ.HOSTNAME`
+//!   with the Maildir++ size suffix (`,S=SIZE`), and `new/` synced.
 //!   `tmp/`, `new/` and `cur/` are created (mode 0700) when missing.
 //! - [`write_mbox`]: appends to a UNIX mailbox file under a `.lock`
 //!   dotlock and an fcntl lock, with the `From sender  date` separator,
@@ -29,6 +30,7 @@
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -248,6 +250,12 @@ const NAME_ATTEMPTS: u32 = 100;
 /// Delivers `d` into the Maildir `dir` and returns the path of the new
 /// file under `new/`.
 pub fn write_maildir(dir: &Path, d: &Delivery<'_>) -> Result<PathBuf, Error> {
+    write_maildir_as(dir, d, true)
+}
+
+/// [`write_maildir`], through an unnamed file when `unnamed` and the
+/// system has them, else under a name in `tmp/`.
+fn write_maildir_as(dir: &Path, d: &Delivery<'_>, unnamed: bool) -> Result<PathBuf, Error> {
     let tmp_dir = dir.join("tmp");
     let new_dir = dir.join("new");
     let cur_dir = dir.join("cur");
@@ -258,6 +266,9 @@ pub fn write_maildir(dir: &Path, d: &Delivery<'_>) -> Result<PathBuf, Error> {
     }
     let host = maildir_hostname();
     let size = message_size(d, false);
+    if let Some(file) = unnamed.then(|| unnamed_file(&tmp_dir)).flatten() {
+        return write_unnamed(file, &new_dir, &host, size, d);
+    }
 
     // Create the file in tmp/ under a name nobody else has.
     let mut created = None;
@@ -284,11 +295,7 @@ pub fn write_maildir(dir: &Path, d: &Delivery<'_>) -> Result<PathBuf, Error> {
         }
     }
     let Some((name, tmp_path, file)) = created else {
-        return Err(Error {
-            temporary: true,
-            dsn: "4.2.0",
-            reason: format!("no unique file name in {}", tmp_dir.display()),
-        });
+        return Err(no_unique_name(&tmp_dir));
     };
     let fail = |e: &io::Error, what: &str| {
         let _ = fs::remove_file(&tmp_path);
@@ -302,38 +309,113 @@ pub fn write_maildir(dir: &Path, d: &Delivery<'_>) -> Result<PathBuf, Error> {
     drop(file);
 
     // Link it into new/; a clash gets a fresh name.
-    let mut new_name = format!("{name},S={size}");
-    let mut new_path = new_dir.join(&new_name);
-    let mut linked = false;
+    let linked = link_new(&new_dir, &name, &host, size, |to| {
+        fs::hard_link(&tmp_path, to)
+    });
+    let _ = fs::remove_file(&tmp_path);
+    let new_path = linked.map_err(|e| match e {
+        Some(e) => fail(&e, "link into new/ from"),
+        None => no_unique_name(&new_dir),
+    })?;
+    sync_new(&new_dir, new_path)
+}
+
+/// An unnamed file (`O_TMPFILE`) for a new message in the Maildir whose
+/// `tmp/` is `tmp_dir`, when the system can give it a name later through
+/// `/proc/self/fd`. Such a file takes no lock on `tmp/` to create or to
+/// remove (deliveries to one mailbox otherwise queue on that directory
+/// while the file system looks for a free inode), and a crash leaves
+/// nothing behind in `tmp/`.
+fn unnamed_file(tmp_dir: &Path) -> Option<File> {
+    static PROC_FD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*PROC_FD.get_or_init(|| Path::new("/proc/self/fd").is_dir()) {
+        return None;
+    }
+    // Not every file system has O_TMPFILE (EOPNOTSUPP, or EISDIR from
+    // kernels that ignore the flag): then the file goes through tmp/.
+    OpenOptions::new()
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE)
+        .open(tmp_dir)
+        .ok()
+}
+
+/// Writes, syncs and names an unnamed file from [`unnamed_file`].
+fn write_unnamed(
+    file: File,
+    new_dir: &Path,
+    host: &str,
+    size: u64,
+    d: &Delivery<'_>,
+) -> Result<PathBuf, Error> {
+    let fail = |e: &io::Error, what: &str| {
+        Error::io(
+            e,
+            format_args!("{what} maildir file in {}", new_dir.display()),
+        )
+    };
+    write_limited(&file, 0, d, false).map_err(|e| fail(&e, "write"))?;
+    file.sync_all().map_err(|e| fail(&e, "fsync"))?;
+    let fd_path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    let name = unique_name(host);
+    let new_path = link_new(new_dir, &name, host, size, |to| {
+        nix::unistd::linkat(
+            nix::fcntl::AT_FDCWD,
+            &fd_path,
+            nix::fcntl::AT_FDCWD,
+            to,
+            nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+        )
+        .map_err(io::Error::from)
+    })
+    .map_err(|e| match e {
+        Some(e) => fail(&e, "link into new/"),
+        None => no_unique_name(new_dir),
+    })?;
+    drop(file);
+    sync_new(new_dir, new_path)
+}
+
+/// Gives the synced message file a name in `new/` with `link`: `name`
+/// with the size suffix, or a fresh name after a clash. `Err(None)` when
+/// no name was free.
+fn link_new(
+    new_dir: &Path,
+    name: &str,
+    host: &str,
+    size: u64,
+    link: impl Fn(&Path) -> io::Result<()>,
+) -> Result<PathBuf, Option<io::Error>> {
+    let mut new_path = new_dir.join(format!("{name},S={size}"));
     for _ in 0..NAME_ATTEMPTS {
-        match fs::hard_link(&tmp_path, &new_path) {
-            Ok(()) => {
-                linked = true;
-                break;
-            }
+        match link(&new_path) {
+            Ok(()) => return Ok(new_path),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                new_name = format!("{},S={size}", unique_name(&host));
-                new_path = new_dir.join(&new_name);
+                new_path = new_dir.join(format!("{},S={size}", unique_name(host)));
             }
-            Err(e) => {
-                return Err(fail(&e, &format!("link to {} from", new_path.display())));
-            }
+            Err(e) => return Err(Some(e)),
         }
     }
-    if !linked {
-        let _ = fs::remove_file(&tmp_path);
-        return Err(Error {
-            temporary: true,
-            dsn: "4.2.0",
-            reason: format!("no unique file name in {}", new_dir.display()),
-        });
-    }
-    let _ = fs::remove_file(&tmp_path);
-    if let Err(e) = sync_dir(&new_dir) {
+    Err(None)
+}
+
+/// Makes the new name durable; without that the message is not
+/// delivered, and its file goes.
+fn sync_new(new_dir: &Path, new_path: PathBuf) -> Result<PathBuf, Error> {
+    if let Err(e) = sync_dir(new_dir) {
         let _ = fs::remove_file(&new_path);
         return Err(Error::io(&e, format_args!("fsync {}", new_dir.display())));
     }
     Ok(new_path)
+}
+
+fn no_unique_name(dir: &Path) -> Error {
+    Error {
+        temporary: true,
+        dsn: "4.2.0",
+        reason: format!("no unique file name in {}", dir.display()),
+    }
 }
 
 /// Failing to open or lock an mbox file defers (Postfix virtual(8)

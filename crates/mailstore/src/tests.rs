@@ -23,9 +23,17 @@ fn fast() -> LockOptions {
 
 #[test]
 fn maildir_is_created_and_the_file_is_byte_exact() {
+    // Both ways: an unnamed file where the system has them, and a named
+    // one in tmp/.
+    for unnamed in [true, false] {
+        maildir_file_is_byte_exact(unnamed);
+    }
+}
+
+fn maildir_file_is_byte_exact(unnamed: bool) {
     let dir = tempfile::tempdir().unwrap();
     let md = dir.path().join("dev/Maildir");
-    let path = write_maildir(&md, &delivery(0)).unwrap();
+    let path = write_maildir_as(&md, &delivery(0), unnamed).unwrap();
     for sub in ["tmp", "new", "cur"] {
         let m = fs::metadata(md.join(sub)).unwrap();
         assert!(m.is_dir());

@@ -85,7 +85,9 @@ mod dsn;
 mod message;
 mod slots;
 
+use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use postern_queue::{Entry, Queue, QueueId, move_file, scan};
@@ -189,23 +191,34 @@ enum Deferred {
 
 struct Qmgr {
     settings: Settings,
-    rewrite: postern_ipc::rewrite::Client,
     next_deferred: Instant,
     /// More work was left by the last pass (active limit): the pass to
     /// continue with.
     more: Option<Deferred>,
-    /// When to look again at files a delivery agent still held.
-    busy_retry: Option<Instant>,
+    /// The worker threads and the messages they have in hand.
+    work: Arc<Work>,
+    /// Whether the workers run (started at the first pass, after the
+    /// process has dropped its privileges).
+    started: bool,
 }
 
 /// How soon files still held by a delivery agent are tried again.
 const BUSY_RETRY: Duration = Duration::from_secs(1);
 
-/// The ready files of `queue`, oldest id first, with their times.
+/// How often the main loop looks at the workers while they have work:
+/// for files found busy, and for room under the active limit.
+const ACTIVE_POLL: Duration = Duration::from_millis(100);
+
 /// Most messages delivered at the same time.
 const MAX_WORKERS: usize = 32;
 
-fn ready(spool: &std::path::Path, queue: Queue) -> Vec<(QueueId, SystemTime)> {
+/// The ready files of `queue` for which `fresh` holds, oldest id first,
+/// with their times.
+fn ready(
+    spool: &std::path::Path,
+    queue: Queue,
+    fresh: &dyn Fn(&QueueId) -> bool,
+) -> Vec<(QueueId, SystemTime)> {
     let mut out = Vec::new();
     let entries = match scan(spool, queue) {
         Ok(s) => s,
@@ -214,7 +227,7 @@ fn ready(spool: &std::path::Path, queue: Queue) -> Vec<(QueueId, SystemTime)> {
             return out;
         }
     };
-    for entry in entries {
+    for entry in entries.skipping(|id| !fresh(id)) {
         match entry {
             Ok(Entry::Ready { id, modified }) => out.push((id, modified)),
             Ok(Entry::NotReady { .. }) => {}
@@ -249,6 +262,98 @@ fn interleave<T>(incoming: Vec<T>, deferred: Vec<T>, limit: usize) -> (Vec<T>, b
     (out, more)
 }
 
+/// What the main loop shares with the workers: Postfix's in-memory active
+/// queue, reduced to the ids in hand.
+#[derive(Default)]
+struct Work {
+    /// Messages handed to the workers and not yet taken.
+    jobs: Mutex<VecDeque<(QueueId, Queue)>>,
+    wake: Condvar,
+    /// Every message handed over and not yet finished: a new scan skips
+    /// them, and their number counts against the active limit.
+    in_hand: Mutex<HashSet<QueueId>>,
+    /// When to look again at files that a delivery agent still held.
+    busy_retry: Mutex<Option<Instant>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Work {
+    fn in_hand(&self) -> usize {
+        lock(&self.in_hand).len()
+    }
+
+    fn hand_over(&self, batch: Vec<(QueueId, Queue)>) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut in_hand = lock(&self.in_hand);
+        let mut jobs = lock(&self.jobs);
+        for (id, from) in batch {
+            if in_hand.insert(id.clone()) {
+                jobs.push_back((id, from));
+            }
+        }
+        self.wake.notify_all();
+    }
+
+    fn next(&self) -> (QueueId, Queue) {
+        let mut jobs = lock(&self.jobs);
+        loop {
+            if let Some(job) = jobs.pop_front() {
+                return job;
+            }
+            jobs = self.wake.wait(jobs).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// One worker: takes messages one by one, with its own trivial-rewrite
+    /// connection (and its answer cache) for as long as the process runs.
+    fn worker(&self, settings: &Settings) {
+        let mut rw = postern_ipc::rewrite::Client::new(&settings.spool, settings.ipc_timeout);
+        loop {
+            let (id, from) = self.next();
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.take(settings, &mut rw, &id, from)
+            }));
+            lock(&self.in_hand).remove(&id);
+            if done.is_err() {
+                // The message stays where it was left (active/ at worst)
+                // and the next qmgr recovers it; a worker that died
+                // quietly would hold it forever.
+                warn!("{id}: delivery worker failed: exiting");
+                std::process::exit(1);
+            }
+        }
+    }
+
+    /// Moves one message to `active/` and delivers it; a file that a
+    /// delivery agent still holds stays where it is.
+    fn take(
+        &self,
+        settings: &Settings,
+        rw: &mut postern_ipc::rewrite::Client,
+        id: &QueueId,
+        from: Queue,
+    ) {
+        // An agent of a queue manager that died may still be delivering
+        // it: wait for it, or its recipients would be delivered twice.
+        if let Ok(true) = postern_queue::in_use(&id.path(&settings.spool, from)) {
+            info!("{id}: in use by a delivery agent, retried later");
+            lock(&self.busy_retry).get_or_insert_with(|| Instant::now() + BUSY_RETRY);
+            return;
+        }
+        if let Err(e) = move_file(&settings.spool, id, from, Queue::Active) {
+            // Gone (another process) or the spool is in trouble.
+            warn!("{id}: move from {from} to active: {e}");
+            return;
+        }
+        message::process(settings, rw, id);
+    }
+}
+
 impl Qmgr {
     fn recover(&self) {
         let spool = &self.settings.spool;
@@ -267,16 +372,48 @@ impl Qmgr {
         }
     }
 
+    /// Starts the workers: `default_destination_concurrency_limit` of
+    /// them, at most [`MAX_WORKERS`].
+    fn start(&mut self) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let n = self.settings.concurrency_limit.clamp(1, MAX_WORKERS);
+        for i in 0..n {
+            let work = Arc::clone(&self.work);
+            let settings = self.settings.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("worker{i}"))
+                .spawn(move || work.worker(&settings));
+            if let Err(e) = spawned {
+                warn!("cannot start delivery worker: {e}");
+                if i == 0 {
+                    std::process::exit(1);
+                }
+                break;
+            }
+        }
+    }
+
+    /// Hands the ready files of `incoming/` (and of `deferred/`, as
+    /// `deferred` says) that are not in hand yet to the workers, up to
+    /// `qmgr_message_active_limit` in hand. A worker moves a file to
+    /// `active/` only when it takes it, so delivery starts at once and a
+    /// crash leaves little to recover.
     fn run(&mut self, deferred: Deferred) {
+        self.start();
         let spool = self.settings.spool.clone();
         let now = SystemTime::now();
-        let incoming: Vec<(QueueId, Queue)> = ready(&spool, Queue::Incoming)
+        let work = Arc::clone(&self.work);
+        let fresh = |id: &QueueId| !lock(&work.in_hand).contains(id);
+        let incoming: Vec<(QueueId, Queue)> = ready(&spool, Queue::Incoming, &fresh)
             .into_iter()
             .map(|(id, _)| (id, Queue::Incoming))
             .collect();
         let deferred_files: Vec<(QueueId, Queue)> = match deferred {
             Deferred::Skip => Vec::new(),
-            d => ready(&spool, Queue::Deferred)
+            d => ready(&spool, Queue::Deferred, &fresh)
                 .into_iter()
                 .filter(|(_, t)| d == Deferred::All || *t <= now)
                 .map(|(id, _)| (id, Queue::Deferred))
@@ -285,72 +422,14 @@ impl Qmgr {
         if deferred != Deferred::Skip {
             self.next_deferred = Instant::now() + self.settings.queue_run_delay;
         }
-        let (batch, more) = interleave(incoming, deferred_files, self.settings.active_limit);
-        let (taken, busy) = self.process_all(batch);
-        self.busy_retry = (busy > 0).then(|| Instant::now() + BUSY_RETRY);
-        // Come back at once for the rest, unless nothing could be taken
-        // (then the next trigger or timer retries, without spinning).
-        self.more = (more && taken > 0).then_some(deferred);
-    }
-
-    /// Moves each message of `batch` to `active/` and delivers it, several
-    /// at a time: up to `default_destination_concurrency_limit` worker
-    /// threads, each taking the next message and with its own
-    /// trivial-rewrite connection. A file moves to `active/` only when a
-    /// worker takes it, so delivery starts at once and a crash leaves
-    /// little to recover. Returns how many files were taken, and how many
-    /// were left because a delivery agent still holds them.
-    fn process_all(&mut self, batch: Vec<(QueueId, Queue)>) -> (usize, usize) {
-        let taken = std::sync::atomic::AtomicUsize::new(0);
-        let busy = std::sync::atomic::AtomicUsize::new(0);
-        let take =
-            |settings: &Settings, rw: &mut postern_ipc::rewrite::Client, id: &QueueId, from| {
-                // An agent of a queue manager that died may still be
-                // delivering it: wait for it, or its recipients would be
-                // delivered twice.
-                if let Ok(true) = postern_queue::in_use(&id.path(&settings.spool, from)) {
-                    info!("{id}: in use by a delivery agent, retried later");
-                    busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    return;
-                }
-                if let Err(e) = move_file(&settings.spool, id, from, Queue::Active) {
-                    // Gone (another process) or the spool is in trouble.
-                    warn!("{id}: move from {from} to active: {e}");
-                    return;
-                }
-                taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                message::process(settings, rw, id);
-            };
-        let workers = self
+        let room = self
             .settings
-            .concurrency_limit
-            .clamp(1, MAX_WORKERS)
-            .min(batch.len());
-        if workers <= 1 {
-            for (id, from) in &batch {
-                take(&self.settings, &mut self.rewrite, id, *from);
-            }
-            return (taken.into_inner(), busy.into_inner());
-        }
-        let next = std::sync::Mutex::new(batch.into_iter());
-        let settings = &self.settings;
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| {
-                    let mut rw =
-                        postern_ipc::rewrite::Client::new(&settings.spool, settings.ipc_timeout);
-                    loop {
-                        let job = match next.lock() {
-                            Ok(mut it) => it.next(),
-                            Err(_) => None,
-                        };
-                        let Some((id, from)) = job else { break };
-                        take(settings, &mut rw, &id, from);
-                    }
-                });
-            }
-        });
-        (taken.into_inner(), busy.into_inner())
+            .active_limit
+            .saturating_sub(self.work.in_hand());
+        let (batch, more) = interleave(incoming, deferred_files, room);
+        self.work.hand_over(batch);
+        // Come back for the rest when the workers have made room.
+        self.more = more.then_some(deferred);
     }
 
     fn due(&self) -> Deferred {
@@ -382,27 +461,33 @@ impl TriggerService for Qmgr {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        if self.more.is_some() {
-            Some(Instant::now())
-        } else {
-            Some(
-                self.busy_retry
-                    .map_or(self.next_deferred, |t| t.min(self.next_deferred)),
-            )
+        let mut at = self.next_deferred;
+        if let Some(t) = *lock(&self.work.busy_retry) {
+            at = at.min(t);
         }
+        if self.more.is_some() || self.work.in_hand() > 0 {
+            at = at.min(Instant::now() + ACTIVE_POLL);
+        }
+        Some(at)
     }
 
     fn timer(&mut self, _ctx: &Context) {
+        let now = Instant::now();
+        let busy = lock(&self.work.busy_retry).take_if(|t| *t <= now).is_some();
+        let more = self
+            .more
+            .filter(|_| self.work.in_hand() < self.settings.active_limit);
+        if more.is_none() && !busy && now < self.next_deferred {
+            // Only a look at the workers: nothing is due.
+            return;
+        }
+        self.more = None;
         // A flush (F, A) left unfinished by the active limit goes on as a
         // flush.
-        let mode = match self.more.take() {
+        let mode = match more {
             Some(Deferred::All) => Deferred::All,
-            Some(_) => self.due(),
-            // Only the retry of busy files is due: incoming only.
-            None if self.busy_retry.is_some() => self.due(),
-            None => Deferred::Due,
+            _ => self.due(),
         };
-        self.busy_retry = None;
         self.run(mode);
     }
 }
@@ -410,14 +495,13 @@ impl TriggerService for Qmgr {
 fn main() {
     trigger::run("qmgr", |ctx| {
         let settings = Settings::from_config(&ctx.config);
-        let rewrite = postern_ipc::rewrite::Client::new(&settings.spool, settings.ipc_timeout);
         let q = Qmgr {
             settings,
-            rewrite,
             // The first scan comes at once (deadline in the past).
             next_deferred: Instant::now(),
             more: None,
-            busy_retry: None,
+            work: Arc::default(),
+            started: false,
         };
         q.recover();
         Ok(q)

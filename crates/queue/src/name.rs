@@ -128,7 +128,7 @@ const fn queue_dir(queue: Queue) -> SpoolDir {
     }
 }
 
-static LAYOUT: [SpoolDir; 12] = [
+static LAYOUT: [SpoolDir; 13] = [
     queue_dir(Queue::Active),
     queue_dir(Queue::Bounce),
     queue_dir(Queue::Corrupt),
@@ -145,6 +145,13 @@ static LAYOUT: [SpoolDir; 12] = [
         group: GroupKind::Setgid,
     },
     queue_dir(Queue::Trace),
+    // Finished queue files kept for their inodes (see recycle.rs).
+    SpoolDir {
+        name: crate::recycle::POOL_DIR,
+        mode: 0o700,
+        owner: OwnerKind::MailOwner,
+        group: GroupKind::MailOwner,
+    },
     // Sockets of public services (pickup, qmgr triggers, showq), reachable
     // through the setgid programs only.
     SpoolDir {

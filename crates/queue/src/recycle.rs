@@ -6,15 +6,16 @@
 //! journal the allocator also skips every inode freed in the last half
 //! minute (`recently_deleted`), so under a steady load each new file costs
 //! a scan over the files removed before it. Postern keeps the inodes
-//! instead: qmgr retires a finished file into a small pool in `incoming/`
-//! ([`retire`]), and cleanup's next new queue file takes one from there
-//! (`take`, called by [`crate::QueueFileWriter::create`]), truncated. The
+//! instead: qmgr retires a finished file into a small pool, the spool
+//! directory `pool/` ([`retire`]), and cleanup's next new queue file takes
+//! one from there (`take`, called by [`crate::QueueFileWriter::create`]),
+//! written over. The
 //! queue id stays unique: it is made of the creation time and the inode
 //! number, and a retired file's old name is gone before the inode is used
 //! again.
 //!
 //! Safety:
-//! - a pool file is named `.free.ID` (hidden: scanners skip it) and has
+//! - a pool file lives outside the queues (no scanner lists it) and has
 //!   the not-ready mode 0600 before it is renamed into the pool, so no
 //!   reader ever takes it for a message;
 //! - before a taker uses the files it has listed, it fsyncs `active/`, so
@@ -27,8 +28,8 @@
 //!   (the pool rename is not fsynced), and such a file is never truncated;
 //! - the pool holds at most [`POOL_MAX`] files; beyond that, and whenever
 //!   anything fails, a finished file is removed as before;
-//! - `postsuper -p` may remove pool files like any abandoned temporary
-//!   file; that only shrinks the pool.
+//! - anyone may remove pool files (`rm pool/*` is safe while Postern
+//!   runs); that only shrinks the pool.
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -39,13 +40,20 @@ use std::time::{Duration, Instant};
 use crate::{Error, Queue, QueueId};
 
 /// The most finished files kept for reuse.
-pub const POOL_MAX: usize = 256;
+pub const POOL_MAX: usize = 1024;
 
-/// The name prefix of a pool file in `incoming/`.
-const PREFIX: &str = ".free.";
+/// A retired file larger than this gives its blocks back at once; a
+/// smaller one keeps them for the next message to write over (no block
+/// to free and allocate again), so the pool holds at most
+/// `POOL_MAX * KEEP_BLOCKS_MAX` bytes.
+const KEEP_BLOCKS_MAX: u64 = 64 * 1024;
+
+/// The spool directory of the pool (created by master with the others;
+/// without it nothing is kept).
+pub const POOL_DIR: &str = "pool";
 
 /// How long a taker waits before it looks at an empty pool again.
-const RESCAN_EMPTY: Duration = Duration::from_secs(1);
+const RESCAN_EMPTY: Duration = Duration::from_millis(50);
 
 /// How many retirements pass between two counts of the pool.
 const RECOUNT_EVERY: usize = 64;
@@ -53,8 +61,8 @@ const RECOUNT_EVERY: usize = 64;
 /// A process's view of the pool: names seen (taker) and an estimate of the
 /// pool's size (retirer).
 struct Pool {
-    /// The `incoming/` directory the rest is about (one per process, but
-    /// tests use several).
+    /// The pool directory the rest is about (one per process, but tests
+    /// use several).
     dir: Option<PathBuf>,
     candidates: Vec<String>,
     next_scan: Option<Instant>,
@@ -86,25 +94,25 @@ impl Pool {
     }
 }
 
-fn pool_names(incoming: &Path) -> Vec<String> {
-    let Ok(entries) = fs::read_dir(incoming) else {
+fn pool_names(pool_dir: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(pool_dir) else {
         return Vec::new();
     };
     entries
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with(PREFIX))
+        .filter(|n| !n.starts_with('.'))
         .collect()
 }
 
 /// Takes the file `id` out of `from` once every recipient is done: into
 /// the pool when it has room, else removed ([`crate::remove`]).
 pub fn retire(spool: &Path, id: &QueueId, from: Queue) -> Result<(), Error> {
-    let incoming = spool.join(Queue::Incoming.dir_name());
+    let pool_dir = spool.join(POOL_DIR);
     let room = {
         let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
-        let pool = guard.at(&incoming);
+        let pool = guard.at(&pool_dir);
         if pool.estimate.is_none() || pool.retired >= RECOUNT_EVERY {
-            pool.estimate = Some(pool_names(&incoming).len());
+            pool.estimate = Some(pool_names(&pool_dir).len());
             pool.retired = 0;
         }
         let n = pool.estimate.unwrap_or(POOL_MAX);
@@ -120,43 +128,63 @@ pub fn retire(spool: &Path, id: &QueueId, from: Queue) -> Result<(), Error> {
     };
     if room {
         let old = id.path(spool, from);
-        let new = incoming.join(format!("{PREFIX}{}", id.as_str()));
+        let new = pool_dir.join(id.as_str());
         // Not ready before it is renamed, so no name ever shows a reader a
         // ready file that is not a message.
         let kept = fs::set_permissions(&old, Permissions::from_mode(0o600))
+            .and_then(|()| shrink(&old))
             .and_then(|()| fs::rename(&old, &new));
         if kept.is_ok() {
             // A taker in this process need not wait for its next scan.
             let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
-            guard.at(&incoming).next_scan = None;
+            guard.at(&pool_dir).next_scan = None;
             return Ok(());
         }
     }
     crate::remove(spool, id, from)
 }
 
+/// Empties a retired file larger than [`KEEP_BLOCKS_MAX`].
+fn shrink(path: &Path) -> std::io::Result<()> {
+    let file = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if file.metadata()?.len() > KEEP_BLOCKS_MAX {
+        file.set_len(0)?;
+    }
+    Ok(())
+}
+
 /// Takes a file from the pool in the queue directory `dir` under the name
-/// `temp_name`, empty and with mode `mode`, or `None` when there is none
-/// fit for use.
+/// `temp_name`, with mode `mode`, or `None` when there is none fit for
+/// use. The file still has its old bytes: the writer writes over them
+/// and cuts the file at its own end ([`crate::QueueFileWriter::finish`]).
 pub(crate) fn take(dir: &Path, temp_name: &str, mode: u32) -> Option<File> {
-    // Only incoming/ has a pool.
+    // Only incoming/ takes from the pool.
     if dir.file_name().and_then(|n| n.to_str()) != Some(Queue::Incoming.dir_name()) {
         return None;
     }
+    let pool_dir = dir.parent()?.join(POOL_DIR);
     let temp_path = dir.join(temp_name);
     loop {
         let name = {
             let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
-            let pool = guard.at(dir);
+            let pool = guard.at(&pool_dir);
             if pool.candidates.is_empty() {
                 if pool.next_scan.is_some_and(|t| Instant::now() < t) {
                     return None;
                 }
-                pool.candidates = pool_names(dir);
+                pool.candidates = pool_names(&pool_dir);
                 if pool.candidates.is_empty() {
                     pool.next_scan = Some(Instant::now() + RESCAN_EMPTY);
                     return None;
                 }
+                // Takers in other processes start elsewhere in the list,
+                // so they seldom race for the same file.
+                let len = pool.candidates.len();
+                pool.candidates
+                    .rotate_left(std::process::id() as usize % len);
                 pool.next_scan = None;
                 // The files listed left active/ before this point; make
                 // that durable before their inodes carry new messages, or
@@ -170,7 +198,7 @@ pub(crate) fn take(dir: &Path, temp_name: &str, mode: u32) -> Option<File> {
             pool.candidates.pop()?
         };
         // Another process may have taken it: then try the next one.
-        if fs::rename(dir.join(&name), &temp_path).is_err() {
+        if fs::rename(pool_dir.join(&name), &temp_path).is_err() {
             continue;
         }
         match fit(&temp_path, mode) {
@@ -191,7 +219,7 @@ fn sync_active(dir: &Path) -> bool {
     postern_util::fs::sync_dir(&spool.join(Queue::Active.dir_name())).is_ok()
 }
 
-/// Opens a taken pool file and empties it, if it is safe to reuse.
+/// Opens a taken pool file, if it is safe to reuse.
 fn fit(path: &Path, mode: u32) -> Option<File> {
     let file = OpenOptions::new()
         .write(true)
@@ -209,7 +237,6 @@ fn fit(path: &Path, mode: u32) -> Option<File> {
     // its request) is left alone.
     let probe = file.try_clone().ok()?;
     drop(nix::fcntl::Flock::lock(probe, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()?);
-    file.set_len(0).ok()?;
     file.set_permissions(Permissions::from_mode(mode)).ok()?;
     Some(file)
 }
@@ -222,8 +249,12 @@ mod tests {
 
     fn spool() -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
-        for q in [Queue::Incoming, Queue::Active] {
-            fs::create_dir(d.path().join(q.dir_name())).unwrap();
+        for q in [
+            Queue::Incoming.dir_name(),
+            Queue::Active.dir_name(),
+            POOL_DIR,
+        ] {
+            fs::create_dir(d.path().join(q)).unwrap();
         }
         d
     }
@@ -246,7 +277,7 @@ mod tests {
         let ino = fs::metadata(old.path(s, Queue::Active)).unwrap().ino();
         retire(s, &old, Queue::Active).unwrap();
         assert!(!old.path(s, Queue::Active).exists());
-        let pooled = s.join("incoming").join(format!(".free.{}", old.as_str()));
+        let pooled = s.join(POOL_DIR).join(old.as_str());
         let meta = fs::metadata(&pooled).unwrap();
         assert_eq!(meta.mode() & 0o777, 0o600, "pool files are never ready");
         // A scan of incoming does not see it.
@@ -263,6 +294,11 @@ mod tests {
         assert_ne!(new, old);
         let qf = crate::QueueFile::open(&path).unwrap();
         assert_eq!(qf.content_to_vec(), b"Subject: two\n\nx\n");
+        let bytes = fs::read(&path).unwrap();
+        assert!(
+            !bytes.windows(4).any(|w| w == b"long"),
+            "nothing of the old message is left past the new one's end"
+        );
         // The pool is empty now: the next file is new.
         let third = message(s, b"Subject: three\n\n");
         assert_ne!(
@@ -275,7 +311,7 @@ mod tests {
     fn a_full_pool_is_counted_again_once_others_have_emptied_it() {
         let d = spool();
         let s = d.path();
-        let incoming = s.join("incoming");
+        let pool_dir = s.join(POOL_DIR);
         // All files first: a new file would take one from the pool.
         let retire_all = |n: usize| {
             let ids: Vec<QueueId> = (0..n).map(|_| message(s, b"Subject: x\n\n")).collect();
@@ -286,17 +322,17 @@ mod tests {
         };
         retire_all(POOL_MAX + 1);
         assert_eq!(
-            pool_names(&incoming).len(),
+            pool_names(&pool_dir).len(),
             POOL_MAX,
             "never more than POOL_MAX"
         );
         // Takers in other processes empty the pool.
-        for name in pool_names(&incoming) {
-            fs::remove_file(incoming.join(name)).unwrap();
+        for name in pool_names(&pool_dir) {
+            fs::remove_file(pool_dir.join(name)).unwrap();
         }
         retire_all(RECOUNT_EVERY + 1);
         assert!(
-            !pool_names(&incoming).is_empty(),
+            !pool_names(&pool_dir).is_empty(),
             "the retirer sees the room again"
         );
     }
@@ -309,7 +345,7 @@ mod tests {
         move_file(s, &old, Queue::Incoming, Queue::Active).unwrap();
         retire(s, &old, Queue::Active).unwrap();
         // As if a crash had left the message in active/ as well.
-        let pooled = s.join("incoming").join(format!(".free.{}", old.as_str()));
+        let pooled = s.join(POOL_DIR).join(old.as_str());
         fs::hard_link(&pooled, old.path(s, Queue::Active)).unwrap();
         let new = message(s, b"Subject: two\n\n");
         assert_ne!(

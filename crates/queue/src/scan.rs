@@ -48,10 +48,30 @@ pub enum Rejection {
 }
 
 /// Iterator over the entries of a queue; see [`scan`].
-#[derive(Debug)]
-pub struct Scan {
+pub struct Scan<'a> {
     dir: PathBuf,
     entries: ReadDir,
+    skip: Option<Box<dyn Fn(&QueueId) -> bool + 'a>>,
+}
+
+impl std::fmt::Debug for Scan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scan")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Scan<'a> {
+    /// Leaves out the files whose id `skip` names, without looking at
+    /// them (no `lstat`): a queue manager's scan skips the messages it
+    /// already has in hand.
+    pub fn skipping(self, skip: impl Fn(&QueueId) -> bool + 'a) -> Scan<'a> {
+        Scan {
+            skip: Some(Box::new(skip)),
+            ..self
+        }
+    }
 }
 
 /// Lists the entries of `queue` under the spool root `spool`.
@@ -60,13 +80,17 @@ pub struct Scan {
 /// temporary names of files being created. Entries that vanish while the
 /// scan runs (moved by another process) are skipped too. The order is the
 /// directory's; sort the ids to process the oldest first.
-pub fn scan(spool: &Path, queue: Queue) -> Result<Scan, Error> {
+pub fn scan(spool: &Path, queue: Queue) -> Result<Scan<'static>, Error> {
     let dir = spool.join(queue.dir_name());
     let entries = fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
-    Ok(Scan { dir, entries })
+    Ok(Scan {
+        dir,
+        entries,
+        skip: None,
+    })
 }
 
-impl Iterator for Scan {
+impl Iterator for Scan<'_> {
     type Item = Result<Entry, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -88,6 +112,9 @@ impl Iterator for Scan {
             let Some(id) = name.to_str().and_then(|s| QueueId::parse(s).ok()) else {
                 return reject(Rejection::InvalidName);
             };
+            if self.skip.as_ref().is_some_and(|skip| skip(&id)) {
+                continue;
+            }
             // lstat: a symbolic link is reported, never followed.
             let meta = match entry.metadata() {
                 Ok(meta) => meta,

@@ -533,7 +533,7 @@ fn scan_skips_unready_and_reports_junk() {
             _ => None,
         })
         .collect();
-    assert_eq!(ready_ids, [ready]);
+    assert_eq!(ready_ids, [ready.clone()]);
     assert!(entries.contains(&Entry::NotReady {
         id: unfinished.id().clone()
     }));
@@ -550,6 +550,15 @@ fn scan_skips_unready_and_reports_junk() {
         reason: Rejection::NotRegularFile
     }));
     assert_eq!(entries.len(), 5);
+
+    // A skipped id is left out, whatever its file is.
+    let skipped: Vec<Entry> = scan(spool.path(), Queue::Incoming)
+        .unwrap()
+        .skipping(|id| *id == ready || *id == fake)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(skipped.len(), 3);
+    assert!(!skipped.iter().any(|e| matches!(e, Entry::Ready { .. })));
 
     // The reader refuses to follow the symlink.
     assert!(matches!(

@@ -99,6 +99,8 @@ pub struct QueueFileWriter {
     attr_names: Vec<String>,
     committed: bool,
     extra_mode: u32,
+    /// Whether the file came from the reuse pool with old bytes in it.
+    reused: bool,
     /// An exclusive flock(2) on the file while it is written, so that
     /// [`crate::in_use`] tells a live writer from a crashed one.
     _lock: Option<nix::fcntl::Flock<File>>,
@@ -132,15 +134,18 @@ impl QueueFileWriter {
         let temp_path = dir_path.join(&temp_name);
         // A finished file's inode when there is one (see crate::recycle),
         // else a new file.
-        let file = match crate::recycle::take(&dir_path, &temp_name, MODE_WRITING) {
-            Some(file) => file,
-            None => OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(MODE_WRITING)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&temp_path)
-                .map_err(|e| Error::io(&temp_path, e))?,
+        let (file, reused) = match crate::recycle::take(&dir_path, &temp_name, MODE_WRITING) {
+            Some(file) => (file, true),
+            None => (
+                OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(MODE_WRITING)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&temp_path)
+                    .map_err(|e| Error::io(&temp_path, e))?,
+                false,
+            ),
         };
         // Locks are advisory: a file system without them only loses the
         // crash detection of `in_use`.
@@ -177,6 +182,7 @@ impl QueueFileWriter {
             attr_names: Vec::new(),
             committed: false,
             extra_mode: 0,
+            reused,
             _lock: lock,
         };
         writer.put(RecordType::Header, &header_payload())?;
@@ -394,6 +400,11 @@ impl QueueFileWriter {
         let file = self.out.get_ref();
         file.write_all_at(&self.size.encode(), SIZE_PAYLOAD_OFFSET)
             .map_err(io(&self.path))?;
+        // A reused file (crate::recycle) may be longer than what was
+        // written; on a new one this is a no-op.
+        if self.reused {
+            file.set_len(self.offset).map_err(io(&self.path))?;
+        }
         // Postfix mail_stream_finish(): mark ready, then one fsync for the
         // data and the mode together. A crash before the fsync completes
         // can at worst leave a ready file without its END record or with
