@@ -47,11 +47,14 @@ pub enum Rejection {
     NotRegularFile,
 }
 
+/// Ids a scan leaves out; see [`Scan::skipping`].
+type Skip<'a> = Box<dyn Fn(&QueueId) -> bool + 'a>;
+
 /// Iterator over the entries of a queue; see [`scan`].
 pub struct Scan<'a> {
     dir: PathBuf,
     entries: ReadDir,
-    skip: Option<Box<dyn Fn(&QueueId) -> bool + 'a>>,
+    skip: Option<Skip<'a>>,
 }
 
 impl std::fmt::Debug for Scan<'_> {

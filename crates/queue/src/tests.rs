@@ -533,7 +533,7 @@ fn scan_skips_unready_and_reports_junk() {
             _ => None,
         })
         .collect();
-    assert_eq!(ready_ids, [ready.clone()]);
+    assert_eq!(ready_ids, std::slice::from_ref(&ready));
     assert!(entries.contains(&Entry::NotReady {
         id: unfinished.id().clone()
     }));
