@@ -302,16 +302,24 @@ fn queue_id(inst: &Instance, subject: &str) -> String {
 
 /// Checks that `got` is `sent` as Dovecot stores it: Dovecot's and
 /// Postern's trace headers on top, then the headers and body unchanged.
-fn assert_intact(got: &str, sent: &str, rcpt: &str) {
+/// `alone`: the recipient was the only one of its LMTP transaction; then
+/// Dovecot names it (`Delivered-To:`, `for <rcpt>` in `Received:`).
+fn assert_intact(got: &str, sent: &str, rcpt: &str, alone: bool) {
     let sent = sent.replace("\r\n", "\n");
     assert!(got.ends_with(&sent), "sent:\n{sent}\ngot:\n{got}");
     assert!(
-        got.starts_with("Return-Path: <sender@sender.test>\nDelivered-To: "),
+        got.starts_with("Return-Path: <sender@sender.test>\n"),
         "{got}"
     );
-    assert!(got.contains(&format!("\nDelivered-To: {rcpt}\n")), "{got}");
-    // One copy per recipient: only this recipient in Dovecot's Received.
-    assert!(got.contains(&format!("for <{rcpt}>;")), "{got}");
+    assert!(got.contains("\tby lmtp.dovecot.test with LMTP"), "{got}");
+    assert!(got.contains("(envelope-from <sender@sender.test>)"), "{got}");
+    assert_eq!(
+        got.contains(&format!("\nDelivered-To: {rcpt}\n")),
+        alone,
+        "{got}"
+    );
+    assert_eq!(got.contains(&format!("for <{rcpt}>;")), alone, "{got}");
+    assert!(!got.contains("Delivered-To: ") || alone, "{got}");
 }
 
 /// One message to three recipients through Dovecot's TCP listener and
@@ -367,13 +375,15 @@ fn delivers_over_tcp_and_a_unix_socket_and_bounces_an_unknown_user() {
     ] {
         assert!(log.contains(&want), "{want}\n{log}");
     }
-    for (user, rcpt) in [
-        ("alice", "alice@tcp.test"),
-        ("bob", "bob@tcp.test"),
-        ("carol", "carol@sock.test"),
+    // alice and bob were in one LMTP transaction, carol alone in hers;
+    // each has one copy of her own.
+    for (user, rcpt, alone) in [
+        ("alice", "alice@tcp.test", false),
+        ("bob", "bob@tcp.test", false),
+        ("carol", "carol@sock.test", true),
     ] {
         let got = dovecot.wait_messages(user, 1);
-        assert_intact(&got[0], &msg, rcpt);
+        assert_intact(&got[0], &msg, rcpt, alone);
     }
     // The bounce, delivered to the sender by LMTP too.
     let dsn = dovecot.wait_messages("sender", 1);
@@ -445,14 +455,17 @@ fn a_dovecot_that_is_down_defers_and_gets_the_mail_when_it_is_up() {
     assert!(!log.contains("status=bounced"), "{log}");
     dovecot.start();
     let alice = dovecot.wait_messages("alice", 1);
-    assert_intact(&alice[0], &msg, "alice@tcp.test");
+    assert_intact(&alice[0], &msg, "alice@tcp.test", true);
     let carol = dovecot.wait_messages("carol", 1);
-    assert_intact(&carol[0], &msg, "carol@sock.test");
-    let log = inst.wait_log_count("status=sent (250 2.0.0 <", 2, WAIT);
-    assert!(
-        log.contains(&format!("{id}: removed")),
-        "the message should be gone from the queue\n{log}"
-    );
+    assert_intact(&carol[0], &msg, "carol@sock.test", true);
+    inst.wait_log_count(&format!("{id}: to=<"), 4, WAIT);
+    let log = inst.wait_log(&format!("{id}: removed"), WAIT);
+    for rcpt in ["alice@tcp.test", "carol@sock.test"] {
+        assert!(
+            log.contains(&format!("status=sent (250 2.0.0 <{rcpt}> ")),
+            "{rcpt}\n{log}"
+        );
+    }
 }
 
 /// STARTTLS to a Dovecot with `ssl = required`: `lmtp_tls_security_level
@@ -531,7 +544,7 @@ fn starttls_to_dovecot_at_verify_encrypt_and_may() {
         ("carol", "carol@may.test", false),
     ] {
         let got = dovecot.wait_messages(user, 1);
-        assert_intact(&got[0], &msg, rcpt);
+        assert_intact(&got[0], &msg, rcpt, true);
         assert_eq!(got[0].contains(tls), encrypted, "{user}:\n{}", got[0]);
         assert_eq!(
             got[0].contains("by lmtp.dovecot.test with LMTPS"),

@@ -234,7 +234,14 @@ impl Agent {
             lookup,
             families: Families { ipv4, ipv6 },
             myhostname: cfg.str("myhostname").to_ascii_lowercase(),
-            own: route::own_addresses(&cfg.inet_interfaces()),
+            // No loop detection for LMTP (Postfix does it in SMTP mode
+            // only): the LMTP server is usually on this very host, as
+            // lmtp:inet:127.0.0.1:24.
+            own: if lmtp {
+                Vec::new()
+            } else {
+                route::own_addresses(&cfg.inet_interfaces())
+            },
             address_limit: limit("smtp_mx_address_limit"),
         })
     }
