@@ -593,7 +593,7 @@ pub static PARAMS: &[Param] = &[
         name: "lmtp_tls_policy_maps",
         kind: Kind::List,
         default: "",
-        doc: "Per-destination TLS policy for lmtp(8): tables keyed by the next hop as written (inet:host:port, unix:/path) with values \"level [match=name:name...]\" as in Postfix; other attributes are ignored.",
+        doc: "Per-destination TLS policy for lmtp(8): tables keyed by the next hop without its inet: or unix: prefix (host:port, [host]:port, /path, as Postfix looks them up) with values \"level [match=name:name...]\" as in Postfix; other attributes are ignored.",
     },
     Param {
         name: "lmtp_tls_protocols",

@@ -162,9 +162,9 @@ impl Conn {
                 let _ = s.set_nodelay(true);
                 Stream::Tcp(MaybeTls::Plain(s))
             }
-            Addr::Unix(p) => Stream::Unix(MaybeTls::Plain(
-                UnixStream::connect(p).map_err(describe)?,
-            )),
+            Addr::Unix(p) => {
+                Stream::Unix(MaybeTls::Plain(UnixStream::connect(p).map_err(describe)?))
+            }
         };
         Ok(Conn {
             stream,

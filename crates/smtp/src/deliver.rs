@@ -286,8 +286,7 @@ impl Settings {
                         // authentication buys nothing on a private
                         // channel.
                         Ok(p)
-                            if p.level == SecurityLevel::May
-                                && matches!(t.addr, Addr::Unix(_)) =>
+                            if p.level == SecurityLevel::May && matches!(t.addr, Addr::Unix(_)) =>
                         {
                             postern_util::warn!(
                                 "opportunistic TLS encryption is not appropriate for unix-domain destinations"

@@ -145,8 +145,9 @@ impl TlsClient {
             ClientParams::SMTP
         };
         let maps = cfg.list(params.policy_maps);
-        let level = SecurityLevel::parse_param(&cfg.str(params.security_level), params.security_level)
-            .map_err(|e| e.to_string())?;
+        let level =
+            SecurityLevel::parse_param(&cfg.str(params.security_level), params.security_level)
+                .map_err(|e| e.to_string())?;
         let sts_on = !lmtp && cfg.bool("smtp_mta_sts_enable");
         // Without TLS anywhere, no CA bundle is read at each start.
         if level == SecurityLevel::None && maps.is_empty() && !sts_on {
@@ -543,7 +544,9 @@ mod tests {
     fn client(o: &[&str]) -> TlsClient {
         let o: Vec<String> = o.iter().map(|s| s.to_string()).collect();
         let cfg = Config::defaults().with_overrides(&o).unwrap();
-        TlsClient::from_config(&cfg, false).unwrap().expect("TLS is on")
+        TlsClient::from_config(&cfg, false)
+            .unwrap()
+            .expect("TLS is on")
     }
 
     fn target(host: &str) -> Target {
@@ -648,7 +651,9 @@ mod tests {
         .map(|s| s.to_string())
         .collect();
         let cfg = Config::defaults().with_overrides(&o).unwrap();
-        let c = TlsClient::from_config(&cfg, true).unwrap().expect("TLS is on");
+        let c = TlsClient::from_config(&cfg, true)
+            .unwrap()
+            .expect("TLS is on");
         assert!(c.sts.is_none());
         assert_eq!(c.settings.level, SecurityLevel::May);
         // Keys without inet:/unix:, as Postfix looks them up.
@@ -656,7 +661,10 @@ mod tests {
             c.level_for("inet:127.0.0.1:24").unwrap().0,
             SecurityLevel::Encrypt
         );
-        assert_eq!(c.level_for("unix:/run/lmtp").unwrap().0, SecurityLevel::Verify);
+        assert_eq!(
+            c.level_for("unix:/run/lmtp").unwrap().0,
+            SecurityLevel::Verify
+        );
         assert_eq!(c.level_for("inet:other:24").unwrap().0, SecurityLevel::May);
         let o = vec!["lmtp_tls_security_level=sometimes".to_string()];
         let cfg = Config::defaults().with_overrides(&o).unwrap();
