@@ -139,13 +139,15 @@ impl Dovecot {
     /// Starts Dovecot in the foreground (`-F`) and waits until both of
     /// its listeners answer.
     fn start(&mut self) {
+        // Configuration errors go to stderr, not to log_path.
+        let stderr = fs::File::create(self.dir.path().join("stderr")).unwrap();
         let child = Command::new("dovecot")
             .arg("-c")
             .arg(&self.conf)
             .arg("-F")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("dovecot");
         self.child = Some(child);
@@ -162,9 +164,10 @@ impl Dovecot {
         }
     }
 
-    /// Dovecot's log.
+    /// Dovecot's log and what it wrote to stderr.
     fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
+        let read = |f: &str| fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
+        format!("{}{}", read("stderr"), read("dovecot.log"))
     }
 
     /// The messages delivered to `user`, oldest first, with CRLF read as
