@@ -70,3 +70,8 @@ mod qtools;
 /// smtp and lmtp clients: MX routing through dnsmasq, smtp-sink, a
 /// second Postern, a per-recipient test peer; bounces and deferrals.
 mod smtp;
+
+/// lmtp(8) to Dovecot's LMTP server (TCP and Unix socket): Maildir
+/// contents, bounces with Dovecot's text, deferral while Dovecot is down,
+/// STARTTLS at lmtp_tls_security_level verify/encrypt/may.
+mod lmtp_dovecot;

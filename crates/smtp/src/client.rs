@@ -62,8 +62,8 @@ impl Target {
 pub(crate) enum Stream {
     /// TCP, plain until STARTTLS.
     Tcp(MaybeTls<TcpStream>),
-    /// A Unix-domain socket.
-    Unix(UnixStream),
+    /// A Unix-domain socket (LMTP), plain until STARTTLS.
+    Unix(MaybeTls<UnixStream>),
     /// Nothing: a STARTTLS handshake failed and took the socket with it.
     Gone,
 }
@@ -76,7 +76,7 @@ impl Stream {
     fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.get_ref().set_read_timeout(Some(t)),
-            Stream::Unix(s) => s.set_read_timeout(Some(t)),
+            Stream::Unix(s) => s.get_ref().set_read_timeout(Some(t)),
             Stream::Gone => Err(gone()),
         }
     }
@@ -84,7 +84,7 @@ impl Stream {
     fn set_write_timeout(&self, t: Duration) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.get_ref().set_write_timeout(Some(t)),
-            Stream::Unix(s) => s.set_write_timeout(Some(t)),
+            Stream::Unix(s) => s.get_ref().set_write_timeout(Some(t)),
             Stream::Gone => Err(gone()),
         }
     }
@@ -100,7 +100,7 @@ impl Stream {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.write_all(buf).and_then(|()| s.flush()),
-            Stream::Unix(s) => s.write_all(buf),
+            Stream::Unix(s) => s.write_all(buf).and_then(|()| s.flush()),
             Stream::Gone => Err(gone()),
         }
     }
@@ -162,7 +162,9 @@ impl Conn {
                 let _ = s.set_nodelay(true);
                 Stream::Tcp(MaybeTls::Plain(s))
             }
-            Addr::Unix(p) => Stream::Unix(UnixStream::connect(p).map_err(describe)?),
+            Addr::Unix(p) => {
+                Stream::Unix(MaybeTls::Plain(UnixStream::connect(p).map_err(describe)?))
+            }
         };
         Ok(Conn {
             stream,
@@ -229,19 +231,26 @@ impl Conn {
                 "server sent plaintext after its reply to STARTTLS",
             ));
         }
-        let Stream::Tcp(plain) = std::mem::replace(&mut self.stream, Stream::Gone) else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "STARTTLS needs a TCP connection",
-            ));
+        let t = Some(nonzero(timeout));
+        let (stream, info) = match std::mem::replace(&mut self.stream, Stream::Gone) {
+            Stream::Tcp(plain) => {
+                plain.get_ref().set_read_timeout(t)?;
+                plain.get_ref().set_write_timeout(t)?;
+                let tls = plain.connect(config, name)?;
+                let info = tls.info();
+                (Stream::Tcp(tls), info)
+            }
+            Stream::Unix(plain) => {
+                plain.get_ref().set_read_timeout(t)?;
+                plain.get_ref().set_write_timeout(t)?;
+                let tls = plain.connect(config, name)?;
+                let info = tls.info();
+                (Stream::Unix(tls), info)
+            }
+            Stream::Gone => return Err(gone()),
         };
-        plain.get_ref().set_read_timeout(Some(nonzero(timeout)))?;
-        plain.get_ref().set_write_timeout(Some(nonzero(timeout)))?;
-        let tls = plain.connect(config, name)?;
-        let info = tls
-            .info()
-            .ok_or_else(|| io::Error::other("TLS handshake incomplete"))?;
-        self.stream = Stream::Tcp(tls);
+        let info = info.ok_or_else(|| io::Error::other("TLS handshake incomplete"))?;
+        self.stream = stream;
         self.parser = ReplyParser::new(DEFAULT_MAX_REPLY_SIZE);
         Ok(info)
     }
@@ -250,7 +259,8 @@ impl Conn {
     pub(crate) fn peer_chain(&self) -> Vec<CertificateDer<'static>> {
         match &self.stream {
             Stream::Tcp(s) => s.peer_certificates().map(<[_]>::to_vec).unwrap_or_default(),
-            _ => Vec::new(),
+            Stream::Unix(s) => s.peer_certificates().map(<[_]>::to_vec).unwrap_or_default(),
+            Stream::Gone => Vec::new(),
         }
     }
 }

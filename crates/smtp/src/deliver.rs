@@ -78,7 +78,7 @@ pub(crate) struct Settings {
     /// Idle sessions kept for the next request (SMTP only; `None`:
     /// `smtp_connection_cache_on_demand = no`).
     pub(crate) cache: Option<Cache>,
-    /// STARTTLS, DANE, MTA-STS (SMTP only; `None`: never TLS).
+    /// STARTTLS, DANE, MTA-STS (LMTP: STARTTLS only; `None`: never TLS).
     pub(crate) tls: Option<Arc<TlsClient>>,
 }
 
@@ -250,7 +250,12 @@ impl Settings {
                 (Some(tls), Dest::Host { host, .. }) => {
                     Some((tls.as_ref(), host.clone(), false, None))
                 }
-                _ => None,
+                // LMTP over a Unix-domain socket: the server is this
+                // host, as Postfix has it for `secure`.
+                (Some(tls), Dest::Unix(_)) => {
+                    Some((tls.as_ref(), self.myhostname.clone(), false, None))
+                }
+                (None, _) => None,
             };
             if let Some((tls, domain, true, Some(policy))) = &tls_dest {
                 targets = tls.sts_filter(policy, domain, targets);
@@ -277,6 +282,17 @@ impl Settings {
                         t,
                         policy.as_ref(),
                     ) {
+                        // Postfix smtp_connect_local: encryption without
+                        // authentication buys nothing on a private
+                        // channel.
+                        Ok(p)
+                            if p.level == SecurityLevel::May && matches!(t.addr, Addr::Unix(_)) =>
+                        {
+                            postern_util::warn!(
+                                "opportunistic TLS encryption is not appropriate for unix-domain destinations"
+                            );
+                            Plan::none()
+                        }
                         Ok(p) => p,
                         Err(st) => {
                             info!("{}: {}", t.relay(), st.reason);
@@ -738,7 +754,7 @@ impl Run<'_> {
         let Some(tls) = self.s.tls.as_deref() else {
             return Ok(caps);
         };
-        if plan.level == SecurityLevel::None || self.s.lmtp {
+        if plan.level == SecurityLevel::None {
             return Ok(caps);
         }
         let who = self.t.name_addr();

@@ -39,7 +39,9 @@
 //! MX and TLSA records (`smtp_dns_support_level = dnssec`); MTA-STS
 //! (`smtp_mta_sts_enable`, a Postern extension); TLS-RPT counters in the
 //! log. A failed handshake at `may` is retried in plaintext, as Postfix
-//! does. The LMTP client does no TLS.
+//! does. The LMTP client does STARTTLS at `lmtp_tls_security_level` (or
+//! per next hop from `lmtp_tls_policy_maps`), over TCP and over Unix
+//! sockets, without DANE or MTA-STS (`tls.rs`).
 //!
 //! NOT YET: SASL authentication; `smtp_bind_address`.
 //!
@@ -62,8 +64,12 @@
 //! `smtp_starttls_timeout`, `smtp_dns_support_level`, `smtp_mta_sts_enable`,
 //! `smtp_mta_sts_port`, `smtp_mta_sts_timeout`, `smtp_tls_rpt_log_interval`,
 //! `disable_mime_output_conversion`, `inet_interfaces`, `inet_protocols`,
-//! `myhostname`; in LMTP mode `lmtp_lhlo_name`, `lmtp_tcp_port` and the
-//! `lmtp_*_timeout` counterparts.
+//! `myhostname`; in LMTP mode `lmtp_lhlo_name`, `lmtp_tcp_port`, the
+//! `lmtp_*_timeout` counterparts, `lmtp_starttls_timeout` and
+//! `lmtp_tls_security_level`, `lmtp_tls_policy_maps`, `lmtp_tls_CAfile`,
+//! `lmtp_tls_loglevel`, `lmtp_tls_protocols`,
+//! `lmtp_tls_mandatory_protocols`, `lmtp_tls_verify_cert_match`,
+//! `lmtp_tls_secure_cert_match`.
 
 mod cache;
 mod client;
@@ -148,7 +154,7 @@ impl Agent {
             data_xfer: cfg.time(&format!("{p}_data_xfer_timeout")),
             data_done: cfg.time(&format!("{p}_data_done_timeout")),
             quit: cfg.time(&format!("{p}_quit_timeout")),
-            starttls: cfg.time("smtp_starttls_timeout"),
+            starttls: cfg.time(&format!("{p}_starttls_timeout")),
         };
         let mut lookup = Lookup {
             dns: false,
@@ -184,13 +190,8 @@ impl Agent {
         } else {
             None
         };
-        // The LMTP client does no TLS (Postfix's lmtp_tls_* are not
-        // implemented).
-        let tls = if lmtp {
-            None
-        } else {
-            tls::TlsClient::from_config(cfg)?.map(std::sync::Arc::new)
-        };
+        // The LMTP client reads the lmtp_tls_* twins, as in Postfix.
+        let tls = tls::TlsClient::from_config(cfg, lmtp)?.map(std::sync::Arc::new);
         if let Some(t) = &tls {
             let t = t.clone();
             postern_server::single::on_exit(move || t.flush_counters());
@@ -233,7 +234,14 @@ impl Agent {
             lookup,
             families: Families { ipv4, ipv6 },
             myhostname: cfg.str("myhostname").to_ascii_lowercase(),
-            own: route::own_addresses(&cfg.inet_interfaces()),
+            // No loop detection for LMTP (Postfix does it in SMTP mode
+            // only): the LMTP server is usually on this very host, as
+            // lmtp:inet:127.0.0.1:24.
+            own: if lmtp {
+                Vec::new()
+            } else {
+                route::own_addresses(&cfg.inet_interfaces())
+            },
             address_limit: limit("smtp_mx_address_limit"),
         })
     }

@@ -31,6 +31,16 @@
 //! (`tlsrpt: policy-domain=... result-type=...`), and the totals every
 //! `smtp_tls_rpt_log_interval` sessions and when the process exits
 //! (Postern; Postfix sends no TLS-RPT at all).
+//!
+//! The LMTP client reads the `lmtp_tls_*` twins of these parameters
+//! (`lmtp_tls_security_level`, `lmtp_tls_policy_maps`, ...), as Postfix's
+//! lmtp(8) does. LMTP has no MX records, so neither DANE (no DNSSEC
+//! lookups: `dane` is `may`, `dane-only` defers) nor MTA-STS; its policy
+//! table is keyed by the next hop without `inet:`/`unix:`. A Unix-domain
+//! next hop gets no opportunistic TLS (`may` is `none` there, as in
+//! Postfix: "opportunistic TLS encryption is not appropriate for
+//! unix-domain destinations"), but `encrypt` and up do STARTTLS over the
+//! socket, with `$myhostname` as the server's name.
 
 use std::net::TcpStream;
 use std::sync::Mutex;
@@ -42,7 +52,7 @@ use postern_ipc::deliver::{Action, RcptStatus};
 use postern_maps::{Maps, Syntax};
 use postern_tls::client::{Policy, SecurityLevel, verify_names};
 use postern_tls::rpt::{Counters, PolicyType, ResultType, failure_line};
-use postern_tls::{ClientSettings, dane, sts};
+use postern_tls::{ClientParams, ClientSettings, dane, sts};
 use postern_util::{info, warn};
 
 use crate::client::Target;
@@ -61,6 +71,11 @@ struct Sts {
 #[derive(Debug)]
 pub(crate) struct TlsClient {
     pub(crate) settings: ClientSettings,
+    /// The parameter names (smtp_ or lmtp_).
+    params: ClientParams,
+    /// The LMTP client: no DANE, no MTA-STS, policy keys without
+    /// `inet:`/`unix:`.
+    lmtp: bool,
     policy_maps: Option<Maps>,
     /// `smtp_dns_support_level = dnssec`.
     dnssec: bool,
@@ -120,33 +135,42 @@ fn tlsa(r: &postern_dns::Tlsa) -> Option<dane::Tlsa> {
 }
 
 impl TlsClient {
-    /// Reads the parameters (and the CA file); `None` when TLS can never
-    /// happen (level `none`, no policy table, no MTA-STS).
-    pub(crate) fn from_config(cfg: &Config) -> Result<Option<TlsClient>, String> {
-        let maps = cfg.list("smtp_tls_policy_maps");
+    /// Reads the parameters (and the CA file) of the SMTP client, or
+    /// with `lmtp` of the LMTP client; `None` when TLS can never happen
+    /// (level `none`, no policy table, no MTA-STS).
+    pub(crate) fn from_config(cfg: &Config, lmtp: bool) -> Result<Option<TlsClient>, String> {
+        let params = if lmtp {
+            ClientParams::LMTP
+        } else {
+            ClientParams::SMTP
+        };
+        let maps = cfg.list(params.policy_maps);
         let level =
-            SecurityLevel::parse(&cfg.str("smtp_tls_security_level")).map_err(|e| e.to_string())?;
+            SecurityLevel::parse_param(&cfg.str(params.security_level), params.security_level)
+                .map_err(|e| e.to_string())?;
+        let sts_on = !lmtp && cfg.bool("smtp_mta_sts_enable");
         // Without TLS anywhere, no CA bundle is read at each start.
-        if level == SecurityLevel::None && maps.is_empty() && !cfg.bool("smtp_mta_sts_enable") {
+        if level == SecurityLevel::None && maps.is_empty() && !sts_on {
             return Ok(None);
         }
-        let settings = ClientSettings::from_config(cfg)?;
+        let settings = ClientSettings::from_config_for(cfg, &params)?;
         let policy_maps = if maps.is_empty() {
             None
         } else {
             Some(
                 Maps::open(&maps, Syntax::Postmap)
-                    .map_err(|e| format!("smtp_tls_policy_maps: {e}"))?,
+                    .map_err(|e| format!("{}: {e}", params.policy_maps))?,
             )
         };
         let dnssec = match cfg.str("smtp_dns_support_level").trim() {
+            _ if lmtp => false,
             "" | "enabled" | "disabled" => false,
             "dnssec" => true,
             other => {
                 return Err(format!("smtp_dns_support_level: unknown value \"{other}\""));
             }
         };
-        let sts = if cfg.bool("smtp_mta_sts_enable") {
+        let sts = if sts_on {
             let dir = cfg.path("data_directory").join("mta-sts");
             let port = cfg.int("smtp_mta_sts_port");
             let cache = sts::Cache::new(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -169,6 +193,8 @@ impl TlsClient {
         };
         Ok(Some(TlsClient {
             settings,
+            params,
+            lmtp,
             policy_maps,
             dnssec,
             sts,
@@ -187,6 +213,14 @@ impl TlsClient {
             return Ok((self.settings.level, None));
         };
         let key = nexthop.to_ascii_lowercase();
+        if self.lmtp {
+            // Postfix looks up an LMTP next hop without its prefix.
+            let key = key
+                .strip_prefix("inet:")
+                .or_else(|| key.strip_prefix("unix:"))
+                .unwrap_or(&key);
+            return self.lookup_policy(maps, &[key.to_string()]);
+        }
         let mut keys = vec![key.clone()];
         if !key.starts_with('[') {
             let mut rest = key.as_str();
@@ -195,12 +229,22 @@ impl TlsClient {
                 rest = parent;
             }
         }
-        for k in &keys {
+        self.lookup_policy(maps, &keys)
+    }
+
+    /// The first policy entry of `keys`, else the default level.
+    fn lookup_policy(
+        &self,
+        maps: &Maps,
+        keys: &[String],
+    ) -> Result<(SecurityLevel, Option<String>), String> {
+        let param = self.params.policy_maps;
+        for k in keys {
             let value = maps
                 .lookup(k)
-                .map_err(|e| format!("smtp_tls_policy_maps lookup for {k}: {e}"))?;
+                .map_err(|e| format!("{param} lookup for {k}: {e}"))?;
             if let Some(v) = value {
-                return parse_policy(&v).map_err(|e| format!("smtp_tls_policy_maps {k}: {e}"));
+                return parse_policy(&v).map_err(|e| format!("{param} {k}: {e}"));
             }
         }
         Ok((self.settings.level, None))
@@ -500,7 +544,9 @@ mod tests {
     fn client(o: &[&str]) -> TlsClient {
         let o: Vec<String> = o.iter().map(|s| s.to_string()).collect();
         let cfg = Config::defaults().with_overrides(&o).unwrap();
-        TlsClient::from_config(&cfg).unwrap().expect("TLS is on")
+        TlsClient::from_config(&cfg, false)
+            .unwrap()
+            .expect("TLS is on")
     }
 
     fn target(host: &str) -> Target {
@@ -513,7 +559,8 @@ mod tests {
     #[test]
     fn tls_off_reads_nothing() {
         let cfg = Config::defaults();
-        assert!(TlsClient::from_config(&cfg).unwrap().is_none());
+        assert!(TlsClient::from_config(&cfg, false).unwrap().is_none());
+        assert!(TlsClient::from_config(&cfg, true).unwrap().is_none());
     }
 
     #[test]
@@ -590,6 +637,39 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.dsn, "4.7.5");
         assert!(e.reason.starts_with("DANE required"), "{}", e.reason);
+    }
+
+    #[test]
+    fn the_lmtp_client_has_its_own_parameters() {
+        let o: Vec<String> = [
+            "smtp_tls_security_level=secure",
+            "smtp_mta_sts_enable=yes",
+            "lmtp_tls_security_level=may",
+            "lmtp_tls_policy_maps=inline:{ 127.0.0.1:24=encrypt, /run/lmtp=verify }",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let cfg = Config::defaults().with_overrides(&o).unwrap();
+        let c = TlsClient::from_config(&cfg, true)
+            .unwrap()
+            .expect("TLS is on");
+        assert!(c.sts.is_none());
+        assert_eq!(c.settings.level, SecurityLevel::May);
+        // Keys without inet:/unix:, as Postfix looks them up.
+        assert_eq!(
+            c.level_for("inet:127.0.0.1:24").unwrap().0,
+            SecurityLevel::Encrypt
+        );
+        assert_eq!(
+            c.level_for("unix:/run/lmtp").unwrap().0,
+            SecurityLevel::Verify
+        );
+        assert_eq!(c.level_for("inet:other:24").unwrap().0, SecurityLevel::May);
+        let o = vec!["lmtp_tls_security_level=sometimes".to_string()];
+        let cfg = Config::defaults().with_overrides(&o).unwrap();
+        let e = TlsClient::from_config(&cfg, true).unwrap_err();
+        assert!(e.starts_with("lmtp_tls_security_level: "), "{e}");
     }
 
     #[test]

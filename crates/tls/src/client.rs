@@ -56,6 +56,12 @@ impl SecurityLevel {
     /// Parses a Postfix level name; the empty string is `none` (Postfix's
     /// default).
     pub fn parse(value: &str) -> Result<SecurityLevel, TlsError> {
+        SecurityLevel::parse_param(value, "smtp_tls_security_level")
+    }
+
+    /// [`Self::parse`] for the value of `param` (an error names it:
+    /// `lmtp_tls_security_level`, say).
+    pub fn parse_param(value: &str, param: &'static str) -> Result<SecurityLevel, TlsError> {
         Ok(match value.trim().to_ascii_lowercase().as_str() {
             "" | "none" => SecurityLevel::None,
             "may" => SecurityLevel::May,
@@ -66,7 +72,7 @@ impl SecurityLevel {
             "secure" => SecurityLevel::Secure,
             other => {
                 return Err(TlsError::Param {
-                    param: "smtp_tls_security_level",
+                    param,
                     reason: format!("unsupported security level \"{other}\""),
                 });
             }
@@ -194,6 +200,9 @@ pub struct ClientTls {
     provider: Arc<CryptoProvider>,
     versions: Vec<&'static SupportedProtocolVersion>,
     roots: Arc<RootCertStore>,
+    /// The CA file parameter, for errors (`smtp_tls_CAfile` or
+    /// `lmtp_tls_CAfile`).
+    ca_param: &'static str,
 }
 
 impl ClientTls {
@@ -214,7 +223,13 @@ impl ClientTls {
             provider: provider(),
             versions: versions.to_vec(),
             roots: Arc::new(roots),
+            ca_param: "smtp_tls_CAfile",
         })
+    }
+
+    /// The same, with errors naming `ca_param` as the CA file parameter.
+    pub fn with_ca_param(self, ca_param: &'static str) -> ClientTls {
+        ClientTls { ca_param, ..self }
     }
 
     /// The same roots with other protocol versions.
@@ -249,7 +264,7 @@ impl ClientTls {
             Policy::Verify { names } => {
                 if self.roots.is_empty() {
                     return Err(TlsError::Param {
-                        param: "smtp_tls_CAfile",
+                        param: self.ca_param,
                         reason: "no trusted CA certificates to verify with".into(),
                     });
                 }
@@ -518,6 +533,7 @@ mod tests {
             provider: provider(),
             versions: vec![&rustls::version::TLS13],
             roots: Arc::new(RootCertStore::empty()),
+            ca_param: "smtp_tls_CAfile",
         };
         let e = client
             .config(&Policy::Verify {

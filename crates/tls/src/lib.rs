@@ -30,7 +30,9 @@
 //! [`ClientSettings::from_config`] reads `smtp_tls_security_level`,
 //! `smtp_tls_CAfile`, `smtp_tls_protocols`,
 //! `smtp_tls_mandatory_protocols`, `smtp_tls_verify_cert_match`,
-//! `smtp_tls_secure_cert_match` and `smtp_tls_loglevel`.
+//! `smtp_tls_secure_cert_match` and `smtp_tls_loglevel`
+//! ([`ClientSettings::from_config_for`] with [`ClientParams::LMTP`]: their
+//! `lmtp_tls_*` twins, for the LMTP client).
 //!
 //! Per destination, in this order:
 //!
@@ -131,7 +133,7 @@ pub mod sts;
 pub use describe::{TlsInfo, describe};
 pub use error::TlsError;
 pub use protocols::parse_protocols;
-pub use settings::ClientSettings;
+pub use settings::{ClientParams, ClientSettings};
 pub use stream::MaybeTls;
 
 /// The crypto provider every configuration uses (ring).
