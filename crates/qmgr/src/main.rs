@@ -181,8 +181,9 @@ impl Settings {
     }
 }
 
-/// How to treat the deferred queue in a scan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How to treat the deferred queue in a scan (ordered: a wider scan
+/// covers a narrower one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Deferred {
     Skip,
     Due,
@@ -200,7 +201,16 @@ struct Qmgr {
     /// Whether the workers run (started at the first pass, after the
     /// process has dropped its privileges).
     started: bool,
+    /// When the last scan began.
+    last_scan: Option<Instant>,
+    /// A scan asked for while the last one was too recent.
+    pending: Option<Deferred>,
 }
+
+/// The least time between two scans: under load every new message
+/// triggers one, and a scan reads the whole directory, so triggers that
+/// come closer together are served by one scan.
+const MIN_SCAN_GAP: Duration = Duration::from_millis(20);
 
 /// How soon files still held by a delivery agent are tried again.
 const BUSY_RETRY: Duration = Duration::from_secs(1);
@@ -401,8 +411,20 @@ impl Qmgr {
     /// `qmgr_message_active_limit` in hand. A worker moves a file to
     /// `active/` only when it takes it, so delivery starts at once and a
     /// crash leaves little to recover.
+    /// Runs a scan now, or as soon as [`MIN_SCAN_GAP`] allows.
+    fn scan_soon(&mut self, deferred: Deferred) {
+        let now = Instant::now();
+        if self.last_scan.is_some_and(|t| now < t + MIN_SCAN_GAP) {
+            self.pending = self.pending.max(Some(deferred));
+        } else {
+            let mode = self.pending.take().map_or(deferred, |p| p.max(deferred));
+            self.run(mode);
+        }
+    }
+
     fn run(&mut self, deferred: Deferred) {
         self.start();
+        self.last_scan = Some(Instant::now());
         let spool = self.settings.spool.clone();
         let now = SystemTime::now();
         let work = Arc::clone(&self.work);
@@ -456,7 +478,7 @@ impl TriggerService for Qmgr {
             self.due()
         };
         if !t.is_empty() {
-            self.run(mode);
+            self.scan_soon(mode);
         }
     }
 
@@ -468,6 +490,12 @@ impl TriggerService for Qmgr {
         if self.more.is_some() || self.work.in_hand() > 0 {
             at = at.min(Instant::now() + ACTIVE_POLL);
         }
+        if self.pending.is_some() {
+            let gap = self
+                .last_scan
+                .map_or_else(Instant::now, |t| t + MIN_SCAN_GAP);
+            at = at.min(gap);
+        }
         Some(at)
     }
 
@@ -477,16 +505,21 @@ impl TriggerService for Qmgr {
         let more = self
             .more
             .filter(|_| self.work.in_hand() < self.settings.active_limit);
-        if more.is_none() && !busy && now < self.next_deferred {
+        let pending = self
+            .pending
+            .filter(|_| self.last_scan.is_none_or(|t| now >= t + MIN_SCAN_GAP));
+        if more.is_none() && pending.is_none() && !busy && now < self.next_deferred {
             // Only a look at the workers: nothing is due.
             return;
         }
         self.more = None;
+        self.pending = None;
         // A flush (F, A) left unfinished by the active limit goes on as a
-        // flush.
-        let mode = match more {
+        // flush, and so does one that waited for the scan gap.
+        let mode = match more.max(pending) {
             Some(Deferred::All) => Deferred::All,
-            _ => self.due(),
+            Some(d) => d.max(self.due()),
+            None => self.due(),
         };
         self.run(mode);
     }
@@ -502,6 +535,8 @@ fn main() {
             more: None,
             work: Arc::default(),
             started: false,
+            last_scan: None,
+            pending: None,
         };
         q.recover();
         Ok(q)
