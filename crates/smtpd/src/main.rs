@@ -134,6 +134,7 @@
 
 mod backend;
 mod check;
+mod peer;
 mod received;
 mod serve;
 mod session;
