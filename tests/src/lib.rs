@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -25,6 +25,18 @@ pub fn bin_dir() -> PathBuf {
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
+}
+
+/// What the harness appends to main.toml after `main_extra`: smtpd
+/// looks up no client names unless the test asks for it, so that tests
+/// send no queries to the machine's resolver and log `unknown[addr]`
+/// whatever its DNS or /etc/hosts say about loopback addresses.
+fn tail(main_extra: &str) -> &'static str {
+    if main_extra.contains("smtpd_peername_lookup") {
+        ""
+    } else {
+        "smtpd_peername_lookup = false\n"
+    }
 }
 
 /// One Postern instance in a temp directory.
@@ -69,10 +81,11 @@ impl Instance {
         };
         let main = format!(
             "queue_directory = \"{}\"\ndaemon_directory = \"{}\"\nmaillog_file = \"{}\"\n\
-             {dev}\n{host}\n{main_extra}\n",
+             {dev}\n{host}\n{main_extra}\n{}",
             queue_dir.display(),
             bin_dir().display(),
-            log.display()
+            log.display(),
+            tail(main_extra)
         );
         fs::write(config_dir.join("main.toml"), main).expect("write main.toml");
         fs::write(config_dir.join("master.toml"), master_toml).expect("write master.toml");
@@ -169,7 +182,8 @@ impl Instance {
         let path = self.config_dir.join("main.toml");
         let text = fs::read_to_string(&path).expect("read main.toml");
         let head: String = text.lines().take(5).map(|l| format!("{l}\n")).collect();
-        fs::write(&path, format!("{head}{main_extra}\n")).expect("write main.toml");
+        fs::write(&path, format!("{head}{main_extra}\n{}", tail(main_extra)))
+            .expect("write main.toml");
     }
 }
 
@@ -591,5 +605,56 @@ pub mod load {
             }
         }
         out
+    }
+}
+
+/// A DNS query for `name` type A, by hand (12-byte header, question).
+fn dns_query(name: &str) -> Vec<u8> {
+    let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+/// dnsmasq on a free loopback port serving `records` (dnsmasq options
+/// such as `--mx-host=a.test,mx1.a.test,10` or `--ptr-record=...`) for
+/// `*.test` only: other names under `test` (and under further
+/// `--local=/zone/` options) are NXDOMAIN, names elsewhere REFUSED.
+/// Returns the process (stopped when dropped) and the port.
+pub fn dnsmasq(records: &[String]) -> (Proc, u16) {
+    let port = free_port();
+    let mut cmd = Command::new("dnsmasq");
+    cmd.args([
+        "--keep-in-foreground",
+        &format!("--port={port}"),
+        "--listen-address=127.0.0.1",
+        "--bind-interfaces",
+        "--no-resolv",
+        "--no-hosts",
+        "--conf-file=/dev/null",
+        "--pid-file=",
+        "--local=/test/",
+    ]);
+    if is_root() {
+        cmd.arg("--user=root");
+    }
+    cmd.args(records)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = Proc(cmd.spawn().expect("dnsmasq (apt-get install dnsmasq-base)"));
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("udp timeout");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 512];
+    loop {
+        let _ = sock.send_to(&dns_query("ready.test"), ("127.0.0.1", port));
+        if sock.recv_from(&mut buf).is_ok() {
+            return (child, port);
+        }
+        assert!(Instant::now() < deadline, "dnsmasq did not answer");
     }
 }
