@@ -27,18 +27,6 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
-/// What the harness appends to main.toml after `main_extra`: smtpd
-/// looks up no client names unless the test asks for it, so that tests
-/// send no queries to the machine's resolver and log `unknown[addr]`
-/// whatever its DNS or /etc/hosts say about loopback addresses.
-fn tail(main_extra: &str) -> &'static str {
-    if main_extra.contains("smtpd_peername_lookup") {
-        ""
-    } else {
-        "smtpd_peername_lookup = false\n"
-    }
-}
-
 /// One Postern instance in a temp directory.
 pub struct Instance {
     /// Everything lives under here.
@@ -50,6 +38,8 @@ pub struct Instance {
     /// maillog_file.
     pub log: PathBuf,
     master: Option<Child>,
+    /// Run master with `-o smtpd_peername_lookup=no`.
+    no_peername_lookup: bool,
 }
 
 impl Instance {
@@ -81,11 +71,10 @@ impl Instance {
         };
         let main = format!(
             "queue_directory = \"{}\"\ndaemon_directory = \"{}\"\nmaillog_file = \"{}\"\n\
-             {dev}\n{host}\n{main_extra}\n{}",
+             {dev}\n{host}\n{main_extra}\n",
             queue_dir.display(),
             bin_dir().display(),
-            log.display(),
-            tail(main_extra)
+            log.display()
         );
         fs::write(config_dir.join("main.toml"), main).expect("write main.toml");
         fs::write(config_dir.join("master.toml"), master_toml).expect("write master.toml");
@@ -95,6 +84,13 @@ impl Instance {
             queue_dir,
             log,
             master: None,
+            // smtpd looks up no client names unless the test asks for it,
+            // so that tests send no queries to the machine's resolver and
+            // log `unknown[addr]` whatever its DNS says about loopback
+            // addresses. An override, not a main.toml line, keeps
+            // `postconf -n` and main.toml line numbers as the test wrote
+            // them.
+            no_peername_lookup: !main_extra.contains("smtpd_peername_lookup"),
         }
     }
 
@@ -109,10 +105,14 @@ impl Instance {
         self.wait_log("daemon started", Duration::from_secs(20));
     }
 
-    /// A `master -c DIR` command for this instance.
+    /// A `master -c DIR` command for this instance (with `-o
+    /// smtpd_peername_lookup=no` unless `main_extra` set that parameter).
     pub fn master_command(&self) -> Command {
         let mut c = Command::new(bin_dir().join("master"));
         c.arg("-c").arg(&self.config_dir);
+        if self.no_peername_lookup {
+            c.args(["-o", "smtpd_peername_lookup=no"]);
+        }
         c
     }
 
@@ -182,8 +182,7 @@ impl Instance {
         let path = self.config_dir.join("main.toml");
         let text = fs::read_to_string(&path).expect("read main.toml");
         let head: String = text.lines().take(5).map(|l| format!("{l}\n")).collect();
-        fs::write(&path, format!("{head}{main_extra}\n{}", tail(main_extra)))
-            .expect("write main.toml");
+        fs::write(&path, format!("{head}{main_extra}\n")).expect("write main.toml");
     }
 }
 
