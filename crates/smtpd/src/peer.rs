@@ -8,12 +8,14 @@
 //! name alone is its *reverse name*. Whatever fails leaves `unknown`,
 //! with a status that says whether the failure was temporary (for
 //! `reject_unknown_client_hostname` and
-//! `reject_unknown_reverse_client_hostname`). A lookup never takes
-//! longer than the resolver's limit and never ends a session.
+//! `reject_unknown_reverse_client_hostname`). Each query stops at the
+//! resolver's limit ([`DNS_LIMIT`]), and a failure never ends a session.
 //!
 //! Postfix asks the system resolver (`getnameinfo`), so `/etc/hosts`
 //! counts there; Postern asks the DNS only (`crates/dns` reads no hosts
-//! file), loopback clients included.
+//! file), loopback clients included: 127.0.0.1 is `localhost` only when
+//! the DNS server has that PTR record (the forward lookup of `localhost`
+//! is answered by the resolver library itself, RFC 6761 §6.3).
 
 use std::net::IpAddr;
 use std::time::Duration;
