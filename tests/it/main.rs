@@ -27,6 +27,10 @@ mod rewrite;
 /// with cleanup and trivial-rewrite; queue files checked.
 mod smtpd;
 
+/// smtpd's client host names: PTR and forward confirmation against
+/// dnsmasq, log lines, Received: headers, reject_unknown_*_hostname.
+mod smtpd_rdns;
+
 /// smtpd with TLS: STARTTLS from smtplib, swaks, curl and postern-tls,
 /// the encrypt level, command injection after STARTTLS, wrapper mode.
 mod smtpd_tls;

@@ -9,13 +9,13 @@
 //! only an MX at 127.0.0.1 is "this host".
 
 use std::fs;
-use std::net::{TcpStream, UdpSocket};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use postern_ipc::cleanup::{Client, Recipient};
-use postern_tests::{Instance, Proc, free_port, is_root};
+use postern_tests::{Instance, Proc, dnsmasq, free_port, is_root};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -27,55 +27,6 @@ const TABLE: &str = "\
 [qmgr]\ntype = \"unix\"\nprivate = false\nwakeup = \"1s\"\nmaxproc = 1\ncommand = \"qmgr\"\n\
 [smtp-client]\ntype = \"unix\"\nservice = \"smtp\"\ncommand = \"smtp\"\n\
 [lmtp]\ntype = \"unix\"\ncommand = \"smtp\"\n";
-
-/// A DNS query for `name` type A, by hand (12-byte header, question).
-fn dns_query(name: &str) -> Vec<u8> {
-    let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-    for label in name.split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.extend_from_slice(&[0, 0, 1, 0, 1]);
-    q
-}
-
-/// dnsmasq serving `records` (dnsmasq options such as
-/// `--mx-host=a.test,mx1.a.test,10`) for `*.test` only: other names
-/// under `test` are NXDOMAIN, names elsewhere REFUSED.
-fn dnsmasq(records: &[String]) -> (Proc, u16) {
-    let port = free_port();
-    let mut cmd = Command::new("dnsmasq");
-    cmd.args([
-        "--keep-in-foreground",
-        &format!("--port={port}"),
-        "--listen-address=127.0.0.1",
-        "--bind-interfaces",
-        "--no-resolv",
-        "--no-hosts",
-        "--conf-file=/dev/null",
-        "--pid-file=",
-        "--local=/test/",
-    ]);
-    if is_root() {
-        cmd.arg("--user=root");
-    }
-    cmd.args(records)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let child = Proc(cmd.spawn().expect("dnsmasq (apt-get install dnsmasq-base)"));
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut buf = [0u8; 512];
-    loop {
-        let _ = sock.send_to(&dns_query("ready.test"), ("127.0.0.1", port));
-        if sock.recv_from(&mut buf).is_ok() {
-            return (child, port);
-        }
-        assert!(Instant::now() < deadline, "dnsmasq did not answer");
-    }
-}
 
 fn wait_tcp(ip: &str, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -1115,6 +1115,12 @@ pub static PARAMS: &[Param] = &[
         doc: "Wait until RCPT TO before applying the client, HELO and sender restrictions.",
     },
     Param {
+        name: "smtpd_dns_resolver_address",
+        kind: Kind::List,
+        default: "$smtp_dns_resolver_address",
+        doc: "Postern extension: DNS servers (ip, ip:port, [ipv6]:port) that smtpd(8) asks for client host names (PTR, then A or AAAA; see smtpd_peername_lookup); empty means those of /etc/resolv.conf.",
+    },
+    Param {
         name: "smtpd_error_sleep_time",
         kind: Kind::Time { min_secs: 0 },
         default: "1s",
@@ -1155,6 +1161,12 @@ pub static PARAMS: &[Param] = &[
         },
         default: "100",
         doc: "How many HELO, EHLO, NOOP, RSET, VRFY and HELP commands a client may send before smtpd(8) counts each further one as an error; reset when mail is delivered.",
+    },
+    Param {
+        name: "smtpd_peername_lookup",
+        kind: Kind::Bool,
+        default: "yes",
+        doc: "Look up the client's host name: PTR for its address, then A or AAAA for that name, which must give the client's address (forward-confirmed); otherwise, or with no, the client is \"unknown\" in logs, the Received: header and the access restrictions.",
     },
     Param {
         name: "smtpd_recipient_limit",
@@ -1293,6 +1305,12 @@ pub static PARAMS: &[Param] = &[
         kind: Kind::List,
         default: "",
         doc: "Lookup tables that map recipient addresses or domains to a transport and next-hop.",
+    },
+    Param {
+        name: "unknown_client_reject_code",
+        kind: Kind::Int { min: 400, max: 599 },
+        default: "450",
+        doc: "The reply code of reject_unknown_client_hostname and reject_unknown_reverse_client_hostname when the client's name is unknown for good (a temporary DNS failure always gets 450).",
     },
     Param {
         name: "virtual_alias_domains",

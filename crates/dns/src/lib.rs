@@ -1,5 +1,5 @@
-//! DNS lookups for Postern's daemons: MX, host addresses (A/AAAA) and
-//! TLSA, with a blocking API (Postfix `global/dns_lookup.c`, which does
+//! DNS lookups for Postern's daemons: MX, host addresses (A/AAAA), PTR
+//! and TLSA, with a blocking API (Postfix `global/dns_lookup.c`, which does
 //! blocking `res_query` in smtp and smtpd the same way).
 //!
 //! Underneath is hickory-resolver on a **current-thread** tokio runtime:
@@ -317,6 +317,45 @@ impl Dns {
         Ok(out)
     }
 
+    /// The host names of `ip` (PTR records of its `in-addr.arpa` or
+    /// `ip6.arpa` name, RFC 1035 §3.5, RFC 3596 §2.5), in the order
+    /// received, lower case, without the trailing dot. The caller checks their syntax and whether they resolve
+    /// back to `ip` (smtpd's client name, Postfix `smtpd_peer.c`).
+    ///
+    /// The query goes to the servers directly, like [`Dns::tlsa`]'s:
+    /// hickory's resolver answers every PTR query under
+    /// `127.in-addr.arpa` and for `::1` itself with `localhost` (its
+    /// RFC 6761 handling), which would hide what the DNS says about
+    /// loopback clients.
+    pub fn ptr(&self, ip: IpAddr) -> Result<Answer<String>, Error> {
+        let fqdn = format!("{}.", reverse_name(ip));
+        let qname = Name::from_ascii(&fqdn).map_err(|_| Error::BadName(fqdn.clone()))?;
+        let response = self.query_direct(&qname, RecordType::PTR)?;
+        match response.metadata.response_code {
+            ResponseCode::NoError => {}
+            ResponseCode::NXDomain => return Err(Error::NotFound),
+            other => return Err(Error::Temporary(format!("{other}"))),
+        }
+        // A classless delegation (RFC 2317) answers with a CNAME and the
+        // PTR records at its target: every PTR in the answer counts.
+        let records: Vec<String> = response
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::PTR(p) => Some(p.0.to_ascii().trim_end_matches('.').to_ascii_lowercase()),
+                _ => None,
+            })
+            .take(MAX_RECORDS)
+            .collect();
+        if records.is_empty() {
+            return Err(Error::NoData);
+        }
+        Ok(Answer {
+            records,
+            authentic: response.metadata.authentic_data,
+        })
+    }
+
     /// The TXT records of `name`, each record's strings joined (RFC 7208
     /// §3.3, RFC 8461 §3.1 read them that way); records that are not
     /// UTF-8 are skipped.
@@ -487,6 +526,27 @@ fn tcp_exchange(server: SocketAddr, query: &[u8], id: u16, t: Duration) -> Resul
         Ok(m) if m.metadata.id == id => Ok(m),
         Ok(_) => Err(Error::Temporary("mismatched DNS response".into())),
         Err(e) => Err(Error::Temporary(e.to_string())),
+    }
+}
+
+/// The name under which the PTR records of `ip` are found:
+/// `4.3.2.1.in-addr.arpa` for 1.2.3.4, and for IPv6 the 32 nibbles in
+/// reverse order under `ip6.arpa`. An IPv4-mapped IPv6 address is looked
+/// up as the IPv4 address.
+pub fn reverse_name(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            format!("{d}.{c}.{b}.{a}.in-addr.arpa")
+        }
+        IpAddr::V6(v6) => {
+            let mut name = String::with_capacity(72);
+            for byte in v6.octets().iter().rev() {
+                name.push_str(&format!("{:x}.{:x}.", byte & 0xf, byte >> 4));
+            }
+            name.push_str("ip6.arpa");
+            name
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, MX, TLSA, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, MX, PTR, TLSA, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::*;
@@ -72,6 +72,17 @@ fn answer(q: &Message, udp: bool) -> Option<Message> {
                 q.metadata.authentic_data || q.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
             r.add_answer(rec(RData::MX(MX::new(10, n("host.test.")))));
         }
+        ("7.0.0.127.in-addr.arpa.", RecordType::PTR) => {
+            r.add_answer(rec(RData::PTR(PTR(n("Host.test.")))));
+            r.add_answer(rec(RData::PTR(PTR(n("alias.test.")))));
+        }
+        (
+            "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa.",
+            RecordType::PTR,
+        ) => {
+            r.add_answer(rec(RData::PTR(PTR(n("host.test.")))));
+        }
+        ("8.0.0.127.in-addr.arpa.", _) => r.metadata.response_code = ResponseCode::ServFail,
         ("fail.test.", _) => r.metadata.response_code = ResponseCode::ServFail,
         ("mx.test." | "null.test." | "host.test." | "ad.test." | "secure.test.", _)
         | ("_25._tcp.dane.test." | "_25._tcp.big.dane.test.", _) => {}
@@ -176,6 +187,27 @@ fn addresses_and_classes_of_failure() {
     assert!(e.is_temporary(), "{e:?}");
     assert!(matches!(d.a("a..b"), Err(Error::BadName(_))));
     assert!(matches!(d.a(""), Err(Error::BadName(_))));
+}
+
+#[test]
+fn ptr_records_and_reverse_names() {
+    let d = dns();
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let names = d.ptr(ip("127.0.0.7")).unwrap();
+    assert_eq!(names.records, ["host.test", "alias.test"]);
+    assert_eq!(d.ptr(ip("::1")).unwrap().records, ["host.test"]);
+    // An IPv4-mapped address is asked as IPv4.
+    assert_eq!(
+        d.ptr(ip("::ffff:127.0.0.7")).unwrap().records[0],
+        "host.test"
+    );
+    assert_eq!(d.ptr(ip("127.0.0.9")), Err(Error::NotFound));
+    assert!(d.ptr(ip("127.0.0.8")).unwrap_err().is_temporary());
+    assert_eq!(reverse_name(ip("192.0.2.10")), "10.2.0.192.in-addr.arpa");
+    assert_eq!(
+        reverse_name(ip("2001:db8::567:89ab")),
+        "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+    );
 }
 
 #[test]

@@ -15,7 +15,9 @@
 //! Supported restrictions: `permit`, `reject`, `defer`,
 //! `permit_mynetworks`, `permit_sasl_authenticated` (never matches: there
 //! is no AUTH yet), `permit_auth_destination`, `reject_unauth_destination`,
-//! `defer_unauth_destination` and `reject_unlisted_recipient`. An unknown
+//! `defer_unauth_destination`, `reject_unlisted_recipient`,
+//! `reject_unknown_client_hostname` (also `reject_unknown_client`) and
+//! `reject_unknown_reverse_client_hostname`. An unknown
 //! name is a configuration error found at startup (Postfix finds it at run
 //! time and answers `451 4.3.5 Server configuration error`).
 //!
@@ -31,6 +33,8 @@ use postern_config::Config;
 use postern_ipc::rewrite::{Resolved, flags};
 use postern_smtp_proto::reply::{EnhancedStatus, Reply, standard};
 
+use crate::peer::Status;
+
 /// One restriction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Restriction {
@@ -42,6 +46,8 @@ pub(crate) enum Restriction {
     PermitSaslAuthenticated,
     Reject,
     RejectUnauthDestination,
+    RejectUnknownClientHostname,
+    RejectUnknownReverseClientHostname,
     RejectUnlistedRecipient,
 }
 
@@ -56,6 +62,12 @@ impl Restriction {
             "permit_sasl_authenticated" => Restriction::PermitSaslAuthenticated,
             "reject" => Restriction::Reject,
             "reject_unauth_destination" => Restriction::RejectUnauthDestination,
+            "reject_unknown_client_hostname" | "reject_unknown_client" => {
+                Restriction::RejectUnknownClientHostname
+            }
+            "reject_unknown_reverse_client_hostname" => {
+                Restriction::RejectUnknownReverseClientHostname
+            }
             "reject_unlisted_recipient" | "check_recipient_maps" => {
                 Restriction::RejectUnlistedRecipient
             }
@@ -98,7 +110,7 @@ enum Stage {
 }
 
 /// The restriction lists of one process.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Restrictions {
     client: Vec<Restriction>,
     helo: Vec<Restriction>,
@@ -106,6 +118,22 @@ pub(crate) struct Restrictions {
     relay: Vec<Restriction>,
     recipient: Vec<Restriction>,
     data: Vec<Restriction>,
+    /// `unknown_client_reject_code`.
+    unknown_client_code: u16,
+}
+
+impl Default for Restrictions {
+    fn default() -> Restrictions {
+        Restrictions {
+            client: Vec::new(),
+            helo: Vec::new(),
+            sender: Vec::new(),
+            relay: Vec::new(),
+            recipient: Vec::new(),
+            data: Vec::new(),
+            unknown_client_code: 450,
+        }
+    }
 }
 
 /// What a restriction decided.
@@ -116,13 +144,26 @@ enum Verdict {
     Reject(Reply),
 }
 
+/// What the restrictions know about the client.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Client<'a> {
+    /// The client's address (None for a non-IP connection).
+    pub(crate) ip: Option<IpAddr>,
+    /// The printable address.
+    pub(crate) addr: &'a str,
+    /// `name[addr]`.
+    pub(crate) namaddr: &'a str,
+    /// How the (forward-confirmed) name lookup came out.
+    pub(crate) name_status: Status,
+    /// How the PTR lookup came out.
+    pub(crate) reverse_name_status: Status,
+}
+
 /// What the restrictions get to look at for one RCPT TO.
 #[derive(Debug, Clone)]
 pub(crate) struct Facts<'a> {
-    /// The client's address (None for a non-IP connection).
-    pub(crate) client_ip: Option<IpAddr>,
-    /// `name[addr]`.
-    pub(crate) client: &'a str,
+    /// The client.
+    pub(crate) client: Client<'a>,
     /// The HELO/EHLO argument, if any.
     pub(crate) helo: Option<&'a str>,
     /// The envelope sender (empty for `<>`).
@@ -158,6 +199,8 @@ impl Restrictions {
             relay: list("smtpd_relay_restrictions")?,
             recipient: list("smtpd_recipient_restrictions")?,
             data: list("smtpd_data_restrictions")?,
+            unknown_client_code: u16::try_from(config.int("unknown_client_reject_code"))
+                .unwrap_or(450),
         };
         r.validate()?;
         Ok(r)
@@ -183,7 +226,7 @@ impl Restrictions {
     /// Runs `smtpd_data_restrictions` (Postfix `smtpd_check_data`).
     pub(crate) fn check_data(
         &self,
-        client_ip: Option<IpAddr>,
+        client: &Client<'_>,
         authenticated: bool,
         mynetworks: &[IpNet],
     ) -> Result<(), Reply> {
@@ -195,21 +238,55 @@ impl Restrictions {
                     "<DATA>: Data command rejected: Access denied",
                 )
             };
-            match r {
-                Restriction::Permit => return Ok(()),
-                Restriction::Reject => return Err(reject(554, 5)),
-                Restriction::Defer => return Err(reject(450, 4)),
-                Restriction::PermitMynetworks
-                    if client_ip.is_some_and(|ip| in_networks(ip, mynetworks)) =>
-                {
-                    return Ok(());
+            let verdict = match r {
+                Restriction::Permit => Verdict::Permit,
+                Restriction::Reject => Verdict::Reject(reject(554, 5)),
+                Restriction::Defer => Verdict::Reject(reject(450, 4)),
+                Restriction::PermitMynetworks => permit_if(in_mynetworks(client, mynetworks)),
+                Restriction::PermitSaslAuthenticated => permit_if(authenticated),
+                Restriction::RejectUnknownClientHostname
+                | Restriction::RejectUnknownReverseClientHostname => {
+                    self.unknown_client(*r, client)
                 }
-                Restriction::PermitSaslAuthenticated if authenticated => return Ok(()),
                 // Recipient restrictions were refused at startup.
-                _ => {}
+                _ => Verdict::Dunno,
+            };
+            match verdict {
+                Verdict::Dunno => {}
+                Verdict::Permit => return Ok(()),
+                Verdict::Reject(reply) => return Err(reply),
             }
         }
         Ok(())
+    }
+
+    /// Postfix `reject_unknown_client` and `reject_unknown_reverse_name`:
+    /// a temporary DNS failure always gets 450, anything else
+    /// `unknown_client_reject_code`.
+    fn unknown_client(&self, r: Restriction, client: &Client<'_>) -> Verdict {
+        let (status, detail, what) = match r {
+            Restriction::RejectUnknownReverseClientHostname => {
+                (client.reverse_name_status, 1, "reverse hostname")
+            }
+            _ => (client.name_status, 25, "hostname"),
+        };
+        if status == Status::Ok {
+            return Verdict::Dunno;
+        }
+        let code = if status == Status::Temp {
+            450
+        } else {
+            self.unknown_client_code
+        };
+        let class = if code >= 500 { 5 } else { 4 };
+        Verdict::Reject(Reply::with_status(
+            code,
+            EnhancedStatus::new(class, 7, detail),
+            format!(
+                "Client host rejected: cannot find your {what}, [{}]",
+                client.addr
+            ),
+        ))
     }
 
     /// Runs every list for one recipient; the error is the reply.
@@ -231,7 +308,7 @@ impl Restrictions {
                 continue;
             }
             for r in list.iter() {
-                match evaluate(*r, stage, facts, mynetworks, tables) {
+                match evaluate(self, *r, stage, facts, mynetworks, tables) {
                     Verdict::Dunno => continue,
                     Verdict::Permit => break,
                     Verdict::Reject(reply) => return Err(reply),
@@ -242,7 +319,16 @@ impl Restrictions {
     }
 }
 
+fn permit_if(yes: bool) -> Verdict {
+    if yes { Verdict::Permit } else { Verdict::Dunno }
+}
+
+fn in_mynetworks(client: &Client<'_>, mynetworks: &[IpNet]) -> bool {
+    client.ip.is_some_and(|ip| in_networks(ip, mynetworks))
+}
+
 fn evaluate(
+    restrictions: &Restrictions,
     r: Restriction,
     stage: Stage,
     facts: &Facts<'_>,
@@ -254,22 +340,11 @@ fn evaluate(
         Restriction::Permit => Verdict::Permit,
         Restriction::Reject => Verdict::Reject(access_denied(stage, facts, 554, 5)),
         Restriction::Defer => Verdict::Reject(access_denied(stage, facts, 450, 4)),
-        Restriction::PermitMynetworks => {
-            let inside = facts
-                .client_ip
-                .is_some_and(|ip| in_networks(ip, mynetworks));
-            if inside {
-                Verdict::Permit
-            } else {
-                Verdict::Dunno
-            }
-        }
-        Restriction::PermitSaslAuthenticated => {
-            if facts.authenticated {
-                Verdict::Permit
-            } else {
-                Verdict::Dunno
-            }
+        Restriction::PermitMynetworks => permit_if(in_mynetworks(&facts.client, mynetworks)),
+        Restriction::PermitSaslAuthenticated => permit_if(facts.authenticated),
+        Restriction::RejectUnknownClientHostname
+        | Restriction::RejectUnknownReverseClientHostname => {
+            restrictions.unknown_client(r, &facts.client)
         }
         Restriction::PermitAuthDestination => {
             if is_auth_destination(facts.resolved) {
@@ -308,7 +383,7 @@ fn evaluate(
 /// Postfix's generic "Access denied" reject for `reject`/`defer`.
 fn access_denied(stage: Stage, facts: &Facts<'_>, code: u16, class: u8) -> Reply {
     let (name, what) = match stage {
-        Stage::Client => (facts.client, "Client host"),
+        Stage::Client => (facts.client.namaddr, "Client host"),
         Stage::Helo => (facts.helo.unwrap_or_default(), "Helo command"),
         Stage::Sender => (facts.sender, "Sender address"),
         Stage::Recipient => (facts.recipient, "Recipient address"),
@@ -549,8 +624,13 @@ pub(crate) mod tests {
 
     fn facts<'a>(ip: &str, rcpt: &'a str, resolved: &'a Resolved) -> Facts<'a> {
         Facts {
-            client_ip: Some(ip.parse().unwrap()),
-            client: "unknown[192.0.2.1]",
+            client: Client {
+                ip: Some(ip.parse().unwrap()),
+                addr: "192.0.2.1",
+                namaddr: "unknown[192.0.2.1]",
+                name_status: Status::Perm,
+                reverse_name_status: Status::Perm,
+            },
             helo: Some("client.example"),
             sender: "a@example.org",
             recipient: rcpt,
@@ -667,8 +747,10 @@ pub(crate) mod tests {
     fn data_restrictions() {
         let mut r = default_lists();
         let nets = mynetworks();
-        let inside = Some("127.0.0.1".parse().unwrap());
-        let outside = Some("192.0.2.1".parse().unwrap());
+        let local = resolved(flags::CLASS_LOCAL, "u@here");
+        let inside = facts("127.0.0.1", "u@here", &local).client;
+        let outside = facts("192.0.2.1", "u@here", &local).client;
+        let (inside, outside) = (&inside, &outside);
         assert_eq!(r.check_data(outside, false, &nets), Ok(()));
         r.data = vec![Restriction::PermitMynetworks, Restriction::Reject];
         assert_eq!(r.check_data(inside, false, &nets), Ok(()));
@@ -686,6 +768,70 @@ pub(crate) mod tests {
             .unwrap();
         let e = Restrictions::from_config(&cfg).unwrap_err();
         assert!(e.contains("smtpd_data_restrictions"), "{e}");
+    }
+
+    #[test]
+    fn unknown_client_hostnames() {
+        let local = resolved(flags::CLASS_LOCAL, "u@here");
+        let with = |name: Status, reverse: Status| {
+            let mut f = facts("192.0.2.1", "u@here", &local);
+            f.client.name_status = name;
+            f.client.reverse_name_status = reverse;
+            f
+        };
+        let mut r = default_lists();
+        r.client = vec![Restriction::RejectUnknownClientHostname];
+        assert_eq!(run(&r, &with(Status::Ok, Status::Ok)), Ok(()));
+        let hostname = "Client host rejected: cannot find your hostname, [192.0.2.1]";
+        assert_eq!(
+            run(&r, &with(Status::Forged, Status::Ok)),
+            Err(format!("450 4.7.25 {hostname}"))
+        );
+        r.unknown_client_code = 550;
+        assert_eq!(
+            run(&r, &with(Status::Forged, Status::Ok)),
+            Err(format!("550 5.7.25 {hostname}"))
+        );
+        assert_eq!(
+            run(&r, &with(Status::Perm, Status::Perm)),
+            Err(format!("550 5.7.25 {hostname}"))
+        );
+        // A temporary DNS failure is always 450.
+        assert_eq!(
+            run(&r, &with(Status::Temp, Status::Ok)),
+            Err(format!("450 4.7.25 {hostname}"))
+        );
+        // The reverse name alone is enough for the weaker restriction.
+        r.client = vec![Restriction::RejectUnknownReverseClientHostname];
+        assert_eq!(run(&r, &with(Status::Forged, Status::Ok)), Ok(()));
+        let reverse = "Client host rejected: cannot find your reverse hostname, [192.0.2.1]";
+        assert_eq!(
+            run(&r, &with(Status::Perm, Status::Perm)),
+            Err(format!("550 5.7.1 {reverse}"))
+        );
+        assert_eq!(
+            run(&r, &with(Status::Temp, Status::Temp)),
+            Err(format!("450 4.7.1 {reverse}"))
+        );
+        // Allowed at DATA, and the old name parses.
+        r.data = vec![Restriction::RejectUnknownReverseClientHostname];
+        let f = with(Status::Perm, Status::Perm);
+        assert_eq!(
+            r.check_data(&f.client, false, &mynetworks())
+                .unwrap_err()
+                .to_string(),
+            format!("550 5.7.1 {reverse}")
+        );
+        let cfg = Config::defaults()
+            .with_overrides(&[
+                "smtpd_client_restrictions=reject_unknown_client".into(),
+                "unknown_client_reject_code=554".into(),
+            ])
+            .unwrap();
+        let r = Restrictions::from_config(&cfg).unwrap();
+        assert_eq!(r.client, [Restriction::RejectUnknownClientHostname]);
+        assert_eq!(r.unknown_client_code, 554);
+        assert_eq!(Restrictions::default().unknown_client_code, 450);
     }
 
     #[test]

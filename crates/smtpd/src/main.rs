@@ -37,6 +37,13 @@
 //! complete command in order and writes the replies out when its input is
 //! used up (Postfix flushes when the input buffer is empty).
 //!
+//! Before the greeting the client's address is looked up in the DNS
+//! (`smtpd_peername_lookup`, see [`peer`]): PTR, then A or AAAA for that
+//! name. The name is used in logs, `Received:` and the restrictions only
+//! when it resolves back to the client's address; otherwise the client is
+//! `unknown`. A DNS failure never ends or blocks a session beyond the
+//! resolver's limit.
+//!
 //! RCPT TO runs the Postfix access restrictions (`smtpd_check.c`): the
 //! client, HELO and sender restriction lists (as with the default
 //! `smtpd_delay_reject = yes`), then `smtpd_relay_restrictions` and
@@ -55,6 +62,7 @@
 //!
 //! - [`session`]: the SMTP session as a sans-I/O state machine: bytes in,
 //!   reply bytes out, effects through the [`backend::Backend`] trait;
+//! - [`peer`]: the client and its host names;
 //! - [`check`]: access restrictions and recipient validation;
 //! - [`backend`]: the real trivial-rewrite, cleanup and lookup-table
 //!   connections behind that trait;
@@ -80,8 +88,15 @@
 //! Problems and transactions are logged in Postfix's shapes, which log
 //! analysers such as pflogsumm parse:
 //!
-//! - `connect from unknown[192.0.2.1]`
-//! - `QUEUEID: client=unknown[192.0.2.1]`
+//! - `connect from mail.example.com[192.0.2.1]` (`unknown[192.0.2.1]`
+//!   when the name is not known)
+//! - `QUEUEID: client=mail.example.com[192.0.2.1]`
+//! - `warning: hostname mail.example.com does not resolve to address
+//!   192.0.2.1` (the PTR name is not forward-confirmed; with the
+//!   resolver's reason when the lookup failed), `warning: numeric
+//!   hostname: 192.0.2.9`
+//! - `NOQUEUE: reject: RCPT from unknown[192.0.2.1]: 450 4.7.25 Client
+//!   host rejected: cannot find your hostname, [192.0.2.1]; ...`
 //! - `NOQUEUE: reject: RCPT from unknown[192.0.2.1]: 554 5.7.1 <x@example.com>:
 //!   Relay access denied; from=<a@example.org> to=<x@example.com> proto=ESMTP
 //!   helo=<client.example>`
@@ -108,15 +123,18 @@
 //! `local_recipient_maps`, `alias_maps`, `relay_recipient_maps`,
 //! `virtual_mailbox_maps`, `virtual_alias_maps`, `canonical_maps`,
 //! `recipient_canonical_maps`, `recipient_delimiter`, `ipc_timeout`,
-//! `queue_directory`, `smtpd_tls_security_level`, `smtpd_tls_cert_file`,
+//! `queue_directory`, `smtpd_peername_lookup`, `smtpd_dns_resolver_address`
+//! (a Postern extension), `unknown_client_reject_code`,
+//! `smtpd_tls_security_level`, `smtpd_tls_cert_file`,
 //! `smtpd_tls_key_file`, `smtpd_tls_chain_files`, `smtpd_tls_protocols`,
 //! `smtpd_tls_mandatory_protocols`, `smtpd_tls_received_header`,
 //! `smtpd_tls_loglevel`, `smtpd_tls_wrappermode`, `smtpd_starttls_timeout`.
 //!
 //! # Bugs and deviations
 //!
-//! - The client hostname is always `unknown` (as Postfix with
-//!   `smtpd_peername_lookup = no`): there is no DNS client in Postern yet.
+//! - Client names come from the DNS only: Postfix asks the system
+//!   resolver, so `/etc/hosts` names (`localhost` for 127.0.0.1) count
+//!   there and not here. Each DNS query has a 5-second limit.
 //! - `smtpd_delay_reject = no` is not implemented: client, HELO and sender
 //!   restrictions are always evaluated at RCPT TO (a warning is logged).
 //! - No AUTH, XCLIENT, XFORWARD or ETRN yet.
@@ -134,6 +152,7 @@
 
 mod backend;
 mod check;
+mod peer;
 mod received;
 mod serve;
 mod session;

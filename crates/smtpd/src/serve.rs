@@ -22,7 +22,8 @@ use postern_util::{info, warn};
 
 use crate::backend::Backend;
 use crate::check::in_networks;
-use crate::session::{Peer, Session};
+use crate::peer::{self, Peer};
+use crate::session::Session;
 use crate::settings::Env;
 
 /// Read size; DATA content is streamed on in pieces of at most this.
@@ -32,7 +33,7 @@ const READ_SIZE: usize = 64 * 1024;
 pub(crate) fn serve<B: Backend>(mut conn: Conn, service: &str, env: &Env, backend: &mut B) {
     let peer = match &conn {
         Conn::Tcp(s) => match s.peer_addr() {
-            Ok(a) => Peer::inet(a.ip(), a.port()),
+            Ok(a) => lookup_names(Peer::inet(a.ip(), a.port()), env),
             Err(e) => {
                 // The client is already gone.
                 warn!("getpeername: {e}");
@@ -81,6 +82,16 @@ pub(crate) fn serve<B: Backend>(mut conn: Conn, service: &str, env: &Env, backen
     // twice.
     drop(registration);
     session.end();
+}
+
+/// The client's names (Postfix `smtpd_peer_init`, before the greeting):
+/// left `unknown` with `smtpd_peername_lookup = no`.
+fn lookup_names(peer: Peer, env: &Env) -> Peer {
+    let Some(ip) = peer.ip.filter(|_| env.settings.peername_lookup) else {
+        return peer;
+    };
+    let dns = env.dns.as_ref().map(|d| d as &dyn peer::Resolve);
+    peer.with_names(peer::lookup(dns, ip))
 }
 
 /// Runs the server side of the TLS handshake with

@@ -24,8 +24,6 @@
 //! each one counts as an error too, so a client cannot keep a process
 //! busy forever with NOOPs.
 
-use std::net::IpAddr;
-
 use postern_ipc::cleanup::{Outcome, Recipient};
 use postern_ipc::rewrite::Resolved;
 use postern_smtp_proto::reply::{EnhancedStatus, Extension, Reply, ehlo, standard};
@@ -39,61 +37,12 @@ use postern_tls::TlsInfo;
 use postern_util::{info, warn};
 
 use crate::backend::{Backend, QueueSink};
-use crate::check::{self, Facts};
+use crate::check::{self, Client, Facts};
+use crate::peer::Peer;
 use crate::received::Received;
 use crate::settings::Env;
 use crate::stats::CommandStats;
 use crate::tls::Level;
-
-/// The client at the other end.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Peer {
-    /// Host name; `unknown` (no reverse lookup yet).
-    pub(crate) name: String,
-    /// Printable address.
-    pub(crate) addr: String,
-    /// The address, for `mynetworks`.
-    pub(crate) ip: Option<IpAddr>,
-    /// Client port.
-    pub(crate) port: u16,
-}
-
-impl Peer {
-    /// A TCP client.
-    pub(crate) fn inet(ip: IpAddr, port: u16) -> Peer {
-        let ip = ip.to_canonical();
-        Peer {
-            name: "unknown".into(),
-            addr: ip.to_string(),
-            ip: Some(ip),
-            port,
-        }
-    }
-
-    /// A client on a non-IP socket: Postfix calls it `localhost`,
-    /// `127.0.0.1`.
-    pub(crate) fn local() -> Peer {
-        Peer {
-            name: "localhost".into(),
-            addr: "127.0.0.1".into(),
-            ip: Some(IpAddr::from([127, 0, 0, 1])),
-            port: 0,
-        }
-    }
-
-    /// `name[addr]`, as in every log line.
-    pub(crate) fn namaddr(&self) -> String {
-        format!("{}[{}]", self.name, self.addr)
-    }
-
-    /// The address as written in `Received:` (`IPv6:` prefix for IPv6).
-    fn rfc_addr(&self) -> String {
-        match self.ip {
-            Some(IpAddr::V6(_)) => format!("IPv6:{}", self.addr),
-            _ => self.addr.clone(),
-        }
-    }
-}
 
 /// What the session is reading.
 #[derive(Debug)]
@@ -200,6 +149,17 @@ impl<'a, B: Backend> Session<'a, B> {
     /// `name[addr]` of the client.
     pub(crate) fn namaddr(&self) -> &str {
         &self.namaddr
+    }
+
+    /// What the access restrictions know about the client.
+    fn client(&self) -> Client<'_> {
+        Client {
+            ip: self.peer.ip,
+            addr: &self.peer.addr,
+            namaddr: &self.namaddr,
+            name_status: self.peer.name_status,
+            reverse_name_status: self.peer.reverse_name_status,
+        }
     }
 
     /// Queues the `220` greeting.
@@ -710,8 +670,7 @@ impl<'a, B: Backend> Session<'a, B> {
         let sender = txn.sender.clone();
         let verdict = self.resolve(&sender, &given).and_then(|resolved| {
             let facts = Facts {
-                client_ip: self.peer.ip,
-                client: &self.namaddr,
+                client: self.client(),
                 helo: self.helo.as_deref(),
                 sender: &sender,
                 recipient: &given,
@@ -840,7 +799,7 @@ impl<'a, B: Backend> Session<'a, B> {
         let env = self.env;
         env.restrictions
             .check_data(
-                self.peer.ip,
+                &self.client(),
                 self.proto.is_authenticated(),
                 &env.settings.mynetworks,
             )
@@ -1129,6 +1088,7 @@ fn send_envelope<Q: QueueSink, R>(
 ) -> Result<(), String> {
     queue.sender(&txn.sender)?;
     queue.attr("client_name", &peer.name)?;
+    queue.attr("reverse_client_name", &peer.reverse_name)?;
     queue.attr("client_address", &peer.addr)?;
     queue.attr("client_port", &peer.port.to_string())?;
     if let Some(h) = helo {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use postern_config::Config;
+use postern_dns::Dns;
 use postern_smtp_proto::BareNewline;
 use postern_util::warn;
 
@@ -57,6 +58,8 @@ pub(crate) struct Settings {
     pub(crate) queue_dir: std::path::PathBuf,
     /// `ipc_timeout`.
     pub(crate) ipc_timeout: Duration,
+    /// `smtpd_peername_lookup`.
+    pub(crate) peername_lookup: bool,
 }
 
 impl Settings {
@@ -89,6 +92,7 @@ impl Settings {
             limit_exceptions: config.networks("smtpd_client_event_limit_exceptions"),
             queue_dir: config.path("queue_directory"),
             ipc_timeout: config.time("ipc_timeout"),
+            peername_lookup: config.bool("smtpd_peername_lookup"),
         }
     }
 }
@@ -109,6 +113,9 @@ pub(crate) struct Env {
     pub(crate) restrictions: Restrictions,
     pub(crate) tables: Tables,
     pub(crate) tls: TlsSettings,
+    /// The resolver for client names (`smtpd_peername_lookup`); `None`
+    /// when lookups are off or no resolver could be set up.
+    pub(crate) dns: Option<Dns>,
 }
 
 impl Env {
@@ -125,12 +132,40 @@ impl Env {
         let restrictions = Restrictions::from_config(config)?;
         let tables = backend::open_tables(config, &settings.recipient_delimiter)?;
         let tls = TlsSettings::from_config(config)?;
+        let dns = if settings.peername_lookup {
+            resolver(config)?
+        } else {
+            None
+        };
         Ok(Env {
             settings,
             restrictions,
             tables,
             tls,
+            dns,
         })
+    }
+}
+
+/// The resolver of `smtpd_dns_resolver_address`, made once per process
+/// (before any chroot: it may read /etc/resolv.conf). A bad address is a
+/// configuration error; a resolver that cannot be set up (no
+/// /etc/resolv.conf in a container, say) only means every client is
+/// `unknown`, with a warning.
+fn resolver(config: &Config) -> Result<Option<Dns>, String> {
+    let mut servers = Vec::new();
+    for s in config.list("smtpd_dns_resolver_address") {
+        servers.push(
+            postern_dns::parse_server(&s)
+                .ok_or_else(|| format!("smtpd_dns_resolver_address: bad address \"{s}\""))?,
+        );
+    }
+    match Dns::new(&servers, crate::peer::DNS_LIMIT) {
+        Ok(d) => Ok(Some(d)),
+        Err(e) => {
+            warn!("DNS resolver unavailable, client host names are unknown: {e}");
+            Ok(None)
+        }
     }
 }
 

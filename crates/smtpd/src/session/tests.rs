@@ -259,6 +259,7 @@ fn env_with(overrides: &[&str]) -> Env {
             canonical: vec![],
         },
         tls: crate::tls::TlsSettings::from_config(&config).unwrap(),
+        dns: None,
     }
 }
 
@@ -334,6 +335,56 @@ fn ehlo_announces_postfix_extensions() {
     assert_eq!(
         t.s.stats.format(),
         " helo=1 ehlo=1 rset=1 noop=1 quit=1 help=1 commands=6"
+    );
+}
+
+#[test]
+fn the_client_names_go_to_received_the_envelope_and_restrictions() {
+    use crate::peer::{Names, Status};
+    let env = env_with(&["smtpd_client_restrictions=reject_unknown_client_hostname"]);
+    let mut fake = Fake::new();
+    let spool = fake.spool.clone();
+    let peer = Peer::inet("192.0.2.7".parse().unwrap(), 40000).with_names(Names {
+        name: "good.example".into(),
+        reverse_name: "good.example".into(),
+        name_status: Status::Ok,
+        reverse_name_status: Status::Ok,
+    });
+    let mut s = Session::new(&env, &mut fake, peer);
+    assert_eq!(s.namaddr(), "good.example[192.0.2.7]");
+    s.greet();
+    let mut t = T { s };
+    t.send(b"");
+    t.envelope("sender@example.org", "alice@mail.example.test");
+    t.cmd("DATA", "354");
+    t.cmd("Subject: x\r\n\r\nbody\r\n.", "250 2.0.0 Ok: queued as");
+    let m = message(&spool, 0);
+    assert_eq!(m.attr("client_name"), Some("good.example"));
+    assert_eq!(m.attr("reverse_client_name"), Some("good.example"));
+    assert!(
+        m.text()
+            .starts_with("Received: from client.example (good.example [192.0.2.7])\r\n"),
+        "{}",
+        m.text()
+    );
+    drop(m);
+
+    // A name that is not forward-confirmed: unknown, and refused.
+    let mut fake = Fake::new();
+    let peer = Peer::inet("192.0.2.8".parse().unwrap(), 40000).with_names(Names {
+        name: "unknown".into(),
+        reverse_name: "liar.example".into(),
+        name_status: Status::Forged,
+        reverse_name_status: Status::Ok,
+    });
+    let mut t = T {
+        s: Session::new(&env, &mut fake, peer),
+    };
+    t.ehlo();
+    t.cmd("MAIL FROM:<sender@example.org>", "250");
+    t.cmd(
+        "RCPT TO:<alice@mail.example.test>",
+        "450 4.7.25 Client host rejected: cannot find your hostname, [192.0.2.8]\r\n",
     );
 }
 
