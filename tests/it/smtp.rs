@@ -504,6 +504,37 @@ fn relayhost_without_mx_lookup_and_the_fallback_relay() {
 }
 
 #[test]
+fn a_relayhost_on_this_machine_is_not_a_loop() {
+    // A content filter or relay on one of this machine's own addresses
+    // (inet_interfaces is 127.0.0.1 here): Postfix uses a [host] as given.
+    let port = free_port();
+    let (_dns, dns_port) = dnsmasq(&[]);
+    let d = dir();
+    let _filter = peer(&format!("127.0.0.1:{port}"), d.path(), &[]);
+    let inst = sender(
+        dns_port,
+        port,
+        &format!("relayhost = \"[127.0.0.1]:{port}\"\n"),
+    );
+    let id = submit(
+        &inst,
+        "alice@sender.test",
+        &["bob@far.example"],
+        MESSAGE,
+        &[],
+    );
+    let log = inst.wait_log(&format!("{id}: removed"), WAIT);
+    assert!(
+        log.contains(&format!(
+            "{id}: to=<bob@far.example>, relay=127.0.0.1[127.0.0.1]:{port}, "
+        )),
+        "{log}"
+    );
+    assert!(!log.contains("loops back to myself"), "{log}");
+    wait_files(d.path(), 1);
+}
+
+#[test]
 fn lmtp_over_tcp_and_a_unix_socket() {
     let port = free_port();
     let (_dns, dns_port) = dnsmasq(&[]);

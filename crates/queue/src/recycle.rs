@@ -55,6 +55,9 @@ pub const POOL_DIR: &str = "pool";
 /// How long a taker waits before it looks at an empty pool again.
 const RESCAN_EMPTY: Duration = Duration::from_millis(50);
 
+/// How many names a taker finds gone before it makes a new file instead.
+const MAX_MISSES: usize = 3;
+
 /// How many retirements pass between two counts of the pool.
 const RECOUNT_EVERY: usize = 64;
 
@@ -167,6 +170,7 @@ pub(crate) fn take(dir: &Path, temp_name: &str, mode: u32) -> Option<File> {
     }
     let pool_dir = dir.parent()?.join(POOL_DIR);
     let temp_path = dir.join(temp_name);
+    let mut failures = 0;
     loop {
         let name = {
             let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
@@ -180,11 +184,9 @@ pub(crate) fn take(dir: &Path, temp_name: &str, mode: u32) -> Option<File> {
                     pool.next_scan = Some(Instant::now() + RESCAN_EMPTY);
                     return None;
                 }
-                // Takers in other processes start elsewhere in the list,
-                // so they seldom race for the same file.
-                let len = pool.candidates.len();
-                pool.candidates
-                    .rotate_left(std::process::id() as usize % len);
+                // Takers in other processes try the names in another
+                // order, so they seldom race for the same file.
+                shuffle(&mut pool.candidates);
                 pool.next_scan = None;
                 // The files listed left active/ before this point; make
                 // that durable before their inodes carry new messages, or
@@ -197,8 +199,17 @@ pub(crate) fn take(dir: &Path, temp_name: &str, mode: u32) -> Option<File> {
             }
             pool.candidates.pop()?
         };
-        // Another process may have taken it: then try the next one.
+        // Another process may have taken it: then try the next one, but
+        // not for long. Takers that listed the pool together race through
+        // the same names, and a failed rename costs about as much as a
+        // new file; the next take lists the pool afresh.
         if fs::rename(pool_dir.join(&name), &temp_path).is_err() {
+            failures += 1;
+            if failures >= MAX_MISSES {
+                let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
+                guard.at(&pool_dir).candidates.clear();
+                return None;
+            }
             continue;
         }
         match fit(&temp_path, mode) {
@@ -208,6 +219,22 @@ pub(crate) fn take(dir: &Path, temp_name: &str, mode: u32) -> Option<File> {
                 let _ = fs::remove_file(&temp_path);
             }
         }
+    }
+}
+
+/// Puts `names` in an order of this process and moment (xorshift seeded
+/// from the pid and the clock; nothing here needs more than that).
+fn shuffle(names: &mut [String]) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut x = ((u64::from(std::process::id()) << 32) | u64::from(nanos)) | 1;
+    for i in (1..names.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let j = usize::try_from(x % (i as u64 + 1)).unwrap_or(0);
+        names.swap(i, j);
     }
 }
 

@@ -6,7 +6,8 @@
 //!   records: the domain's own addresses (implicit MX, RFC 5321 §5.1). A
 //!   null MX (RFC 7505, `0 .`): bounce at once. NXDOMAIN: bounce. Any
 //!   temporary failure: defer.
-//! - Mail loops: a server address that is one of this host's own
+//! - Mail loops (MX destinations and domains without MX, not `[host]`):
+//!   a server address that is one of this host's own
 //!   (`inet_interfaces`, or every interface address for `all`), or an
 //!   exchange named `$myhostname`, is dropped with every MX of the same or
 //!   a worse preference; if nothing is left, "mail for X loops back to
@@ -126,12 +127,16 @@ impl Router<'_> {
                     addr: Addr::Unix(PathBuf::from(path)),
                 }]);
             }
-            Dest::Host { host, port } => self.host_targets(host, *port)?,
+            // Postfix smtp_host_addr: a [host] the administrator named
+            // (a content filter on 127.0.0.1:10025, a relayhost) is used
+            // even when it is this machine; the greeting check still
+            // catches a server that is Postern itself.
+            Dest::Host { host, port } => self.host_targets(host, *port, false)?,
             Dest::Mx { domain, port } => {
                 if self.lookup.dns && domain.parse::<IpAddr>().is_err() {
                     self.mx_targets(domain, *port)?
                 } else {
-                    self.host_targets(domain, *port)?
+                    self.host_targets(domain, *port, true)?
                 }
             }
         };
@@ -145,12 +150,14 @@ impl Router<'_> {
         host.eq_ignore_ascii_case(&self.myhostname) || self.own.contains(&ip)
     }
 
-    /// `[host]`: its addresses, no MX; all of them our own is a loop.
-    fn host_targets(&self, host: &str, port: u16) -> Result<Vec<Target>, Failure> {
+    /// A host's addresses, no MX; with `drop_own` (a domain without MX
+    /// records), this machine's own addresses are left out, and all of
+    /// them our own is a loop (Postfix `smtp_find_self`).
+    fn host_targets(&self, host: &str, port: u16, drop_own: bool) -> Result<Vec<Target>, Failure> {
         let ips = self.addresses(host)?;
         let targets: Vec<Target> = ips
             .iter()
-            .filter(|ip| !self.own.contains(ip))
+            .filter(|ip| !drop_own || !self.own.contains(ip))
             .map(|ip| Target {
                 host: host.to_string(),
                 addr: Addr::Inet(SocketAddr::new(*ip, port)),
@@ -226,7 +233,7 @@ impl Router<'_> {
     fn mx_targets(&self, domain: &str, port: u16) -> Result<Vec<Target>, Failure> {
         let Some(dns) = self.dns else {
             if self.lookup.native {
-                return self.host_targets(domain, port);
+                return self.host_targets(domain, port, true);
             }
             return Err(Failure::new(
                 "4.3.5",
