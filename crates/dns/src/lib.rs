@@ -32,6 +32,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod hosts;
+
+pub use hosts::Hosts;
+
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};

@@ -12,15 +12,14 @@
 //! resolver's limit ([`DNS_LIMIT`]), and a failure never ends a session.
 //!
 //! Postfix asks the system resolver (`getnameinfo`), so `/etc/hosts`
-//! counts there; Postern asks the DNS only (`crates/dns` reads no hosts
-//! file), loopback clients included: 127.0.0.1 is `localhost` only when
-//! the DNS server has that PTR record (the forward lookup of `localhost`
-//! is answered by the resolver library itself, RFC 6761 §6.3).
+//! counts there; Postern asks `/etc/hosts` first too ([`FilesThenDns`],
+//! nsswitch's usual `files dns`), so 127.0.0.1 is `localhost` without a
+//! DNS query on every loopback connection.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use postern_dns::{Dns, Error};
+use postern_dns::{Dns, Error, Hosts};
 use postern_util::warn;
 
 /// The most time one DNS query may take (PTR, then A or AAAA: at most
@@ -164,6 +163,44 @@ impl Resolve for Dns {
     }
 }
 
+/// The system resolver's order (`hosts: files dns`): the hosts file,
+/// then the DNS when there is a resolver.
+pub(crate) struct FilesThenDns<'a> {
+    pub(crate) hosts: &'a Hosts,
+    pub(crate) dns: Option<&'a Dns>,
+}
+
+impl FilesThenDns<'_> {
+    fn dns(&self) -> Result<&Dns, Error> {
+        self.dns
+            .ok_or_else(|| Error::Temporary("no DNS resolver".into()))
+    }
+}
+
+impl Resolve for FilesThenDns<'_> {
+    fn ptr(&self, ip: IpAddr) -> Result<Vec<String>, Error> {
+        let names = self.hosts.names(ip);
+        if !names.is_empty() {
+            return Ok(names);
+        }
+        Resolve::ptr(self.dns()?, ip)
+    }
+
+    fn addresses(&self, name: &str, family: IpAddr) -> Result<Vec<IpAddr>, Error> {
+        let same = |a: &IpAddr| a.is_ipv4() == family.is_ipv4();
+        let listed: Vec<IpAddr> = self
+            .hosts
+            .addresses(name)
+            .into_iter()
+            .filter(same)
+            .collect();
+        if !listed.is_empty() {
+            return Ok(listed);
+        }
+        Resolve::addresses(self.dns()?, name, family)
+    }
+}
+
 /// Postfix `smtpd_peer_sockaddr_to_hostname`: the names of `ip`, with the
 /// same warnings. `None` is a resolver that could not be set up (a
 /// temporary failure for every client).
@@ -273,6 +310,26 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+
+    #[test]
+    fn the_hosts_file_answers_before_the_dns() {
+        let hosts = Hosts::parse("127.0.0.1 localhost vm\n127.0.1.1 fake.example\n");
+        let files = FilesThenDns {
+            hosts: &hosts,
+            dns: None,
+        };
+        let names = lookup(Some(&files), "127.0.0.1".parse().unwrap());
+        assert_eq!(
+            (names.name.as_str(), names.name_status),
+            ("localhost", Status::Ok)
+        );
+        // Not in the file, and no resolver: unknown, for now.
+        let names = lookup(Some(&files), "127.0.0.2".parse().unwrap());
+        assert_eq!(
+            (names.name.as_str(), names.name_status),
+            (UNKNOWN, Status::Temp)
+        );
+    }
 
     /// A zone in memory: PTR and address records, and names that fail.
     #[derive(Default)]

@@ -90,8 +90,11 @@ fn lookup_names(peer: Peer, env: &Env) -> Peer {
     let Some(ip) = peer.ip.filter(|_| env.settings.peername_lookup) else {
         return peer;
     };
-    let dns = env.dns.as_ref().map(|d| d as &dyn peer::Resolve);
-    peer.with_names(peer::lookup(dns, ip))
+    let files = peer::FilesThenDns {
+        hosts: &env.hosts,
+        dns: env.dns.as_ref(),
+    };
+    peer.with_names(peer::lookup(Some(&files), ip))
 }
 
 /// Runs the server side of the TLS handshake with

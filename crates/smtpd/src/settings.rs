@@ -5,7 +5,12 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use postern_config::Config;
-use postern_dns::Dns;
+use std::path::Path;
+
+use postern_dns::{Dns, Hosts};
+
+/// The system's hosts file.
+const HOSTS_FILE: &str = "/etc/hosts";
 use postern_smtp_proto::BareNewline;
 use postern_util::warn;
 
@@ -116,6 +121,9 @@ pub(crate) struct Env {
     /// The resolver for client names (`smtpd_peername_lookup`); `None`
     /// when lookups are off or no resolver could be set up.
     pub(crate) dns: Option<Dns>,
+    /// `/etc/hosts`, asked before the DNS as the system resolver does
+    /// (read once per process, before any chroot).
+    pub(crate) hosts: Hosts,
 }
 
 impl Env {
@@ -132,10 +140,10 @@ impl Env {
         let restrictions = Restrictions::from_config(config)?;
         let tables = backend::open_tables(config, &settings.recipient_delimiter)?;
         let tls = TlsSettings::from_config(config)?;
-        let dns = if settings.peername_lookup {
-            resolver(config)?
+        let (dns, hosts) = if settings.peername_lookup {
+            (resolver(config)?, Hosts::load(Path::new(HOSTS_FILE)))
         } else {
-            None
+            (None, Hosts::default())
         };
         Ok(Env {
             settings,
@@ -143,6 +151,7 @@ impl Env {
             tables,
             tls,
             dns,
+            hosts,
         })
     }
 }

@@ -260,6 +260,7 @@ fn env_with(overrides: &[&str]) -> Env {
         },
         tls: crate::tls::TlsSettings::from_config(&config).unwrap(),
         dns: None,
+        hosts: postern_dns::Hosts::default(),
     }
 }
 
