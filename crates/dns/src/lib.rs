@@ -333,13 +333,7 @@ impl Dns {
     /// loopback clients.
     pub fn ptr(&self, ip: IpAddr) -> Result<Answer<String>, Error> {
         let fqdn = format!("{}.", reverse_name(ip));
-        let qname = Name::from_ascii(&fqdn).map_err(|_| Error::BadName(fqdn.clone()))?;
-        let response = self.query_direct(&qname, RecordType::PTR)?;
-        match response.metadata.response_code {
-            ResponseCode::NoError => {}
-            ResponseCode::NXDomain => return Err(Error::NotFound),
-            other => return Err(Error::Temporary(format!("{other}"))),
-        }
+        let response = self.found_direct(&fqdn, RecordType::PTR)?;
         // A classless delegation (RFC 2317) answers with a CNAME and the
         // PTR records at its target: every PTR in the answer counts.
         let records: Vec<String> = response
@@ -400,14 +394,7 @@ impl Dns {
     /// with AD and DO set so that a validating resolver says whether the
     /// answer is authentic.
     pub fn tlsa(&self, name: &str) -> Result<Answer<Tlsa>, Error> {
-        let fqdn = fully_qualified(name)?;
-        let qname = Name::from_ascii(&fqdn).map_err(|_| Error::BadName(fqdn.clone()))?;
-        let response = self.query_direct(&qname, RecordType::TLSA)?;
-        match response.metadata.response_code {
-            ResponseCode::NoError => {}
-            ResponseCode::NXDomain => return Err(Error::NotFound),
-            other => return Err(Error::Temporary(format!("{other}"))),
-        }
+        let response = self.found_direct(&fully_qualified(name)?, RecordType::TLSA)?;
         let records: Vec<Tlsa> = response
             .answers
             .iter()
@@ -429,6 +416,18 @@ impl Dns {
             records,
             authentic: response.metadata.authentic_data,
         })
+    }
+
+    /// [`Dns::query_direct`] for the fully qualified `fqdn`: NXDOMAIN is
+    /// [`Error::NotFound`], any other failure code temporary.
+    fn found_direct(&self, fqdn: &str, rtype: RecordType) -> Result<Message, Error> {
+        let qname = Name::from_ascii(fqdn).map_err(|_| Error::BadName(fqdn.to_string()))?;
+        let response = self.query_direct(&qname, rtype)?;
+        match response.metadata.response_code {
+            ResponseCode::NoError => Ok(response),
+            ResponseCode::NXDomain => Err(Error::NotFound),
+            other => Err(Error::Temporary(format!("{other}"))),
+        }
     }
 
     /// One query with AD and DO set, to each server in turn until one
