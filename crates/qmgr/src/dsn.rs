@@ -7,7 +7,7 @@
 
 use std::time::{Duration, SystemTime};
 
-pub(crate) use postern_queue::log::{LogEntry, append, read};
+pub(crate) use postern_queue::log::{LogEntry, append, read, read_existing};
 
 /// The number of delivery attempts so far for the recipients in
 /// `pending`: the most lines any of them has in the defer log.

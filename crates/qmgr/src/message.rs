@@ -562,9 +562,10 @@ fn base_report<'a>(
 /// `bounce`.
 fn finish(s: &Settings, id: &QueueId, qf: &QueueFile) {
     let spool = &s.spool;
+    // Most messages have neither log, and then nothing to remove either.
     let (failed, traced) = match (
-        dsn::read(&id.path(spool, Queue::Bounce)),
-        dsn::read(&id.path(spool, Queue::Trace)),
+        dsn::read_existing(&id.path(spool, Queue::Bounce)),
+        dsn::read_existing(&id.path(spool, Queue::Trace)),
     ) {
         (Ok(f), Ok(t)) => (f, t),
         (Err(e), _) | (_, Err(e)) => {
@@ -573,6 +574,8 @@ fn finish(s: &Settings, id: &QueueId, qf: &QueueFile) {
             return;
         }
     };
+    let (bounce_log, trace_log) = (failed.is_some(), traced.is_some());
+    let (failed, traced) = (failed.unwrap_or_default(), traced.unwrap_or_default());
     let sender = qf.sender();
     let content = if failed.is_empty() && traced.is_empty() {
         Vec::new()
@@ -592,7 +595,9 @@ fn finish(s: &Settings, id: &QueueId, qf: &QueueFile) {
             }
         }
     }
-    remove_log(s, id, Queue::Trace);
+    if trace_log {
+        remove_log(s, id, Queue::Trace);
+    }
     if !failed.is_empty() {
         let sent = if sender.eq_ignore_ascii_case(&s.double_bounce_sender) {
             warn!("{id}: undeliverable postmaster notification discarded");
@@ -646,7 +651,9 @@ fn finish(s: &Settings, id: &QueueId, qf: &QueueFile) {
             return;
         }
     }
-    remove_log(s, id, Queue::Bounce);
+    if bounce_log {
+        remove_log(s, id, Queue::Bounce);
+    }
     remove_log(s, id, Queue::Defer);
     match postern_queue::retire(spool, id, Queue::Active) {
         Ok(()) => info!("{id}: removed"),

@@ -129,15 +129,21 @@ pub fn parse(text: &str) -> Vec<LogEntry> {
 
 /// Reads a log (at most [`MAX_LOG_LEN`] bytes); a missing file is empty.
 pub fn read(path: &Path) -> io::Result<Vec<LogEntry>> {
+    read_existing(path).map(Option::unwrap_or_default)
+}
+
+/// Reads a log (at most [`MAX_LOG_LEN`] bytes); `None` when there is no
+/// file, so that the caller need not try to remove it.
+pub fn read_existing(path: &Path) -> io::Result<Option<Vec<LogEntry>>> {
     use std::io::Read;
     let file = match fs::File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
     let mut bytes = Vec::new();
     file.take(MAX_LOG_LEN).read_to_end(&mut bytes)?;
-    Ok(parse(&String::from_utf8_lossy(&bytes)))
+    Ok(Some(parse(&String::from_utf8_lossy(&bytes))))
 }
 
 /// The latest reason logged for each address (what `mailq` shows).

@@ -149,14 +149,16 @@ pub fn retire(spool: &Path, id: &QueueId, from: Queue) -> Result<(), Error> {
 
 /// Empties a retired file larger than [`KEEP_BLOCKS_MAX`].
 fn shrink(path: &Path) -> std::io::Result<()> {
-    let file = OpenOptions::new()
+    // Most files are small: one lstat, and the file is opened only to be
+    // emptied.
+    if fs::symlink_metadata(path)?.len() <= KEEP_BLOCKS_MAX {
+        return Ok(());
+    }
+    OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
-    if file.metadata()?.len() > KEEP_BLOCKS_MAX {
-        file.set_len(0)?;
-    }
-    Ok(())
+        .open(path)?
+        .set_len(0)
 }
 
 /// Takes a file from the pool in the queue directory `dir` under the name

@@ -7,6 +7,7 @@ use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use postern_util::{fatal, fdpass};
 
 use crate::args::Transport;
@@ -44,6 +45,29 @@ pub(crate) struct Endpoint {
     transport: Transport,
     status: Option<OwnedFd>,
     generation: u32,
+    /// The listeners (exclusive) and the status channel, for
+    /// [`Endpoint::wait`]; `None` where epoll is missing.
+    epoll: Option<Epoll>,
+}
+
+/// The epoll data of the status channel (listeners have their index).
+const STATUS_DATA: u64 = u64::MAX;
+
+/// An epoll set for `listeners` and `status`. The listeners are added
+/// with `EPOLLEXCLUSIVE`: of the processes of a service waiting for a
+/// connection, the kernel wakes one, not all of them (with poll(2) every
+/// idle cleanup or delivery agent woke for each connection, and all but
+/// one found nothing to accept).
+fn epoll_set(listeners: &[Listener], status: Option<&OwnedFd>) -> nix::Result<Epoll> {
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+    for (i, l) in listeners.iter().enumerate() {
+        let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
+        epoll.add(l.fd(), EpollEvent::new(flags, i as u64))?;
+    }
+    if let Some(s) = status {
+        epoll.add(s.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, STATUS_DATA))?;
+    }
+    Ok(epoll)
 }
 
 impl Endpoint {
@@ -66,17 +90,46 @@ impl Endpoint {
                 Transport::Unix | Transport::Pass => Listener::Unix(UnixListener::from(listen)),
             });
         }
+        let status = fdpass::inherited(STATUS_FD);
+        let epoll = epoll_set(&listeners, status.as_ref()).ok();
         Ok(Endpoint {
             listeners,
             transport,
-            status: fdpass::inherited(STATUS_FD),
+            status,
             generation,
+            epoll,
         })
     }
 
     /// Waits for a connection, a timeout, or master going away.
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> Wake {
-        self.wait_with(&[], timeout).0
+        let Some(epoll) = &self.epoll else {
+            return self.wait_with(&[], timeout).0;
+        };
+        let timeout = match timeout {
+            None => PollTimeout::NONE,
+            Some(t) => PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX),
+        };
+        let mut events = [EpollEvent::empty(); 8];
+        let n = loop {
+            match epoll.wait(&mut events, timeout) {
+                Ok(0) => return Wake::Timeout,
+                Ok(n) => break n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return Wake::MasterGone,
+            }
+        };
+        let fired = &events[..n];
+        // Master never writes to us: readable means end-of-file.
+        if fired.iter().any(|e| e.data() == STATUS_DATA) {
+            return Wake::MasterGone;
+        }
+        Wake::Ready(
+            fired
+                .iter()
+                .filter_map(|e| usize::try_from(e.data()).ok())
+                .collect(),
+        )
     }
 
     /// Like [`Endpoint::wait`], also watching `extra` descriptors for
