@@ -367,6 +367,61 @@ fn verify_by_policy_table_delivers_to_the_right_name_and_defers_the_wrong_one() 
     assert!(!log.contains("trying plaintext delivery"), "{log}");
 }
 
+#[test]
+fn policy_protocols_and_refused_attributes() {
+    let port = free_port();
+    let files = tempdir();
+    // One TLS 1.2-only server under three names.
+    let (_dns, dns_port) = dns(
+        files.path(),
+        "old.test MX 10 mx.old.test\nmx.old.test A 127.0.0.39\n\
+         new.test MX 10 mx.new.test\nmx.new.test A 127.0.0.39\n\
+         odd.test MX 10 mx.odd.test\nmx.odd.test A 127.0.0.39\n",
+    );
+    let ca = TestCa::new(files.path(), "Smtp-TLS");
+    let cert = ca.issue(files.path(), "mx.old.test");
+    let peer = receiver_with(
+        "127.0.0.39",
+        port,
+        "mx.old.test",
+        &cert,
+        "smtpd_tls_protocols = \"<=TLSv1.2\"\n",
+    );
+    let inst = sender(
+        dns_port,
+        port,
+        files.path(),
+        "smtp_tls_security_level = \"may\"\n\
+         smtp_tls_policy_maps = \"inline:{ { old.test = encrypt protocols=!TLSv1.3 }, \
+         { new.test = encrypt protocols=>=TLSv1.3 }, { odd.test = encrypt exclude=aNULL } }\"\n",
+    );
+    let id = submit(&inst, "a@old.test");
+    let line = wait_status(&inst, &id, "status=sent");
+    assert!(line.contains("relay=mx.old.test[127.0.0.39]"), "{line}");
+    let log = inst.log_text();
+    assert!(
+        log.contains(&format!(
+            "TLS connection established to mx.old.test[127.0.0.39]:{port}: TLSv1.2"
+        )),
+        "{log}"
+    );
+    assert_eq!(incoming(&peer, 1).len(), 1);
+
+    // TLS 1.3 only, to a TLS 1.2 server: no handshake, no plaintext.
+    let id = submit(&inst, "b@new.test");
+    let line = wait_status(&inst, &id, "status=deferred");
+    assert!(line.contains("dsn=4."), "{line}");
+    assert!(!inst.log_text().contains("trying plaintext delivery"));
+
+    // An attribute Postern cannot honour: the mail waits, and says why.
+    let id = submit(&inst, "c@odd.test");
+    let line = wait_status(&inst, &id, "status=deferred");
+    assert!(
+        line.contains("attribute exclude is not supported by Postern"),
+        "{line}"
+    );
+}
+
 /// TLSA `3 1 1` data for a certificate.
 fn tlsa_hex(cert: &TestCert) -> String {
     let t = postern_tls::dane::Tlsa::for_cert(3, 1, 1, &cert.der).unwrap();

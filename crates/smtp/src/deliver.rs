@@ -205,7 +205,7 @@ impl Settings {
         let tls_key = match &self.tls {
             Some(t) => t
                 .level_for(&req.nexthop)
-                .map_or_else(|_| "?".to_string(), |l| l.0.name().to_string()),
+                .map_or_else(|_| "?".to_string(), |e| e.level.name().to_string()),
             None => "none".into(),
         };
         if let Some(cache) = &self.cache
@@ -239,7 +239,7 @@ impl Settings {
                     // MTA-STS only where TLS is not switched off.
                     let tls_on = tls
                         .level_for(&req.nexthop)
-                        .map_or(true, |l| l.0 != SecurityLevel::None);
+                        .map_or(true, |e| e.level != SecurityLevel::None);
                     let policy = if i < primary && tls_on {
                         tls.sts_policy(router.dns, domain)
                     } else {
@@ -803,7 +803,16 @@ impl Run<'_> {
             // Postfix goes on in plaintext on the same connection.
             return Ok(caps);
         }
-        let engine = tls.settings.tls(plan.level);
+        let base = tls.settings.tls(plan.level);
+        // A policy entry's protocols= replaces the parameter's list.
+        let own;
+        let engine = match &plan.versions {
+            Some(v) => {
+                own = base.with_versions(v);
+                &own
+            }
+            None => base,
+        };
         let config = engine.config(&plan.policy).map_err(|e| {
             postern_util::warn!("TLS configuration for {who}: {e}");
             tls_fail(format!("Cannot start TLS: {e}"))

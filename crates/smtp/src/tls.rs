@@ -7,8 +7,9 @@
 //! 1. The level: `smtp_tls_policy_maps` for the next hop (the next hop as
 //!    written, e.g. `example.com` or `[mx.example.com]:25`, then its
 //!    parent domains as `.parent`), else `smtp_tls_security_level`. A
-//!    policy entry is `level [match=name:name...]` as in Postfix; other
-//!    attributes are ignored. `none` stops here.
+//!    policy entry is `level [match=name:name...] [protocols=...]
+//!    [ciphers=grade]` as in Postfix (see `parse_policy` for the
+//!    attributes Postern refuses). `none` stops here.
 //! 2. DANE (`dane`, `dane-only`; RFC 7672), when
 //!    `smtp_dns_support_level = dnssec`: the MX RRset (or, for
 //!    `[host]`, the host's A records) must be DNSSEC-signed (the AD bit
@@ -52,6 +53,7 @@ use postern_ipc::deliver::{Action, RcptStatus};
 use postern_maps::{Maps, Syntax};
 use postern_tls::client::{Policy, SecurityLevel, verify_names};
 use postern_tls::rpt::{Counters, PolicyType, ResultType, failure_line};
+use postern_tls::rustls::SupportedProtocolVersion;
 use postern_tls::{ClientParams, ClientSettings, dane, sts};
 use postern_util::{info, warn};
 
@@ -103,6 +105,9 @@ pub(crate) struct Plan {
     pub(crate) report: Option<(String, PolicyType)>,
     /// MTA-STS `testing`: the names to check after the handshake.
     pub(crate) testing: Option<Vec<String>>,
+    /// The protocol versions of the policy entry (`protocols=`), instead
+    /// of `smtp_tls_protocols` or `smtp_tls_mandatory_protocols`.
+    pub(crate) versions: Option<Vec<&'static SupportedProtocolVersion>>,
 }
 
 impl Plan {
@@ -113,6 +118,7 @@ impl Plan {
             policy: Policy::Unauthenticated,
             report: None,
             testing: None,
+            versions: None,
         }
     }
 
@@ -203,14 +209,11 @@ impl TlsClient {
         }))
     }
 
-    /// The level for `nexthop` and the `match=` names of its policy
-    /// entry, if any.
-    pub(crate) fn level_for(
-        &self,
-        nexthop: &str,
-    ) -> Result<(SecurityLevel, Option<String>), String> {
+    /// The policy entry for `nexthop` (level, `match=` names,
+    /// `protocols=`), else the default level.
+    pub(crate) fn level_for(&self, nexthop: &str) -> Result<Entry, String> {
         let Some(maps) = &self.policy_maps else {
-            return Ok((self.settings.level, None));
+            return Ok(Entry::level(self.settings.level));
         };
         let key = nexthop.to_ascii_lowercase();
         if self.lmtp {
@@ -233,21 +236,17 @@ impl TlsClient {
     }
 
     /// The first policy entry of `keys`, else the default level.
-    fn lookup_policy(
-        &self,
-        maps: &Maps,
-        keys: &[String],
-    ) -> Result<(SecurityLevel, Option<String>), String> {
+    fn lookup_policy(&self, maps: &Maps, keys: &[String]) -> Result<Entry, String> {
         let param = self.params.policy_maps;
         for k in keys {
             let value = maps
                 .lookup(k)
                 .map_err(|e| format!("{param} lookup for {k}: {e}"))?;
             if let Some(v) = value {
-                return parse_policy(&v).map_err(|e| format!("{param} {k}: {e}"));
+                return parse_policy(&v, param).map_err(|e| format!("{param} {k}: {e}"));
             }
         }
-        Ok((self.settings.level, None))
+        Ok(Entry::level(self.settings.level))
     }
 
     /// The MTA-STS policy of `domain` in force (`enforce` or `testing`),
@@ -338,7 +337,11 @@ impl TlsClient {
         t: &Target,
         sts: Option<&sts::Policy>,
     ) -> Result<Plan, RcptStatus> {
-        let (level, matches) = self.level_for(nexthop).map_err(|e| {
+        let Entry {
+            level,
+            matches,
+            versions,
+        } = self.level_for(nexthop).map_err(|e| {
             warn!("{e}");
             defer("4.3.0", e)
         })?;
@@ -347,6 +350,7 @@ impl TlsClient {
             policy: Policy::Unauthenticated,
             report: None,
             testing: None,
+            versions,
         };
         match level {
             SecurityLevel::None => return Ok(Plan::none()),
@@ -354,7 +358,10 @@ impl TlsClient {
                 if let Some(p) =
                     self.dane(dns, domain, mx_dest, t, level == SecurityLevel::DaneOnly)?
                 {
-                    return Ok(p);
+                    return Ok(Plan {
+                        versions: plan.versions,
+                        ..p
+                    });
                 }
                 plan.level = SecurityLevel::May;
             }
@@ -441,6 +448,7 @@ impl TlsClient {
                         policy: Policy::Unauthenticated,
                         report,
                         testing: None,
+                        versions: None,
                     }));
                 }
                 Ok(Some(Plan {
@@ -451,6 +459,7 @@ impl TlsClient {
                     },
                     report,
                     testing: None,
+                    versions: None,
                 }))
             }
             Ok(_) => insecure(format!("TLSA records of {qname} are not DNSSEC-signed")),
@@ -502,17 +511,64 @@ impl TlsClient {
     }
 }
 
-/// A policy table value: `level [match=a:b] [attr=value...]`.
-fn parse_policy(value: &str) -> Result<(SecurityLevel, Option<String>), String> {
-    let mut words = value.split_whitespace();
-    let level = SecurityLevel::parse(words.next().unwrap_or("")).map_err(|e| e.to_string())?;
-    let mut matches = None;
-    for w in words {
-        if let Some(m) = w.strip_prefix("match=") {
-            matches = Some(m.replace(':', " "));
+/// One policy table entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) level: SecurityLevel,
+    /// `match=`, colons made spaces.
+    pub(crate) matches: Option<String>,
+    /// `protocols=`.
+    pub(crate) versions: Option<Vec<&'static SupportedProtocolVersion>>,
+}
+
+impl Entry {
+    fn level(level: SecurityLevel) -> Entry {
+        Entry {
+            level,
+            matches: None,
+            versions: None,
         }
     }
-    Ok((level, matches))
+}
+
+/// A policy table value: `level [attr=value...]` (Postfix
+/// `smtp_tls_policy.c`). `match=` and `protocols=` (colon-separated, in
+/// place of `smtp_tls_protocols` or, from `encrypt` up,
+/// `smtp_tls_mandatory_protocols`) are honoured; `ciphers=` may name any
+/// grade but `null`, because rustls offers only AEAD suites, which every
+/// grade admits. Attributes Postern cannot honour (`exclude`, `tafile`,
+/// `servername`, `connection_reuse`, `enable_rpk`) and unknown ones make
+/// the entry invalid, as an unknown one does in Postfix: the mail waits,
+/// rather than go with a policy that was not applied.
+fn parse_policy(value: &str, param: &'static str) -> Result<Entry, String> {
+    let mut words = value.split_whitespace();
+    let level = SecurityLevel::parse(words.next().unwrap_or("")).map_err(|e| e.to_string())?;
+    let mut entry = Entry::level(level);
+    for w in words {
+        let (name, v) = w
+            .split_once('=')
+            .ok_or_else(|| format!("attribute \"{w}\" has no value"))?;
+        match name.to_ascii_lowercase().as_str() {
+            "match" => entry.matches = Some(v.replace(':', " ")),
+            "protocols" => {
+                let versions = postern_tls::parse_protocols(param, v).map_err(|e| e.to_string())?;
+                entry.versions = Some(versions);
+            }
+            "ciphers" => match v.to_ascii_lowercase().as_str() {
+                "high" | "medium" | "low" | "export" => {}
+                _ => {
+                    return Err(format!(
+                        "ciphers={v} is not supported (rustls has no such grade)"
+                    ));
+                }
+            },
+            "exclude" | "tafile" | "servername" | "connection_reuse" | "enable_rpk" => {
+                return Err(format!("attribute {name} is not supported by Postern"));
+            }
+            _ => return Err(format!("invalid attribute name: \"{name}\"")),
+        }
+    }
+    Ok(entry)
 }
 
 /// The TCP connection of an MTA-STS fetch: `host` resolved through the
@@ -658,14 +714,17 @@ mod tests {
         assert_eq!(c.settings.level, SecurityLevel::May);
         // Keys without inet:/unix:, as Postfix looks them up.
         assert_eq!(
-            c.level_for("inet:127.0.0.1:24").unwrap().0,
+            c.level_for("inet:127.0.0.1:24").unwrap().level,
             SecurityLevel::Encrypt
         );
         assert_eq!(
-            c.level_for("unix:/run/lmtp").unwrap().0,
+            c.level_for("unix:/run/lmtp").unwrap().level,
             SecurityLevel::Verify
         );
-        assert_eq!(c.level_for("inet:other:24").unwrap().0, SecurityLevel::May);
+        assert_eq!(
+            c.level_for("inet:other:24").unwrap().level,
+            SecurityLevel::May
+        );
         let o = vec!["lmtp_tls_security_level=sometimes".to_string()];
         let cfg = Config::defaults().with_overrides(&o).unwrap();
         let e = TlsClient::from_config(&cfg, true).unwrap_err();
@@ -674,14 +733,28 @@ mod tests {
 
     #[test]
     fn policy_values() {
+        let p = |v: &str| parse_policy(v, "smtp_tls_policy_maps");
+        let e = p("verify match=hostname:nexthop").unwrap();
         assert_eq!(
-            parse_policy("verify match=hostname:nexthop").unwrap(),
-            (SecurityLevel::Verify, Some("hostname nexthop".into()))
+            (e.level, e.matches.as_deref()),
+            (SecurityLevel::Verify, Some("hostname nexthop"))
         );
-        assert_eq!(
-            parse_policy("encrypt protocols=>=TLSv1.2").unwrap(),
-            (SecurityLevel::Encrypt, None)
-        );
-        assert!(parse_policy("fingerprint").is_err());
+        let e = p("encrypt protocols=>=TLSv1.3 ciphers=high").unwrap();
+        assert_eq!(e.level, SecurityLevel::Encrypt);
+        assert_eq!(e.versions, Some(vec![&postern_tls::rustls::version::TLS13]));
+        let e = p("may protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1").unwrap();
+        assert_eq!(e.versions.map(|v| v.len()), Some(2));
+        assert!(p("fingerprint").is_err());
+        for bad in [
+            "encrypt protocols=TLSv9",
+            "encrypt ciphers=null",
+            "encrypt exclude=aNULL",
+            "secure tafile=/etc/ta.pem",
+            "may frobnicate=yes",
+            "may match",
+        ] {
+            let e = p(bad).unwrap_err();
+            assert!(!e.is_empty(), "{bad}");
+        }
     }
 }
