@@ -10,7 +10,7 @@
 //! failure is [`Error::Corrupt`] with the offset of the offending record;
 //! none panics.
 
-use std::fs::{Metadata, OpenOptions};
+use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
@@ -141,6 +141,19 @@ impl QueueFile {
                 Some(libc::ELOOP) => corrupt(Corruption::NotRegularFile),
                 _ => Error::io(path, e),
             })?;
+        QueueFile::from_file(&file, path, opts)
+    }
+
+    /// Reads the queue file open as `file` (from its current offset: the
+    /// start, for a file just opened); `path` is for messages. A delivery
+    /// agent reads the file it has locked this way, without opening it a
+    /// second time.
+    pub fn from_file(file: &File, path: &Path, opts: &ReadOptions) -> Result<QueueFile, Error> {
+        let corrupt = |kind| Error::Corrupt {
+            path: Some(path.to_owned()),
+            offset: 0,
+            kind,
+        };
         let meta = file.metadata().map_err(|e| Error::io(path, e))?;
         if !meta.file_type().is_file() {
             return Err(corrupt(Corruption::NotRegularFile));

@@ -11,6 +11,7 @@
 //! finished, so a crash between the two cannot lose it.
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -18,7 +19,7 @@ use nix::fcntl::Flock;
 
 use postern_ipc::deliver::{Action, RcptStatus, Recipient, Request, Server, flags, log_status};
 use postern_queue::log::{self, LogEntry};
-use postern_queue::{Notify, Queue, QueueFile, QueueId};
+use postern_queue::{Notify, Queue, QueueFile, QueueId, ReadOptions};
 use postern_util::warn;
 
 use crate::conn::Conn;
@@ -71,6 +72,7 @@ pub fn open_queue_file(spool: &Path, req: &Request) -> Result<(Flock<File>, Queu
     let file = OpenOptions::new()
         .read(true)
         .write(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
         .open(&path)
         .map_err(|e| {
             warn!("{}: open queue file {}: {e}", req.queue_id, path.display());
@@ -80,7 +82,8 @@ pub fn open_queue_file(spool: &Path, req: &Request) -> Result<(Flock<File>, Queu
         warn!("{}: lock queue file {}: {e}", req.queue_id, path.display());
         format!("cannot lock queue file: {e}")
     })?;
-    let qf = QueueFile::open(&path).map_err(|e| {
+    // Read through the locked handle: one open per request.
+    let qf = QueueFile::from_file(&file, &path, &ReadOptions::default()).map_err(|e| {
         warn!("{}: read queue file {}: {e}", req.queue_id, path.display());
         format!("cannot read queue file: {e}")
     })?;
