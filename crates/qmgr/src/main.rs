@@ -16,9 +16,11 @@
 //! DESCRIPTION: qmgr takes messages from `incoming/` (new mail, announced
 //! by cleanup with `I`) and from `deferred/` (when a file's modification
 //! time, its next attempt time, has passed), alternating between the two
-//! for fairness and taking at most `qmgr_message_active_limit` per pass.
-//! Worker threads take the messages one by one: each renames its message
-//! to `active/`, resolves each pending recipient with trivial-rewrite,
+//! for fairness, with at most `qmgr_message_active_limit` in hand. A
+//! message moves to `active/` as soon as a scan finds it (Postfix's active
+//! queue), and worker threads (`default_destination_concurrency_limit` of
+//! them) take the messages one by one: each resolves each pending
+//! recipient with trivial-rewrite,
 //! groups recipients by (transport, next hop) and sends one request per
 //! group (at most `default_destination_recipient_limit` recipients) to
 //! the delivery agent `private/<transport>`.
@@ -276,8 +278,8 @@ fn interleave<T>(incoming: Vec<T>, deferred: Vec<T>, limit: usize) -> (Vec<T>, b
 /// queue, reduced to the ids in hand.
 #[derive(Default)]
 struct Work {
-    /// Messages handed to the workers and not yet taken.
-    jobs: Mutex<VecDeque<(QueueId, Queue)>>,
+    /// Messages moved to `active/` for the workers and not yet taken.
+    jobs: Mutex<VecDeque<QueueId>>,
     wake: Condvar,
     /// Every message handed over and not yet finished: a new scan skips
     /// them, and their number counts against the active limit.
@@ -295,21 +297,42 @@ impl Work {
         lock(&self.in_hand).len()
     }
 
-    fn hand_over(&self, batch: Vec<(QueueId, Queue)>) {
-        if batch.is_empty() {
+    /// Moves each file of `batch` to `active/` and queues it for the
+    /// workers (Postfix `qmgr_active_feed`): `incoming/` then holds only
+    /// what no scan has seen, so scans stay short however long the
+    /// backlog. A file that a delivery agent still holds stays where it
+    /// is, for a later scan.
+    fn hand_over(&self, settings: &Settings, batch: Vec<(QueueId, Queue)>) {
+        let mut moved = Vec::with_capacity(batch.len());
+        for (id, from) in batch {
+            // An agent of a queue manager that died may still be
+            // delivering it: wait for it, or its recipients would be
+            // delivered twice.
+            if let Ok(true) = postern_queue::in_use(&id.path(&settings.spool, from)) {
+                info!("{id}: in use by a delivery agent, retried later");
+                lock(&self.busy_retry).get_or_insert_with(|| Instant::now() + BUSY_RETRY);
+                continue;
+            }
+            match move_file(&settings.spool, &id, from, Queue::Active) {
+                Ok(()) => moved.push(id),
+                // Gone (another process) or the spool is in trouble.
+                Err(e) => warn!("{id}: move from {from} to active: {e}"),
+            }
+        }
+        if moved.is_empty() {
             return;
         }
         let mut in_hand = lock(&self.in_hand);
         let mut jobs = lock(&self.jobs);
-        for (id, from) in batch {
+        for id in moved {
             if in_hand.insert(id.clone()) {
-                jobs.push_back((id, from));
+                jobs.push_back(id);
             }
         }
         self.wake.notify_all();
     }
 
-    fn next(&self) -> (QueueId, Queue) {
+    fn next(&self) -> QueueId {
         let mut jobs = lock(&self.jobs);
         loop {
             if let Some(job) = jobs.pop_front() {
@@ -319,48 +342,24 @@ impl Work {
         }
     }
 
-    /// One worker: takes messages one by one, with its own trivial-rewrite
-    /// connection (and its answer cache) for as long as the process runs.
+    /// One worker: delivers messages one by one, with its own
+    /// trivial-rewrite connection (and its answer cache) for as long as
+    /// the process runs.
     fn worker(&self, settings: &Settings) {
         let mut rw = postern_ipc::rewrite::Client::new(&settings.spool, settings.ipc_timeout);
         loop {
-            let (id, from) = self.next();
+            let id = self.next();
             let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.take(settings, &mut rw, &id, from)
+                message::process(settings, &mut rw, &id)
             }));
             lock(&self.in_hand).remove(&id);
             if done.is_err() {
-                // The message stays where it was left (active/ at worst)
-                // and the next qmgr recovers it; a worker that died
-                // quietly would hold it forever.
+                // The message stays in active/ and the next qmgr recovers
+                // it; a worker that died quietly would hold it forever.
                 warn!("{id}: delivery worker failed: exiting");
                 std::process::exit(1);
             }
         }
-    }
-
-    /// Moves one message to `active/` and delivers it; a file that a
-    /// delivery agent still holds stays where it is.
-    fn take(
-        &self,
-        settings: &Settings,
-        rw: &mut postern_ipc::rewrite::Client,
-        id: &QueueId,
-        from: Queue,
-    ) {
-        // An agent of a queue manager that died may still be delivering
-        // it: wait for it, or its recipients would be delivered twice.
-        if let Ok(true) = postern_queue::in_use(&id.path(&settings.spool, from)) {
-            info!("{id}: in use by a delivery agent, retried later");
-            lock(&self.busy_retry).get_or_insert_with(|| Instant::now() + BUSY_RETRY);
-            return;
-        }
-        if let Err(e) = move_file(&settings.spool, id, from, Queue::Active) {
-            // Gone (another process) or the spool is in trouble.
-            warn!("{id}: move from {from} to active: {e}");
-            return;
-        }
-        message::process(settings, rw, id);
     }
 }
 
@@ -406,11 +405,6 @@ impl Qmgr {
         }
     }
 
-    /// Hands the ready files of `incoming/` (and of `deferred/`, as
-    /// `deferred` says) that are not in hand yet to the workers, up to
-    /// `qmgr_message_active_limit` in hand. A worker moves a file to
-    /// `active/` only when it takes it, so delivery starts at once and a
-    /// crash leaves little to recover.
     /// Runs a scan now, or as soon as [`MIN_SCAN_GAP`] allows.
     fn scan_soon(&mut self, deferred: Deferred) {
         let now = Instant::now();
@@ -422,6 +416,9 @@ impl Qmgr {
         }
     }
 
+    /// Hands the ready files of `incoming/` (and of `deferred/`, as
+    /// `deferred` says) to the workers through `active/`, up to
+    /// `qmgr_message_active_limit` in hand.
     fn run(&mut self, deferred: Deferred) {
         self.start();
         self.last_scan = Some(Instant::now());
@@ -449,7 +446,7 @@ impl Qmgr {
             .active_limit
             .saturating_sub(self.work.in_hand());
         let (batch, more) = interleave(incoming, deferred_files, room);
-        self.work.hand_over(batch);
+        self.work.hand_over(&self.settings, batch);
         // Come back for the rest when the workers have made room.
         self.more = more.then_some(deferred);
     }
