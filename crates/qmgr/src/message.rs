@@ -143,6 +143,7 @@ where
     let worker = || {
         loop {
             // The first job whose destination has a free slot.
+            let seen = slots.seen();
             let taken = {
                 let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
                 if q.is_empty() {
@@ -158,7 +159,7 @@ where
                 })
             };
             let Some((i, slot)) = taken else {
-                slots.wait(Duration::from_millis(100));
+                slots.wait(seen, Duration::from_millis(100));
                 continue;
             };
             let r = f(&jobs[i]);

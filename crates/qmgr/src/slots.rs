@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -13,6 +14,9 @@ use std::time::Duration;
 pub(crate) struct Slots<K> {
     busy: Mutex<HashMap<K, usize>>,
     freed: Condvar,
+    /// How many slots were ever freed (changed under the lock), so that a
+    /// waiter sees a release that came between its look and its wait.
+    released: AtomicU64,
 }
 
 impl<K> Default for Slots<K> {
@@ -20,6 +24,7 @@ impl<K> Default for Slots<K> {
         Slots {
             busy: Mutex::new(HashMap::new()),
             freed: Condvar::new(),
+            released: AtomicU64::new(0),
         }
     }
 }
@@ -47,9 +52,19 @@ impl<K: Eq + Hash + Clone> Slots<K> {
         })
     }
 
-    /// Waits until some slot is freed, or `timeout`.
-    pub(crate) fn wait(&self, timeout: Duration) {
+    /// The release count to pass to [`Slots::wait`], read before the
+    /// slots are looked at.
+    pub(crate) fn seen(&self) -> u64 {
+        self.released.load(Ordering::SeqCst)
+    }
+
+    /// Waits until a slot is freed after `seen` (at once if one was
+    /// already), or `timeout`.
+    pub(crate) fn wait(&self, seen: u64, timeout: Duration) {
         let busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        if self.released.load(Ordering::SeqCst) != seen {
+            return;
+        }
         let _ = self.freed.wait_timeout(busy, timeout);
     }
 
@@ -69,6 +84,7 @@ impl<K: Eq + Hash + Clone> Drop for Slot<'_, K> {
                 busy.remove(&self.key);
             }
         }
+        self.slots.released.fetch_add(1, Ordering::SeqCst);
         drop(busy);
         self.slots.freed.notify_all();
     }
@@ -93,6 +109,11 @@ mod tests {
         assert!(s.try_take(&"a", 2).is_some());
         drop(b);
         assert_eq!(s.busy(&"a"), 0);
-        s.wait(Duration::from_millis(1));
+        // A release since `seen` ends the wait at once.
+        let seen = s.seen();
+        drop(s.try_take(&"d", 1));
+        let t = std::time::Instant::now();
+        s.wait(seen, Duration::from_secs(5));
+        assert!(t.elapsed() < Duration::from_secs(1));
     }
 }
