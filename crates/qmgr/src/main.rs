@@ -305,6 +305,11 @@ impl Work {
     fn hand_over(&self, settings: &Settings, batch: Vec<(QueueId, Queue)>) {
         let mut moved = Vec::with_capacity(batch.len());
         for (id, from) in batch {
+            // Only the main thread hands over, so an id not in hand now
+            // is still not in hand when it is queued below.
+            if lock(&self.in_hand).contains(&id) {
+                continue;
+            }
             // An agent of a queue manager that died may still be
             // delivering it: wait for it, or its recipients would be
             // delivered twice.
@@ -325,9 +330,8 @@ impl Work {
         let mut in_hand = lock(&self.in_hand);
         let mut jobs = lock(&self.jobs);
         for id in moved {
-            if in_hand.insert(id.clone()) {
-                jobs.push_back(id);
-            }
+            in_hand.insert(id.clone());
+            jobs.push_back(id);
         }
         self.wake.notify_all();
     }
