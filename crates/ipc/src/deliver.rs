@@ -68,6 +68,9 @@ pub struct Request {
     pub queue_id: String,
     /// Arrival time, seconds since the epoch (for `delay=` in logs).
     pub arrival: u64,
+    /// The microseconds of the arrival time (Postfix sends the arrival
+    /// as a `timeval`): without them `delays=` is off by up to a second.
+    pub arrival_usec: u32,
     /// Next hop as resolved by trivial-rewrite (domain, `[host]:port`,
     /// error text for `error`).
     pub nexthop: String,
@@ -187,7 +190,9 @@ pub fn fmt_delay(d: Duration) -> String {
 /// dsn=2.0.0, status=sent (reason)`. `start` is when the agent got the
 /// request.
 pub fn log_status(req: &Request, rcpt: &Recipient, s: &RcptStatus, start: SystemTime, relay: &str) {
-    let arrival = SystemTime::UNIX_EPOCH + Duration::from_secs(req.arrival);
+    let arrival = SystemTime::UNIX_EPOCH
+        + Duration::from_secs(req.arrival)
+        + Duration::from_micros(u64::from(req.arrival_usec.min(999_999)));
     let now = SystemTime::now();
     let before = start.duration_since(arrival).unwrap_or_default();
     let here = now.duration_since(start).unwrap_or_default();
@@ -235,6 +240,7 @@ fn header(req: &Request) -> AttrList {
     l.put_str("queue_name", &req.queue_name)
         .put_str("queue_id", &req.queue_id)
         .put_u64("arrival", req.arrival)
+        .put_u64("arrival_usec", u64::from(req.arrival_usec))
         .put_str("nexthop", &req.nexthop)
         .put_str("sender", &req.sender)
         .put_str("envid", &req.envid)
@@ -316,6 +322,10 @@ impl Server {
             queue_name: h.require_str("queue_name")?.to_string(),
             queue_id: h.require_str("queue_id")?.to_string(),
             arrival: h.take_u64("arrival")?.unwrap_or(0),
+            arrival_usec: h
+                .take_u64("arrival_usec")?
+                .and_then(|u| u32::try_from(u).ok())
+                .unwrap_or(0),
             nexthop: h.take_str("nexthop")?.unwrap_or_default().to_string(),
             sender: h.take_str("sender")?.unwrap_or_default().to_string(),
             envid: h.take_str("envid")?.unwrap_or_default().to_string(),
@@ -408,6 +418,8 @@ mod tests {
         let req = Request {
             queue_name: "active".into(),
             queue_id: "4Abc".into(),
+            arrival: 1_796_000_000,
+            arrival_usec: 654_321,
             sender: "a@example.test".into(),
             attrs: vec![("client_address".into(), "127.0.0.1".into())],
             recipients: vec![

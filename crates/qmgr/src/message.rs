@@ -276,6 +276,9 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, id: &QueueId) {
         arrival: arrival
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
+        arrival_usec: arrival
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_micros()),
         sender: sender.clone(),
         envid: attr_str(&qf, "envid"),
         ret: attr_str(&qf, "ret"),
