@@ -270,15 +270,14 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, id: &QueueId) {
             Route::Deliver(..) => {}
         }
     }
+    let since_epoch = arrival
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
     let base = Request {
         queue_name: Queue::Active.dir_name().to_string(),
         queue_id: id.to_string(),
-        arrival: arrival
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        arrival_usec: arrival
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_micros()),
+        arrival: since_epoch.as_secs(),
+        arrival_usec: since_epoch.subsec_micros(),
         sender: sender.clone(),
         envid: attr_str(&qf, "envid"),
         ret: attr_str(&qf, "ret"),

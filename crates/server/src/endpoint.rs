@@ -53,6 +53,14 @@ pub(crate) struct Endpoint {
 /// The epoll data of the status channel (listeners have their index).
 const STATUS_DATA: u64 = u64::MAX;
 
+/// A wait's limit as poll(2) and epoll_wait(2) take it (`None`: forever).
+fn poll_timeout(timeout: Option<Duration>) -> PollTimeout {
+    match timeout {
+        None => PollTimeout::NONE,
+        Some(t) => PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX),
+    }
+}
+
 /// An epoll set for `listeners` and `status`. The listeners are added
 /// with `EPOLLEXCLUSIVE`: of the processes of a service waiting for a
 /// connection, the kernel wakes one, not all of them (with poll(2) every
@@ -106,10 +114,7 @@ impl Endpoint {
         let Some(epoll) = &self.epoll else {
             return self.wait_with(&[], timeout).0;
         };
-        let timeout = match timeout {
-            None => PollTimeout::NONE,
-            Some(t) => PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX),
-        };
+        let timeout = poll_timeout(timeout);
         let mut events = [EpollEvent::empty(); 8];
         let n = loop {
             match epoll.wait(&mut events, timeout) {
@@ -140,10 +145,7 @@ impl Endpoint {
         extra: &[BorrowedFd<'_>],
         timeout: Option<Duration>,
     ) -> (Wake, Vec<bool>) {
-        let timeout = match timeout {
-            None => PollTimeout::NONE,
-            Some(t) => PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX),
-        };
+        let timeout = poll_timeout(timeout);
         let mut fds: Vec<PollFd<'_>> = self
             .listeners
             .iter()
