@@ -43,3 +43,29 @@ stop_postern() {
     kill -TERM -- "-$target_pid" 2>/dev/null || true
     wait "$target_pid" 2>/dev/null || true
 }
+
+# watch_start MAILDIR COUNT [TIMEOUT]: starts bench/maildir-wait.py on
+# MAILDIR and returns once it watches; watch_end then waits until COUNT
+# more messages are in MAILDIR/new and sets watch_time to the time of the
+# last one (not in a subshell: it waits for the watcher).
+# Runs do not empty the Maildirs (the scripts do at their end): on ext4
+# without a journal (this VM's disk) a new inode costs a scan past every
+# inode of its group freed in the last 5 s (300 s while the inode table
+# block is dirty), so an `rm` of thousands of messages before a run makes
+# every delivery of either server pay for the benchmark's own cleanup.
+watch_start() {
+    watch_out=$(mktemp)
+    python3 "$here/bench/maildir-wait.py" "$1" "$2" "${3:-600}" > "$watch_out" &
+    watch_pid=$!
+    until grep -q ready "$watch_out"; do
+        kill -0 "$watch_pid" 2>/dev/null || return 1
+        sleep 0.01
+    done
+}
+watch_end() {
+    local rc=0
+    wait "$watch_pid" || rc=1
+    watch_time=$(tail -n 1 "$watch_out")
+    rm -f "$watch_out"
+    return $rc
+}

@@ -6,8 +6,12 @@
 #
 # Both sides are durable: a 250 means the queue file is fsynced (Postfix's
 # stock settings; Postern's cleanup fsyncs file and directory), and both
-# deliver what they accept to a Maildir while the test runs (emptied
-# between runs). Needs root: the kit installs and runs Postfix.
+# deliver what they accept to a Maildir. A run is timed until smtp-source
+# has its last 250; the next run starts once every message of this one is
+# in the Maildir, so one server's deliveries never share the machine with
+# the other's timed run. The Maildirs are emptied at the end only (see
+# watch_start in bench/lib.sh). Needs root: the kit installs and runs
+# Postfix.
 #
 #   bench/smtp-accept.sh            sizes 1024 65536, sessions 1 10 50
 #   ACCEPT_MSGS=2000 RUNS=3 SIZES="1024" SESSIONS="10" bench/smtp-accept.sh
@@ -51,9 +55,12 @@ for size in $SIZES; do
     for sessions in $SESSIONS; do
         a=() t=()
         for r in $(seq 0 "$RUNS"); do
-            rm -f "$TARGET_MAILDIR"/new/* "$ANCHOR_MAILDIR"/new/* 2>/dev/null || true
+            watch_start "$ANCHOR_MAILDIR" "$ACCEPT_MSGS"
             x=$(run "$anchor_port" "$size" "$sessions" "$ANCHOR_USER@$ANCHOR_DOMAIN")
+            watch_end
+            watch_start "$TARGET_MAILDIR" "$ACCEPT_MSGS"
             y=$(run "$target_port" "$size" "$sessions" "$TARGET_USER@$TARGET_DOMAIN")
+            watch_end
             echo "  run $r size=$size sessions=$sessions postfix=$x postern=$y" >&2
             [ "$r" -gt 0 ] && a+=("$x") && t+=("$y")
         done
@@ -63,4 +70,4 @@ for size in $SIZES; do
         echo "bench smtp-accept size=$size sessions=$sessions postfix_per_s=$ma postern_per_s=$mt ratio=$ratio"
     done
 done
-rm -f "$TARGET_MAILDIR"/new/* "$ANCHOR_MAILDIR"/new/* 2>/dev/null || true
+find "$TARGET_MAILDIR/new" "$ANCHOR_MAILDIR/new" -maxdepth 1 -type f -delete 2>/dev/null || true

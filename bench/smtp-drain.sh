@@ -9,6 +9,8 @@
 # more messages per second).
 #
 # Both sides are durable (fsync before 250, fsync of each Maildir file).
+# The Maildirs are emptied at the end only (see watch_start in
+# bench/lib.sh).
 # Postern runs its release build (DRAIN_PROFILE) from its own configuration under
 # var/drain/ (port DRAIN_PORT), so it does not disturb a `make run`.
 # Needs root: the kit installs and runs Postfix. Check it quickly (debug
@@ -43,27 +45,18 @@ cleanup() {
 trap cleanup EXIT
 start_postern "$work" "$bin" "$DRAIN_PORT" "alias_maps = \"texthash:$work/aliases\""
 
-count() { find "$1/new" -maxdepth 1 -type f 2>/dev/null | wc -l; }
-
 # One timed run against PORT delivering into MAILDIR: prints
 # "messages_per_s drain_s".
 run() {
     local port=$1 rcpt=$2 maildir=$3
-    rm -f "$maildir"/new/* 2>/dev/null || true
-    local t0 t1 n
+    local t0 t1
+    watch_start "$maildir" "$DRAIN_MSGS" "$DRAIN_TIMEOUT" || exit 1
     t0=$(date +%s.%N)
     # -d: each session sends its share over one connection.
     smtp-source -d -s "$DRAIN_SESSIONS" -m "$DRAIN_MSGS" \
         -l "$MSG_SIZE" -f "bench@client.example" -t "$rcpt" "127.0.0.1:$port" >/dev/null
-    local deadline=$((SECONDS + DRAIN_TIMEOUT))
-    while n=$(count "$maildir"); [ "$n" -lt "$DRAIN_MSGS" ]; do
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            echo "smtp-drain: only $n of $DRAIN_MSGS messages in $maildir/new after ${DRAIN_TIMEOUT}s" >&2
-            exit 1
-        fi
-        sleep 0.05
-    done
-    t1=$(date +%s.%N)
+    watch_end || exit 1
+    t1=$watch_time
     python3 -c "d = $t1 - $t0; print(round($DRAIN_MSGS / d, 1), round(d, 2))"
 }
 median() { tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -80,4 +73,4 @@ ma=$(echo "${ar[*]}" | median); mas=$(echo "${as[*]}" | median)
 mt=$(echo "${tr_[*]}" | median); mts=$(echo "${ts[*]}" | median)
 ratio=$(python3 -c "print(round($mt / $ma, 2))")
 echo "bench smtp-drain msgs=$DRAIN_MSGS postfix_per_s=$ma postfix_drain_s=$mas postern_per_s=$mt postern_drain_s=$mts ratio=$ratio"
-rm -f "$ANCHOR_MAILDIR"/new/* 2>/dev/null || true
+find "$ANCHOR_MAILDIR/new" "$work/Maildir/new" -maxdepth 1 -type f -delete 2>/dev/null || true

@@ -30,7 +30,6 @@
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -320,25 +319,12 @@ fn write_maildir_as(dir: &Path, d: &Delivery<'_>, unnamed: bool) -> Result<PathB
     sync_new(&new_dir, new_path)
 }
 
-/// An unnamed file (`O_TMPFILE`) for a new message in the Maildir whose
-/// `tmp/` is `tmp_dir`, when the system can give it a name later through
-/// `/proc/self/fd`. Such a file takes no lock on `tmp/` to create or to
-/// remove (deliveries to one mailbox otherwise queue on that directory
-/// while the file system looks for a free inode), and a crash leaves
-/// nothing behind in `tmp/`.
+/// An unnamed file for a new message in the Maildir whose `tmp/` is
+/// `tmp_dir` ([`postern_util::fs::unnamed_file`]): deliveries to one
+/// mailbox do not queue on `tmp/`'s lock while the file system looks for
+/// a free inode, and a crash leaves nothing behind in `tmp/`.
 fn unnamed_file(tmp_dir: &Path) -> Option<File> {
-    static PROC_FD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if !*PROC_FD.get_or_init(|| Path::new("/proc/self/fd").is_dir()) {
-        return None;
-    }
-    // Not every file system has O_TMPFILE (EOPNOTSUPP, or EISDIR from
-    // kernels that ignore the flag): then the file goes through tmp/.
-    OpenOptions::new()
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_TMPFILE)
-        .open(tmp_dir)
-        .ok()
+    postern_util::fs::unnamed_file(tmp_dir, 0o600)
 }
 
 /// Writes, syncs and names an unnamed file from [`unnamed_file`].
@@ -357,17 +343,9 @@ fn write_unnamed(
     };
     write_limited(&file, 0, d, false).map_err(|e| fail(&e, "write"))?;
     file.sync_all().map_err(|e| fail(&e, "fsync"))?;
-    let fd_path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
     let name = unique_name(host);
     let new_path = link_new(new_dir, &name, host, size, |to| {
-        nix::unistd::linkat(
-            nix::fcntl::AT_FDCWD,
-            &fd_path,
-            nix::fcntl::AT_FDCWD,
-            to,
-            nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
-        )
-        .map_err(io::Error::from)
+        postern_util::fs::link_unnamed(&file, &nix::fcntl::AT_FDCWD, to)
     })
     .map_err(|e| match e {
         Some(e) => fail(&e, "link into new/"),

@@ -21,9 +21,49 @@ enum Dict {
     Cidr(FileTable<CidrTable>),
     Inline(HashMap<String, String>),
     Static(String),
-    UnixPasswd,
-    UnixGroup,
+    UnixPasswd(NssCache),
+    UnixGroup(NssCache),
     Fail,
+}
+
+/// Recent answers of the system's user or group database. Each lookup
+/// walks every NSS source (`files systemd` on Debian: some forty system
+/// calls for a name that is not there), and smtpd asks for every local
+/// recipient; an answer is kept for [`NSS_TTL`], so a new or removed
+/// account is seen that much later by a process that asked before.
+#[derive(Default)]
+struct NssCache(std::sync::Mutex<HashMap<String, (Option<String>, std::time::Instant)>>);
+
+/// How long an answer of the user or group database is kept.
+const NSS_TTL: Duration = Duration::from_secs(2);
+
+/// The most answers kept (the cache starts over beyond).
+const NSS_CACHE_MAX: usize = 4096;
+
+impl NssCache {
+    fn get(
+        &self,
+        key: &str,
+        ask: impl FnOnce() -> nix::Result<Option<String>>,
+    ) -> nix::Result<Option<String>> {
+        let now = std::time::Instant::now();
+        {
+            let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((answer, at)) = map.get(key)
+                && now.duration_since(*at) < NSS_TTL
+            {
+                return Ok(answer.clone());
+            }
+        }
+        // Failures are not kept: the next lookup asks again.
+        let answer = ask()?;
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= NSS_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(key.to_owned(), (answer.clone(), now));
+        Ok(answer)
+    }
 }
 
 /// An open table.
@@ -82,8 +122,8 @@ impl Table {
             "inline" => Dict::Inline(parse_inline(name).map_err(err)?),
             "static" => Dict::Static(strip_braces(name).unwrap_or(name).to_owned()),
             "unix" => match name {
-                "passwd.byname" => Dict::UnixPasswd,
-                "group.byname" => Dict::UnixGroup,
+                "passwd.byname" => Dict::UnixPasswd(NssCache::default()),
+                "group.byname" => Dict::UnixGroup(NssCache::default()),
                 _ => return Err(err(format!("unknown table: unix:{name}"))),
             },
             "fail" => Dict::Fail,
@@ -119,12 +159,29 @@ impl Table {
             Dict::Cidr(t) => t.with(|c| c.lookup(key)),
             Dict::Inline(m) => m.get(&folded()).cloned(),
             Dict::Static(v) => Some(v.clone()),
-            Dict::UnixPasswd => nix::unistd::User::from_name(&folded())
-                .map_err(|e| Error::new(&self.spec, format!("getpwnam: {e}")))?
-                .map(|u| u.name),
-            Dict::UnixGroup => nix::unistd::Group::from_name(&folded())
-                .map_err(|e| Error::new(&self.spec, format!("getgrnam: {e}")))?
-                .map(|g| g.name),
+            // An address lookup also asks for user@domain and @domain;
+            // no account name has an '@' (useradd and adduser refuse it),
+            // and each miss costs a walk through every NSS source (with
+            // systemd's, some forty system calls).
+            Dict::UnixPasswd(_) | Dict::UnixGroup(_) if key.is_empty() || key.contains('@') => {
+                None
+            }
+            Dict::UnixPasswd(cache) => {
+                let key = folded();
+                cache
+                    .get(&key, || {
+                        nix::unistd::User::from_name(&key).map(|u| u.map(|u| u.name))
+                    })
+                    .map_err(|e| Error::new(&self.spec, format!("getpwnam: {e}")))?
+            }
+            Dict::UnixGroup(cache) => {
+                let key = folded();
+                cache
+                    .get(&key, || {
+                        nix::unistd::Group::from_name(&key).map(|g| g.map(|g| g.name))
+                    })
+                    .map_err(|e| Error::new(&self.spec, format!("getgrnam: {e}")))?
+            }
             Dict::Fail => return Err(Error::new(&self.spec, "table lookup failed")),
         })
     }

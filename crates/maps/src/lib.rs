@@ -29,7 +29,8 @@
 //! - `inline:{ key=value, key2=value2 }`, `static:VALUE`
 //!   (`static:{ text with spaces }`);
 //! - `unix:passwd.byname`, `unix:group.byname`: the system user and group
-//!   databases; the value is the entry's name;
+//!   databases; the value is the entry's name; a name with `@` is never
+//!   looked up, and answers are kept for two seconds;
 //! - `proxy:TYPE:NAME`: the same as `TYPE:NAME` (there is no proxymap);
 //! - `fail:NAME`: every lookup fails (to test the defer paths).
 //!

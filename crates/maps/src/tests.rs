@@ -109,6 +109,14 @@ fn unix_passwd_and_group() {
     assert_eq!(m.lookup("root").unwrap().as_deref(), Some("root"));
     assert_eq!(m.lookup("ROOT").unwrap().as_deref(), Some("root"));
     assert_eq!(m.lookup("no-such-user-postern").unwrap(), None);
+    assert_eq!(m.lookup("root@localhost").unwrap(), None);
+    assert_eq!(m.lookup("@localhost").unwrap(), None);
+    assert_eq!(m.lookup("").unwrap(), None);
+    assert_eq!(
+        m.lookup_address("root@localhost", "+", true).unwrap().as_deref(),
+        Some("root"),
+        "an address finds the account by its local part"
+    );
     let g = open(&["unix:group.byname"]);
     assert_eq!(g.lookup("root").unwrap().as_deref(), Some("root"));
     assert!(Maps::open(&specs(&["unix:shadow"]), Syntax::Postmap).is_err());

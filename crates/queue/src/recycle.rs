@@ -26,8 +26,12 @@
 //!   only when it is a regular file with a single link that belongs to
 //!   this user: a crash can leave a file both in the pool and in a queue
 //!   (the pool rename is not fsynced), and such a file is never truncated;
-//! - the pool holds at most [`POOL_MAX`] files; beyond that, and whenever
-//!   anything fails, a finished file is removed as before;
+//! - the pool holds at most [`POOL_MAX`] files, of which the first
+//!   [`KEEP_BLOCKS_FILES`] keep their blocks (up to [`KEEP_BLOCKS_MAX`]
+//!   bytes each) and the rest are emptied: an empty inode costs the disk
+//!   nothing but it still spares the allocator, so a burst of mail larger
+//!   than the blocks kept finds its inodes again; beyond that, and
+//!   whenever anything fails, a finished file is removed as before;
 //! - anyone may remove pool files (`rm pool/*` is safe while Postern
 //!   runs); that only shrinks the pool.
 
@@ -40,13 +44,33 @@ use std::time::{Duration, Instant};
 use crate::{Error, Queue, QueueId};
 
 /// The most finished files kept for reuse.
-pub const POOL_MAX: usize = 1024;
+pub const POOL_MAX: usize = 16384;
+
+/// How many pool files keep their blocks; the others are emptied.
+const KEEP_BLOCKS_FILES: usize = 1024;
 
 /// A retired file larger than this gives its blocks back at once; a
 /// smaller one keeps them for the next message to write over (no block
 /// to free and allocate again), so the pool holds at most
-/// `POOL_MAX * KEEP_BLOCKS_MAX` bytes.
+/// `KEEP_BLOCKS_FILES * KEEP_BLOCKS_MAX` bytes.
 const KEEP_BLOCKS_MAX: u64 = 64 * 1024;
+
+/// The most names a taker reads from the pool at a time (a full pool is
+/// long; the first names serve as well as any).
+const LIST_MAX: usize = 1024;
+
+/// The pool's bounds ([`POOL_MAX`] and [`KEEP_BLOCKS_FILES`]; tests use
+/// smaller ones).
+#[derive(Clone, Copy)]
+struct Limits {
+    max: usize,
+    keep_blocks: usize,
+}
+
+const LIMITS: Limits = Limits {
+    max: POOL_MAX,
+    keep_blocks: KEEP_BLOCKS_FILES,
+};
 
 /// The spool directory of the pool (created by master with the others;
 /// without it nothing is kept).
@@ -97,45 +121,69 @@ impl Pool {
     }
 }
 
-fn pool_names(pool_dir: &Path) -> Vec<String> {
+/// Up to `max` names of pool files.
+fn pool_names(pool_dir: &Path, max: usize) -> Vec<String> {
     let Ok(entries) = fs::read_dir(pool_dir) else {
         return Vec::new();
     };
     entries
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| !n.starts_with('.'))
+        .take(max)
         .collect()
+}
+
+/// How many files the pool holds.
+fn pool_count(pool_dir: &Path) -> usize {
+    fs::read_dir(pool_dir).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
+            .count()
+    })
 }
 
 /// Takes the file `id` out of `from` once every recipient is done: into
 /// the pool when it has room, else removed ([`crate::remove`]).
 pub fn retire(spool: &Path, id: &QueueId, from: Queue) -> Result<(), Error> {
+    retire_within(spool, id, from, LIMITS)
+}
+
+fn retire_within(spool: &Path, id: &QueueId, from: Queue, limits: Limits) -> Result<(), Error> {
     let pool_dir = spool.join(POOL_DIR);
+    // The pool's size as of this retirement, if it has room.
     let room = {
         let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
         let pool = guard.at(&pool_dir);
-        if pool.estimate.is_none() || pool.retired >= RECOUNT_EVERY {
-            pool.estimate = Some(pool_names(&pool_dir).len());
+        // The estimate only grows here (takers in other processes shrink
+        // the pool), so it is counted afresh when it says full, but not
+        // at every retirement: counting a full pool reads all of it.
+        let full = pool.estimate.is_none_or(|n| n >= limits.max);
+        if pool.estimate.is_none() || (full && pool.retired >= RECOUNT_EVERY) {
+            pool.estimate = Some(pool_count(&pool_dir));
             pool.retired = 0;
         }
-        let n = pool.estimate.unwrap_or(POOL_MAX);
-        // Counted whether or not the file is kept, so that a full pool is
-        // counted again after a while: takers in other processes empty it.
+        let n = pool.estimate.unwrap_or(limits.max);
         pool.retired += 1;
-        if n < POOL_MAX {
+        if n < limits.max {
             pool.estimate = Some(n + 1);
-            true
+            Some(n)
         } else {
-            false
+            None
         }
     };
-    if room {
+    if let Some(n) = room {
         let old = id.path(spool, from);
         let new = pool_dir.join(id.as_str());
+        let keep_max = if n < limits.keep_blocks {
+            KEEP_BLOCKS_MAX
+        } else {
+            0
+        };
         // Not ready before it is renamed, so no name ever shows a reader a
         // ready file that is not a message.
         let kept = fs::set_permissions(&old, Permissions::from_mode(0o600))
-            .and_then(|()| shrink(&old))
+            .and_then(|()| shrink(&old, keep_max))
             .and_then(|()| fs::rename(&old, &new));
         if kept.is_ok() {
             // A taker in this process need not wait for its next scan.
@@ -147,11 +195,10 @@ pub fn retire(spool: &Path, id: &QueueId, from: Queue) -> Result<(), Error> {
     crate::remove(spool, id, from)
 }
 
-/// Empties a retired file larger than [`KEEP_BLOCKS_MAX`].
-fn shrink(path: &Path) -> std::io::Result<()> {
-    // Most files are small: one lstat, and the file is opened only to be
-    // emptied.
-    if fs::symlink_metadata(path)?.len() <= KEEP_BLOCKS_MAX {
+/// Empties a retired file larger than `keep_max` bytes.
+fn shrink(path: &Path, keep_max: u64) -> std::io::Result<()> {
+    // One lstat, and the file is opened only to be emptied.
+    if fs::symlink_metadata(path)?.len() <= keep_max {
         return Ok(());
     }
     OpenOptions::new()
@@ -181,7 +228,7 @@ pub(crate) fn take(dir: &Path, temp_name: &str, mode: u32) -> Option<File> {
                 if pool.next_scan.is_some_and(|t| Instant::now() < t) {
                     return None;
                 }
-                pool.candidates = pool_names(&pool_dir);
+                pool.candidates = pool_names(&pool_dir, LIST_MAX);
                 if pool.candidates.is_empty() {
                     pool.next_scan = Some(Instant::now() + RESCAN_EMPTY);
                     return None;
@@ -276,6 +323,11 @@ mod tests {
     use crate::{QueueFileWriter, move_file};
     use std::time::SystemTime;
 
+    const SMALL: Limits = Limits {
+        max: 40,
+        keep_blocks: 10,
+    };
+
     fn spool() -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
         for q in [
@@ -346,24 +398,24 @@ mod tests {
             let ids: Vec<QueueId> = (0..n).map(|_| message(s, b"Subject: x\n\n")).collect();
             for id in ids {
                 move_file(s, &id, Queue::Incoming, Queue::Active).unwrap();
-                retire(s, &id, Queue::Active).unwrap();
+                retire_within(s, &id, Queue::Active, SMALL).unwrap();
             }
         };
-        retire_all(POOL_MAX + 1);
-        assert_eq!(
-            pool_names(&pool_dir).len(),
-            POOL_MAX,
-            "never more than POOL_MAX"
-        );
+        retire_all(SMALL.max + 1);
+        assert_eq!(pool_count(&pool_dir), SMALL.max, "never more than the most");
+        // Only the first files kept their blocks.
+        let mut sizes: Vec<u64> = pool_names(&pool_dir, usize::MAX)
+            .iter()
+            .map(|n| fs::metadata(pool_dir.join(n)).unwrap().len())
+            .collect();
+        sizes.sort_unstable();
+        assert_eq!(sizes.iter().filter(|&&l| l > 0).count(), SMALL.keep_blocks);
         // Takers in other processes empty the pool.
-        for name in pool_names(&pool_dir) {
+        for name in pool_names(&pool_dir, usize::MAX) {
             fs::remove_file(pool_dir.join(name)).unwrap();
         }
         retire_all(RECOUNT_EVERY + 1);
-        assert!(
-            !pool_names(&pool_dir).is_empty(),
-            "the retirer sees the room again"
-        );
+        assert!(pool_count(&pool_dir) > 0, "the retirer sees the room again");
     }
 
     #[test]

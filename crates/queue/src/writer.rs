@@ -133,35 +133,42 @@ impl QueueFileWriter {
         );
         let temp_path = dir_path.join(&temp_name);
         // A finished file's inode when there is one (see crate::recycle),
-        // else a new file.
-        let (file, reused) = match crate::recycle::take(&dir_path, &temp_name, MODE_WRITING) {
-            Some(file) => (file, true),
-            None => (
-                OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(MODE_WRITING)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&temp_path)
-                    .map_err(|e| Error::io(&temp_path, e))?,
-                false,
-            ),
-        };
+        // else an unnamed new file, else a new file under a temporary name.
+        let (file, reused, unnamed) =
+            match crate::recycle::take(&dir_path, &temp_name, MODE_WRITING) {
+                Some(file) => (file, true, false),
+                None => match postern_util::fs::unnamed_file(&dir_path, MODE_WRITING) {
+                    Some(file) => (file, false, true),
+                    None => (
+                        OpenOptions::new()
+                            .write(true)
+                            .create_new(true)
+                            .mode(MODE_WRITING)
+                            .custom_flags(libc::O_NOFOLLOW)
+                            .open(&temp_path)
+                            .map_err(|e| Error::io(&temp_path, e))?,
+                        false,
+                        false,
+                    ),
+                },
+            };
         // Locks are advisory: a file system without them only loses the
         // crash detection of `in_use`.
         let lock = file.try_clone().ok().and_then(|f| {
             nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()
         });
-        let named = file
-            .metadata()
-            .map_err(|e| Error::io(&temp_path, e))
-            .and_then(|meta| name_file(&dir, &dir_path, &temp_name, meta.ino()));
-        let id = match named {
-            Ok(id) => id,
-            Err(err) => {
+        let inode = file.metadata().map_err(|e| Error::io(&temp_path, e))?.ino();
+        let id = if unnamed {
+            name_with(&dir_path, inode, |id| {
+                postern_util::fs::link_unnamed(&file, &dir, Path::new(id))
+            })?
+        } else {
+            name_with(&dir_path, inode, |id| {
+                rename_noreplace(&dir, &dir_path, &temp_name, id)
+            })
+            .inspect_err(|_| {
                 let _ = fs::remove_file(&temp_path);
-                return Err(err);
-            }
+            })?
         };
         let path = id.path(spool, queue);
         let mut writer = QueueFileWriter {
@@ -471,19 +478,25 @@ impl Drop for QueueFileWriter {
     }
 }
 
-/// Renames the temporary file `temp_name` in `dir` to a fresh queue id.
-fn name_file(dir: &File, dir_path: &Path, temp_name: &str, inode: u64) -> Result<QueueId, Error> {
+/// Names the file with inode number `inode` in the queue directory
+/// `dir_path` with a fresh queue id, by `name` (a rename or a link that
+/// fails with `AlreadyExists` when the id is taken).
+fn name_with(
+    dir_path: &Path,
+    inode: u64,
+    name: impl Fn(&str) -> std::io::Result<()>,
+) -> Result<QueueId, Error> {
     for _ in 0..NAME_ATTEMPTS {
         let (secs, micros) = unique_time(SystemTime::now());
         let id = QueueId::from_parts(secs, micros, inode);
-        match rename_noreplace(dir, dir_path, temp_name, id.as_str()) {
+        match name(id.as_str()) {
             Ok(()) => return Ok(id),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(Error::io(&dir_path.join(id.as_str()), e)),
         }
     }
     Err(Error::io(
-        &dir_path.join(temp_name),
+        dir_path,
         std::io::Error::new(
             std::io::ErrorKind::AlreadyExists,
             "no free queue id after repeated attempts",
