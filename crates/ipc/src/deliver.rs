@@ -268,7 +268,8 @@ pub fn deliver(
     let mut done = Vec::new();
     let run = |done: &mut Vec<RcptStatus>| -> Result<(), Error> {
         let mut conn = Conn::connect(queue_dir, (Class::Private, transport), timeout)?;
-        conn.expect_greeting(PROTOCOL, VERSION)?;
+        // The request goes out before the agent's greeting is read: one
+        // wait for the agent instead of two (the socket buffers hold it).
         conn.send_attrs(header(req))?;
         for r in &req.recipients {
             let mut l = AttrList::new();
@@ -280,6 +281,7 @@ pub fn deliver(
             conn.send_attrs(l)?;
         }
         conn.flush()?;
+        conn.expect_greeting(PROTOCOL, VERSION)?;
         loop {
             let payload = conn.recv_attrs()?;
             let mut a = AttrReader::new(&payload, Mode::Lenient)?;

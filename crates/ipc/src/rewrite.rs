@@ -17,6 +17,7 @@
 //! trip. A table change reaches a client after at most that long, as in
 //! Postfix.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -56,7 +57,7 @@ pub mod flags {
 }
 
 /// The address context for `rewrite` (Postfix `rewrite_clnt` rule names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rule {
     /// Locally submitted mail: append `@$myorigin` to bare users.
     Local,
@@ -123,9 +124,38 @@ pub enum Request {
     },
 }
 
-/// How long a client trusts its last answer (Postfix `rewrite_clnt.c`
-/// and `resolve_clnt.c` use 30 seconds).
+/// How long a client trusts an answer (Postfix `rewrite_clnt.c` and
+/// `resolve_clnt.c` use 30 seconds).
 pub const CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// The most answers of each kind a client keeps (it starts over beyond).
+/// Postfix keeps only the last one, which a caller that alternates
+/// between two addresses (cleanup: sender, recipient) never hits.
+const CACHE_MAX: usize = 256;
+
+/// Recent answers, each until its instant.
+#[derive(Debug)]
+struct Cache<K, V>(HashMap<K, (V, Instant)>);
+
+impl<K: Eq + std::hash::Hash, V: Clone> Cache<K, V> {
+    fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + std::hash::Hash + ?Sized,
+    {
+        self.0
+            .get(key)
+            .filter(|(_, until)| Instant::now() < *until)
+            .map(|(v, _)| v.clone())
+    }
+
+    fn put(&mut self, key: K, value: V) {
+        if self.0.len() >= CACHE_MAX {
+            self.0.clear();
+        }
+        self.0.insert(key, (value, Instant::now() + CACHE_TTL));
+    }
+}
 
 /// Client side, reconnecting on demand.
 #[derive(Debug)]
@@ -133,10 +163,10 @@ pub struct Client {
     queue_dir: PathBuf,
     timeout: Duration,
     conn: Option<Conn>,
-    /// The last rewrite: (rule, address) → result, until the instant.
-    last_rewrite: Option<(Rule, String, String, Instant)>,
-    /// The last resolve: (sender, address) → answer, until the instant.
-    last_resolve: Option<(String, String, Resolved, Instant)>,
+    /// (rule, address) → result.
+    rewrites: Cache<(Rule, String), String>,
+    /// (sender, address) → answer.
+    resolves: Cache<(String, String), Resolved>,
 }
 
 impl Client {
@@ -146,19 +176,16 @@ impl Client {
             queue_dir: queue_dir.to_path_buf(),
             timeout,
             conn: None,
-            last_rewrite: None,
-            last_resolve: None,
+            rewrites: Cache(HashMap::new()),
+            resolves: Cache(HashMap::new()),
         }
     }
 
     /// Canonicalizes `address` in the context `rule`.
     pub fn rewrite(&mut self, rule: Rule, address: &str) -> Result<String, Error> {
-        if let Some((r, a, result, until)) = &self.last_rewrite
-            && *r == rule
-            && a == address
-            && Instant::now() < *until
-        {
-            return Ok(result.clone());
+        let key = (rule, address.to_string());
+        if let Some(result) = self.rewrites.get(&key) {
+            return Ok(result);
         }
         let reply = self.call(|l| {
             l.put_str("request", "rewrite")
@@ -167,23 +194,15 @@ impl Client {
         })?;
         let mut r = AttrReader::new(&reply, Mode::Lenient)?;
         let result = r.require_str("address")?.to_string();
-        self.last_rewrite = Some((
-            rule,
-            address.to_string(),
-            result.clone(),
-            Instant::now() + CACHE_TTL,
-        ));
+        self.rewrites.put(key, result.clone());
         Ok(result)
     }
 
     /// Resolves `address` to a transport, next hop and recipient.
     pub fn resolve(&mut self, sender: &str, address: &str) -> Result<Resolved, Error> {
-        if let Some((s, a, resolved, until)) = &self.last_resolve
-            && s == sender
-            && a == address
-            && Instant::now() < *until
-        {
-            return Ok(resolved.clone());
+        let key = (sender.to_string(), address.to_string());
+        if let Some(resolved) = self.resolves.get(&key) {
+            return Ok(resolved);
         }
         let reply = self.call(|l| {
             l.put_str("request", "resolve")
@@ -199,12 +218,7 @@ impl Client {
         };
         // A temporary failure is not remembered: the next question asks again.
         if resolved.flags & flags::FAIL == 0 {
-            self.last_resolve = Some((
-                sender.to_string(),
-                address.to_string(),
-                resolved.clone(),
-                Instant::now() + CACHE_TTL,
-            ));
+            self.resolves.put(key, resolved.clone());
         }
         Ok(resolved)
     }
@@ -376,5 +390,35 @@ mod tests {
         assert_eq!(r.transport, "local");
         assert_eq!(r.class(), flags::CLASS_LOCAL);
         server.join().unwrap();
+    }
+
+    /// Answers are kept per address: a caller alternating between two
+    /// addresses asks the server once for each.
+    #[test]
+    fn client_keeps_recent_answers_per_address() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("private")).unwrap();
+        let l = UnixListener::bind(dir.path().join("private/rewrite")).unwrap();
+        let t = Duration::from_secs(5);
+        let server = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut srv = Server::accept(Conn::new(s, t).unwrap()).unwrap();
+            let mut asked = Vec::new();
+            while let Ok(Some(req)) = srv.next_request() {
+                let Request::Rewrite { address, .. } = req else {
+                    panic!("unexpected request");
+                };
+                srv.reply_rewrite(&format!("{address}@example.test")).unwrap();
+                asked.push(address);
+            }
+            asked
+        });
+        let mut c = Client::new(dir.path(), t);
+        for _ in 0..3 {
+            assert_eq!(c.rewrite(Rule::Local, "a").unwrap(), "a@example.test");
+            assert_eq!(c.rewrite(Rule::Local, "b").unwrap(), "b@example.test");
+        }
+        drop(c);
+        assert_eq!(server.join().unwrap(), ["a", "b"]);
     }
 }

@@ -329,11 +329,13 @@ impl Work {
         }
         let mut in_hand = lock(&self.in_hand);
         let mut jobs = lock(&self.jobs);
+        // One wakeup per job: notify_all woke every idle worker for each
+        // message, and all but one went back to sleep.
         for id in moved {
             in_hand.insert(id.clone());
             jobs.push_back(id);
+            self.wake.notify_one();
         }
-        self.wake.notify_all();
     }
 
     fn next(&self) -> QueueId {

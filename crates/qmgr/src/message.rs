@@ -153,14 +153,30 @@ where
                     let (k, limit) = &keys[i];
                     slots.try_take(k, *limit).map(|slot| (pos, i, slot))
                 });
-                found.map(|(pos, i, slot)| {
-                    q.remove(pos);
-                    (i, slot)
-                })
+                found
+                    .map(|(pos, i, slot)| {
+                        q.remove(pos);
+                        (i, slot)
+                    })
+                    .ok_or_else(|| {
+                        // The destinations still waited for.
+                        let mut waiting: Vec<K> = Vec::new();
+                        for &i in q.iter() {
+                            if !waiting.contains(&keys[i].0) {
+                                waiting.push(keys[i].0.clone());
+                            }
+                        }
+                        waiting
+                    })
             };
-            let Some((i, slot)) = taken else {
-                slots.wait(seen, Duration::from_millis(100));
-                continue;
+            let (i, slot) = match taken {
+                Ok(t) => t,
+                Err(waiting) => {
+                    // The timeout only guards against a wakeup spent on
+                    // another of this message's destinations.
+                    slots.wait(&waiting, seen, Duration::from_millis(100));
+                    continue;
+                }
             };
             let r = f(&jobs[i]);
             drop(slot);

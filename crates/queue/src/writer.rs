@@ -134,30 +134,37 @@ impl QueueFileWriter {
         let temp_path = dir_path.join(&temp_name);
         // A finished file's inode when there is one (see crate::recycle),
         // else an unnamed new file, else a new file under a temporary name.
-        let (file, reused, unnamed) =
+        let (file, lock, inode, reused, unnamed) =
             match crate::recycle::take(&dir_path, &temp_name, MODE_WRITING) {
-                Some(file) => (file, true, false),
-                None => match postern_util::fs::unnamed_file(&dir_path, MODE_WRITING) {
-                    Some(file) => (file, false, true),
-                    None => (
-                        OpenOptions::new()
-                            .write(true)
-                            .create_new(true)
-                            .mode(MODE_WRITING)
-                            .custom_flags(libc::O_NOFOLLOW)
-                            .open(&temp_path)
-                            .map_err(|e| Error::io(&temp_path, e))?,
-                        false,
-                        false,
-                    ),
-                },
+                Some(t) => (t.file, Some(t.lock), Some(t.ino), true, false),
+                None => {
+                    let (file, unnamed) =
+                        match postern_util::fs::unnamed_file(&dir_path, MODE_WRITING) {
+                            Some(file) => (file, true),
+                            None => (
+                                OpenOptions::new()
+                                    .write(true)
+                                    .create_new(true)
+                                    .mode(MODE_WRITING)
+                                    .custom_flags(libc::O_NOFOLLOW)
+                                    .open(&temp_path)
+                                    .map_err(|e| Error::io(&temp_path, e))?,
+                                false,
+                            ),
+                        };
+                    // Locks are advisory: a file system without them only
+                    // loses the crash detection of `in_use`.
+                    let lock = file.try_clone().ok().and_then(|f| {
+                        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
+                            .ok()
+                    });
+                    (file, lock, None, false, unnamed)
+                }
             };
-        // Locks are advisory: a file system without them only loses the
-        // crash detection of `in_use`.
-        let lock = file.try_clone().ok().and_then(|f| {
-            nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()
-        });
-        let inode = file.metadata().map_err(|e| Error::io(&temp_path, e))?.ino();
+        let inode = match inode {
+            Some(ino) => ino,
+            None => file.metadata().map_err(|e| Error::io(&temp_path, e))?.ino(),
+        };
         let id = if unnamed {
             name_with(&dir_path, inode, |id| {
                 postern_util::fs::link_unnamed(&file, &dir, Path::new(id))
