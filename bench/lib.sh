@@ -44,6 +44,46 @@ stop_postern() {
     wait "$target_pid" 2>/dev/null || true
 }
 
+# set_aside TRASH DIR...: moves each directory (a Maildir's new/, an
+# instance's work directory) into the directory TRASH (same file system)
+# and makes it again, empty, with the same owner and mode, so that both
+# servers start from empty Maildirs without a mass deletion right before
+# their runs (see watch_start). clear_aside, at exit, deletes the trash
+# and stamps the time; wait_aged, at the start of a bench, waits until the
+# last such deletion is 305 s old. bench/run.sh sets BENCH_DEFER_CLEAR
+# and clears once after all its suites.
+set_aside() {
+    local trash=$1 d owner mode
+    shift
+    mkdir -p "$trash"
+    aside+=("$trash")
+    for d in "$@"; do
+        [ -d "$d" ] || continue
+        owner=$(stat -c %u:%g "$d")
+        mode=$(stat -c %a "$d")
+        mv "$d" "$trash/$(basename "$d").$$.$RANDOM"
+        mkdir "$d"
+        chown "$owner" "$d"
+        chmod "$mode" "$d"
+    done
+}
+aside=()
+bench_stamp=$BENCH_ROOT/.bench-deleted
+clear_aside() {
+    [ -z "${BENCH_DEFER_CLEAR:-}" ] || return 0
+    local t
+    for t in "${aside[@]}"; do rm -rf "$t"; done
+    [ ${#aside[@]} -eq 0 ] || touch "$bench_stamp"
+}
+wait_aged() {
+    [ -e "$bench_stamp" ] || return 0
+    local age=$(($(date +%s) - $(stat -c %Y "$bench_stamp")))
+    if [ "$age" -lt 305 ]; then
+        echo "bench: waiting $((305 - age)) s for the last bench's deletions to age (see bench/lib.sh)" >&2
+        sleep $((305 - age))
+    fi
+}
+
 # watch_start MAILDIR COUNT [TIMEOUT]: starts bench/maildir-wait.py on
 # MAILDIR and returns once it watches; watch_end then waits until COUNT
 # more messages are in MAILDIR/new and sets watch_time to the time of the

@@ -19,13 +19,21 @@ if [ $# -eq 0 ]; then
     set -- smtp-accept
 fi
 # Our own suites run one by one; the rest go to the kit's compare.sh.
+# What they set aside is deleted once, after the last (bench/lib.sh).
 rest=()
+ours=
 for suite in "$@"; do
     case $suite in
-    smtp-accept | smtp-drain | smtp-relay) BENCH_KIT=$kit "$(dirname "$0")/$suite.sh" ;;
+    smtp-accept | smtp-drain | smtp-relay)
+        BENCH_DEFER_CLEAR=1 BENCH_KIT=$kit "$(dirname "$0")/$suite.sh"
+        ours=1
+        ;;
     *) rest+=("$suite") ;;
     esac
 done
+if [ -n "$ours" ]; then
+    (. "$kit/env.sh" && rm -rf "$here/var/.bench-trash" "$BENCH_ROOT/.bench-trash" && touch "$BENCH_ROOT/.bench-deleted")
+fi
 [ ${#rest[@]} -gt 0 ] || exit 0
 set -- "${rest[@]}"
 if [ ! -x "$kit/compare.sh" ]; then

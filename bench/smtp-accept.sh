@@ -34,6 +34,7 @@ cleanup() {
     kill -TERM -- "-$target_pid" 2>/dev/null || true
     wait "$target_pid" 2>/dev/null || true
     [ -n "$started_anchor" ] && "$kit/anchors.sh" stop postfix
+    clear_aside
 }
 trap cleanup EXIT
 for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$target_port") 2>/dev/null && break; sleep 0.2; done
@@ -50,6 +51,9 @@ run() {
 }
 median() { tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+set_aside "$here/var/.bench-trash" "$TARGET_MAILDIR/new"
+set_aside "$BENCH_ROOT/.bench-trash" "$ANCHOR_MAILDIR/new"
+wait_aged
 echo "# smtp-accept: $ACCEPT_MSGS messages per run, median of $RUNS, 1 discarded warm-up"
 for size in $SIZES; do
     for sessions in $SESSIONS; do
@@ -70,4 +74,5 @@ for size in $SIZES; do
         echo "bench smtp-accept size=$size sessions=$sessions postfix_per_s=$ma postern_per_s=$mt ratio=$ratio"
     done
 done
-find "$TARGET_MAILDIR/new" "$ANCHOR_MAILDIR/new" -maxdepth 1 -type f -delete 2>/dev/null || true
+set_aside "$here/var/.bench-trash" "$TARGET_MAILDIR/new"
+set_aside "$BENCH_ROOT/.bench-trash" "$ANCHOR_MAILDIR/new"

@@ -35,12 +35,15 @@ make -s build PROFILE="$DRAIN_PROFILE"
 # aliased to a Maildir (delivered by local(8)).
 work=$here/var/drain
 bin=$here/target/$DRAIN_PROFILE
-rm -rf "$work"
+set_aside "$here/var/.bench-trash" "$work"
+set_aside "$BENCH_ROOT/.bench-trash" "$ANCHOR_MAILDIR/new"
+wait_aged
 mkdir -p "$work/Maildir"
 echo "drain: $work/Maildir/" > "$work/aliases"
 cleanup() {
     stop_postern
     if [ -n "$started_anchor" ]; then "$kit/anchors.sh" stop postfix; fi
+    clear_aside
 }
 trap cleanup EXIT
 start_postern "$work" "$bin" "$DRAIN_PORT" "alias_maps = \"texthash:$work/aliases\""
@@ -73,4 +76,4 @@ ma=$(echo "${ar[*]}" | median); mas=$(echo "${as[*]}" | median)
 mt=$(echo "${tr_[*]}" | median); mts=$(echo "${ts[*]}" | median)
 ratio=$(python3 -c "print(round($mt / $ma, 2))")
 echo "bench smtp-drain msgs=$DRAIN_MSGS postfix_per_s=$ma postfix_drain_s=$mas postern_per_s=$mt postern_drain_s=$mts ratio=$ratio"
-find "$ANCHOR_MAILDIR/new" "$work/Maildir/new" -maxdepth 1 -type f -delete 2>/dev/null || true
+set_aside "$BENCH_ROOT/.bench-trash" "$ANCHOR_MAILDIR/new"

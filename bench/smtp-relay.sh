@@ -50,7 +50,8 @@ make -s build PROFILE="$RELAY_PROFILE"
 # RELAY_DOMAIN to the sink.
 work=$here/var/relay
 bin=$here/target/$RELAY_PROFILE
-rm -rf "$work"
+set_aside "$here/var/.bench-trash" "$work"
+wait_aged
 sink_pid=
 cleanup() {
     [ -z "$sink_pid" ] || kill "$sink_pid" 2>/dev/null || true
@@ -61,6 +62,7 @@ cleanup() {
     else
         postfix -c "$PF_CONF" reload >/dev/null 2>&1 || true
     fi
+    clear_aside
 }
 trap cleanup EXIT
 start_postern "$work" "$bin" "$RELAY_PORT" "transport_maps = \"$route\""
