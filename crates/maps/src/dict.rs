@@ -163,9 +163,7 @@ impl Table {
             // no account name has an '@' (useradd and adduser refuse it),
             // and each miss costs a walk through every NSS source (with
             // systemd's, some forty system calls).
-            Dict::UnixPasswd(_) | Dict::UnixGroup(_) if key.is_empty() || key.contains('@') => {
-                None
-            }
+            Dict::UnixPasswd(_) | Dict::UnixGroup(_) if key.is_empty() || key.contains('@') => None,
             Dict::UnixPasswd(cache) => {
                 let key = folded();
                 cache

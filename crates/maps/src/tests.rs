@@ -113,7 +113,9 @@ fn unix_passwd_and_group() {
     assert_eq!(m.lookup("@localhost").unwrap(), None);
     assert_eq!(m.lookup("").unwrap(), None);
     assert_eq!(
-        m.lookup_address("root@localhost", "+", true).unwrap().as_deref(),
+        m.lookup_address("root@localhost", "+", true)
+            .unwrap()
+            .as_deref(),
         Some("root"),
         "an address finds the account by its local part"
     );

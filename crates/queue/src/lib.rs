@@ -91,6 +91,7 @@ use std::path::{Path, PathBuf};
 
 use postern_wire::RecordType;
 
+mod dirsync;
 mod format;
 mod id;
 pub mod layout;

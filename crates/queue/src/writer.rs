@@ -82,9 +82,10 @@ enum State {
 #[derive(Debug)]
 pub struct QueueFileWriter {
     out: BufWriter<File>,
-    dir: File,
-    /// Whether `dir` can be fsynced (see [`open_queue_dir`]).
-    dir_syncable: bool,
+    /// The fsync of the queue directory, started once the file has its
+    /// name; `None` where the directory cannot be fsynced (see
+    /// [`open_queue_dir`]).
+    dir_sync: Option<crate::dirsync::Pending>,
     path: PathBuf,
     id: QueueId,
     queue: Queue,
@@ -155,8 +156,7 @@ impl QueueFileWriter {
                     // Locks are advisory: a file system without them only
                     // loses the crash detection of `in_use`.
                     let lock = file.try_clone().ok().and_then(|f| {
-                        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
-                            .ok()
+                        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()
                     });
                     (file, lock, None, false, unnamed)
                 }
@@ -178,10 +178,11 @@ impl QueueFileWriter {
             })?
         };
         let path = id.path(spool, queue);
+        // The name is in place: its fsync can run while the content comes.
+        let dir_sync = dir_syncable.then(|| crate::dirsync::start(&dir));
         let mut writer = QueueFileWriter {
             out: BufWriter::with_capacity(64 * 1024, file),
-            dir,
-            dir_syncable,
+            dir_sync,
             path,
             id,
             queue,
@@ -428,9 +429,9 @@ impl QueueFileWriter {
         file.set_permissions(Permissions::from_mode(MODE_READY | self.extra_mode))
             .map_err(io(&self.path))?;
         file.sync_all().map_err(io(&self.path))?;
-        if self.dir_syncable {
+        if let Some(pending) = self.dir_sync.take() {
             let dir_path = self.path.parent().unwrap_or(Path::new("."));
-            self.dir.sync_all().map_err(io(dir_path))?;
+            pending.wait().map_err(io(dir_path))?;
         }
         self.committed = true;
         Ok(self.id.clone())
@@ -573,7 +574,7 @@ mod dir_tests {
         std::fs::create_dir(spool.path().join("maildrop")).unwrap();
         let path_only = |p: &Path| open_queue_dir_path_only(p).map(|d| (d, false));
         let mut w = QueueFileWriter::create_with(spool.path(), Queue::Maildrop, path_only).unwrap();
-        assert!(!w.dir_syncable);
+        assert!(w.dir_sync.is_none());
         w.time(SystemTime::now()).unwrap();
         w.sender("a@example.test").unwrap();
         w.recipient(&NewRecipient::new("b@example.test")).unwrap();
