@@ -14,6 +14,9 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 type Slot = Arc<(Mutex<Option<io::Result<()>>>, Condvar)>;
 
+/// The helper thread's queue of directories to fsync.
+type Queue = Mutex<Sender<(File, Slot)>>;
+
 /// A directory fsync under way.
 #[derive(Debug)]
 pub(crate) struct Pending(Slot);
@@ -34,8 +37,8 @@ impl Pending {
 
 /// The helper thread's queue (one thread per process, started on first
 /// use); `None` when it could not be started.
-fn helper() -> Option<&'static Mutex<Sender<(File, Slot)>>> {
-    static HELPER: OnceLock<Option<Mutex<Sender<(File, Slot)>>>> = OnceLock::new();
+fn helper() -> Option<&'static Queue> {
+    static HELPER: OnceLock<Option<Queue>> = OnceLock::new();
     HELPER
         .get_or_init(|| {
             let (tx, rx) = channel::<(File, Slot)>();
