@@ -44,7 +44,7 @@ impl NssCache {
     fn get(
         &self,
         key: &str,
-        ask: impl FnOnce() -> nix::Result<Option<String>>,
+        ask: impl FnOnce(&str) -> nix::Result<Option<String>>,
     ) -> nix::Result<Option<String>> {
         let now = std::time::Instant::now();
         {
@@ -56,7 +56,7 @@ impl NssCache {
             }
         }
         // Failures are not kept: the next lookup asks again.
-        let answer = ask()?;
+        let answer = ask(key)?;
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= NSS_CACHE_MAX {
             map.clear();
@@ -164,22 +164,16 @@ impl Table {
             // and each miss costs a walk through every NSS source (with
             // systemd's, some forty system calls).
             Dict::UnixPasswd(_) | Dict::UnixGroup(_) if key.is_empty() || key.contains('@') => None,
-            Dict::UnixPasswd(cache) => {
-                let key = folded();
-                cache
-                    .get(&key, || {
-                        nix::unistd::User::from_name(&key).map(|u| u.map(|u| u.name))
-                    })
-                    .map_err(|e| Error::new(&self.spec, format!("getpwnam: {e}")))?
-            }
-            Dict::UnixGroup(cache) => {
-                let key = folded();
-                cache
-                    .get(&key, || {
-                        nix::unistd::Group::from_name(&key).map(|g| g.map(|g| g.name))
-                    })
-                    .map_err(|e| Error::new(&self.spec, format!("getgrnam: {e}")))?
-            }
+            Dict::UnixPasswd(cache) => cache
+                .get(&folded(), |k| {
+                    nix::unistd::User::from_name(k).map(|u| u.map(|u| u.name))
+                })
+                .map_err(|e| Error::new(&self.spec, format!("getpwnam: {e}")))?,
+            Dict::UnixGroup(cache) => cache
+                .get(&folded(), |k| {
+                    nix::unistd::Group::from_name(k).map(|g| g.map(|g| g.name))
+                })
+                .map_err(|e| Error::new(&self.spec, format!("getgrnam: {e}")))?,
             Dict::Fail => return Err(Error::new(&self.spec, "table lookup failed")),
         })
     }
