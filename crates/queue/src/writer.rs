@@ -135,47 +135,57 @@ impl QueueFileWriter {
         let temp_path = dir_path.join(&temp_name);
         // A finished file's inode when there is one (see crate::recycle),
         // else an unnamed new file, else a new file under a temporary name.
-        let (file, lock, inode, reused, unnamed) =
-            match crate::recycle::take(&dir_path, &temp_name, MODE_WRITING) {
-                Some(t) => (t.file, Some(t.lock), Some(t.ino), true, false),
-                None => {
-                    let (file, unnamed) =
-                        match postern_util::fs::unnamed_file(&dir_path, MODE_WRITING) {
-                            Some(file) => (file, true),
-                            None => (
-                                OpenOptions::new()
-                                    .write(true)
-                                    .create_new(true)
-                                    .mode(MODE_WRITING)
-                                    .custom_flags(libc::O_NOFOLLOW)
-                                    .open(&temp_path)
-                                    .map_err(|e| Error::io(&temp_path, e))?,
-                                false,
-                            ),
-                        };
-                    // Locks are advisory: a file system without them only
-                    // loses the crash detection of `in_use`.
-                    let lock = file.try_clone().ok().and_then(|f| {
-                        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()
-                    });
-                    (file, lock, None, false, unnamed)
-                }
-            };
-        let inode = match inode {
-            Some(ino) => ino,
-            None => file.metadata().map_err(|e| Error::io(&temp_path, e))?.ino(),
+        let create_named = || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(MODE_WRITING)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&temp_path)
+                .map_err(|e| Error::io(&temp_path, e))
         };
-        let id = if unnamed {
-            name_with(&dir_path, inode, |id| {
-                postern_util::fs::link_unnamed(&file, &dir, Path::new(id))
-            })?
-        } else {
+        // Locks are advisory: a file system without them only loses the
+        // crash detection of `in_use`.
+        let lock_new = |file: &File| {
+            file.try_clone().ok().and_then(|f| {
+                nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()
+            })
+        };
+        let name_by_rename = |inode: u64| {
             name_with(&dir_path, inode, |id| {
                 rename_noreplace(&dir, &dir_path, &temp_name, id)
             })
             .inspect_err(|_| {
                 let _ = fs::remove_file(&temp_path);
-            })?
+            })
+        };
+        let (file, lock, id, reused) = if let Some(t) =
+            crate::recycle::take(&dir_path, &temp_name, MODE_WRITING)
+        {
+            let id = name_by_rename(t.ino)?;
+            (t.file, Some(t.lock), id, true)
+        } else {
+            // An unnamed file linked under its id; where the system
+            // refuses the link, a named one as before.
+            let linked = postern_util::fs::unnamed_file(&dir_path, MODE_WRITING).and_then(|file| {
+                let lock = lock_new(&file);
+                let inode = file.metadata().ok()?.ino();
+                let id = name_with(&dir_path, inode, |id| {
+                    postern_util::fs::link_unnamed(&file, &dir, Path::new(id))
+                })
+                .ok()?;
+                Some((file, lock, id))
+            });
+            match linked {
+                Some((file, lock, id)) => (file, lock, id, false),
+                None => {
+                    let file = create_named()?;
+                    let lock = lock_new(&file);
+                    let inode = file.metadata().map_err(|e| Error::io(&temp_path, e))?.ino();
+                    let id = name_by_rename(inode)?;
+                    (file, lock, id, false)
+                }
+            }
         };
         let path = id.path(spool, queue);
         // The name is in place: its fsync can run while the content comes.
