@@ -329,7 +329,7 @@ pub mod agent {
         let wait = Duration::from_secs(20);
         let deadline = Instant::now() + wait;
         loop {
-            match deliver::deliver(queue_dir, transport, wait, req) {
+            match deliver::deliver(&mut None, queue_dir, transport, wait, req) {
                 Ok(s) => return s,
                 Err((e, partial)) => {
                     assert!(partial.is_empty(), "{e}: {partial:?}");

@@ -255,21 +255,62 @@ fn header(req: &Request) -> AttrList {
     l
 }
 
+/// A connection to a delivery agent, kept by qmgr for its next request
+/// to the same transport. An agent greets again when it has finished a
+/// request, ready for the next on the same connection; qmgr reads that
+/// greeting before it sends anything, so an agent that went away (end of
+/// file instead of the greeting) never saw a request, and a new
+/// connection takes it. Saves a connect, an accept and two status
+/// messages to master per delivery.
+#[derive(Debug)]
+pub struct AgentConn {
+    transport: String,
+    conn: Conn,
+    uses: u32,
+}
+
+/// How many requests one agent connection carries at most.
+pub const MAX_REUSE: u32 = 100;
+
 /// qmgr side: sends `req` to `private/<transport>` and collects one
 /// status per reported recipient. Recipients the agent did not report
 /// (it crashed or the connection broke) are missing from the result and
 /// must be deferred by the caller; an `Err` means nothing was reported.
+/// `cached` is a connection kept from an earlier request (used when it
+/// is to `transport`, else closed) and holds this one's afterwards.
 pub fn deliver(
+    cached: &mut Option<AgentConn>,
     queue_dir: &Path,
     transport: &str,
     timeout: Duration,
     req: &Request,
 ) -> Result<Vec<RcptStatus>, (Error, Vec<RcptStatus>)> {
     let mut done = Vec::new();
-    let run = |done: &mut Vec<RcptStatus>| -> Result<(), Error> {
-        let mut conn = Conn::connect(queue_dir, (Class::Private, transport), timeout)?;
-        // The request goes out before the agent's greeting is read: one
-        // wait for the agent instead of two (the socket buffers hold it).
+    // An agent ready for another request, or a new connection.
+    let reused = cached
+        .take()
+        .filter(|c| c.transport == transport)
+        .and_then(|mut c| {
+            c.conn.expect_greeting(PROTOCOL, VERSION).ok()?;
+            Some(c)
+        });
+    let fresh = reused.is_none();
+    let mut agent = match reused {
+        Some(c) => c,
+        None => match Conn::connect(queue_dir, (Class::Private, transport), timeout) {
+            Ok(conn) => AgentConn {
+                transport: transport.to_string(),
+                conn,
+                uses: 0,
+            },
+            Err(e) => return Err((e, done)),
+        },
+    };
+    let conn = &mut agent.conn;
+    let mut run = |done: &mut Vec<RcptStatus>| -> Result<(), Error> {
+        // On a new connection the request goes out before the agent's
+        // greeting is read: one wait for the agent instead of two (the
+        // socket buffers hold it).
         conn.send_attrs(header(req))?;
         for r in &req.recipients {
             let mut l = AttrList::new();
@@ -281,7 +322,9 @@ pub fn deliver(
             conn.send_attrs(l)?;
         }
         conn.flush()?;
-        conn.expect_greeting(PROTOCOL, VERSION)?;
+        if fresh {
+            conn.expect_greeting(PROTOCOL, VERSION)?;
+        }
         loop {
             let payload = conn.recv_attrs()?;
             let mut a = AttrReader::new(&payload, Mode::Lenient)?;
@@ -303,7 +346,13 @@ pub fn deliver(
         }
     };
     match run(&mut done) {
-        Ok(()) => Ok(done),
+        Ok(()) => {
+            agent.uses += 1;
+            if agent.uses < MAX_REUSE {
+                *cached = Some(agent);
+            }
+            Ok(done)
+        }
         Err(e) => Err((e, done)),
     }
 }
@@ -318,6 +367,20 @@ impl Server {
     /// Greets qmgr and reads the request.
     pub fn accept(mut conn: Conn) -> Result<(Server, Request), Error> {
         conn.greet(PROTOCOL, VERSION, &[])?;
+        Server::read_request(conn)?.ok_or(Error::Closed)
+    }
+
+    /// After [`Server::finish`]: greets qmgr again, ready for another
+    /// request on the same connection, and reads it; `None` when qmgr
+    /// closed the connection instead.
+    pub fn next(conn: Conn) -> Result<Option<(Server, Request)>, Error> {
+        Server::accept(conn).map(Some).or_else(|e| match e {
+            Error::Closed => Ok(None),
+            e => Err(e),
+        })
+    }
+
+    fn read_request(mut conn: Conn) -> Result<Option<(Server, Request)>, Error> {
         let payload = conn.recv_attrs()?;
         let mut h = AttrReader::new(&payload, Mode::Lenient)?;
         let mut req = Request {
@@ -359,7 +422,7 @@ impl Server {
                 offset: r.require_u64("offset")?,
             });
         }
-        Ok((Server { conn }, req))
+        Ok(Some((Server { conn }, req)))
     }
 
     /// Reports one recipient (after marking it done when final).
@@ -375,12 +438,13 @@ impl Server {
         self.conn.flush()
     }
 
-    /// Ends the request.
-    pub fn finish(mut self) -> Result<(), Error> {
+    /// Ends the request; returns the connection for [`Server::next`].
+    pub fn finish(mut self) -> Result<Conn, Error> {
         let mut l = AttrList::new();
         l.put_u64("final", 1);
         self.conn.send_attrs(l)?;
-        self.conn.flush()
+        self.conn.flush()?;
+        Ok(self.conn)
     }
 }
 
@@ -414,7 +478,7 @@ mod tests {
                 })
                 .unwrap();
             }
-            srv.finish().unwrap();
+            drop(srv.finish().unwrap());
             req
         });
         let req = Request {
@@ -439,7 +503,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let got = deliver(dir.path(), "local", t, &req).unwrap();
+        let got = deliver(&mut None, dir.path(), "local", t, &req).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].action, Action::Delivered);
         assert_eq!(got[1].offset, 160);
@@ -484,11 +548,68 @@ mod tests {
             ],
             ..Default::default()
         };
-        let (err, partial) = deliver(dir.path(), "local", t, &req).unwrap_err();
+        let (err, partial) = deliver(&mut None, dir.path(), "local", t, &req).unwrap_err();
         agent.join().unwrap();
         assert!(matches!(err, Error::Closed), "{err}");
         assert_eq!(partial.len(), 1);
-        assert!(deliver(dir.path(), "nope", t, &req).is_err());
+        assert!(deliver(&mut None, dir.path(), "nope", t, &req).is_err());
+    }
+
+    /// A kept connection carries the next request to the same agent; an
+    /// agent that closed instead of greeting again costs nothing but a
+    /// new connection; another transport never gets it.
+    #[test]
+    fn a_kept_connection_carries_the_next_request() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("private")).unwrap();
+        let l = UnixListener::bind(dir.path().join("private/local")).unwrap();
+        let t = Duration::from_secs(5);
+        let ok = |srv: &mut Server, req: &Request| {
+            for r in &req.recipients {
+                srv.report(&RcptStatus::new(Action::Delivered, "2.0.0", "ok".into()))
+                    .map(|()| r)
+                    .unwrap();
+            }
+        };
+        let agent = std::thread::spawn(move || {
+            let mut ids = Vec::new();
+            // First connection: two requests, then the agent leaves.
+            let (s, _) = l.accept().unwrap();
+            let (mut srv, req) = Server::accept(Conn::new(s, t).unwrap()).unwrap();
+            ok(&mut srv, &req);
+            ids.push(req.queue_id);
+            let (mut srv, req) = Server::next(srv.finish().unwrap()).unwrap().unwrap();
+            ok(&mut srv, &req);
+            ids.push(req.queue_id);
+            drop(srv.finish().unwrap());
+            // Second connection: one request, then qmgr closes it.
+            let (s, _) = l.accept().unwrap();
+            let (mut srv, req) = Server::accept(Conn::new(s, t).unwrap()).unwrap();
+            ok(&mut srv, &req);
+            ids.push(req.queue_id);
+            assert!(Server::next(srv.finish().unwrap()).unwrap().is_none());
+            ids
+        });
+        let req = |id: &str| Request {
+            queue_name: "active".into(),
+            queue_id: id.into(),
+            recipients: vec![Recipient {
+                address: "a@x".into(),
+                offset: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut kept = None;
+        for id in ["A", "B", "C"] {
+            let got = deliver(&mut kept, dir.path(), "local", t, &req(id)).unwrap();
+            assert_eq!(got.len(), 1, "{id}");
+            assert!(kept.is_some());
+        }
+        // Another transport: the kept connection is closed, not used.
+        assert!(deliver(&mut kept, dir.path(), "nope", t, &req("D")).is_err());
+        assert!(kept.is_none());
+        assert_eq!(agent.join().unwrap(), ["A", "B", "C"]);
     }
 
     #[test]

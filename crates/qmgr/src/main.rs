@@ -338,8 +338,14 @@ impl Work {
         }
     }
 
-    fn next(&self) -> QueueId {
+    /// The next job; `idle` runs before the worker waits for one.
+    fn next(&self, idle: impl Fn()) -> QueueId {
         let mut jobs = lock(&self.jobs);
+        if jobs.is_empty() {
+            drop(jobs);
+            idle();
+            jobs = lock(&self.jobs);
+        }
         loop {
             if let Some(job) = jobs.pop_front() {
                 return job;
@@ -353,10 +359,12 @@ impl Work {
     /// the process runs.
     fn worker(&self, settings: &Settings) {
         let mut rw = postern_ipc::rewrite::Client::new(&settings.spool, settings.ipc_timeout);
+        let agents = message::KeptAgent::default();
         loop {
-            let id = self.next();
+            // An idle worker keeps no delivery agent busy.
+            let id = self.next(|| drop(message::take_agent(&agents)));
             let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                message::process(settings, &mut rw, &id)
+                message::process(settings, &mut rw, &agents, &id)
             }));
             lock(&self.in_hand).remove(&id);
             if done.is_err() {

@@ -129,6 +129,7 @@ pub(crate) fn run_concurrently<J, K, R>(
     jobs: &[J],
     key: impl Fn(&J) -> (K, usize) + Sync,
     slots: &Slots<K>,
+    idle: impl Fn() + Sync,
     f: impl Fn(&J) -> R + Sync,
 ) -> Vec<R>
 where
@@ -172,6 +173,7 @@ where
             let (i, slot) = match taken {
                 Ok(t) => t,
                 Err(waiting) => {
+                    idle();
                     // The timeout only guards against a wakeup spent on
                     // another of this message's destinations.
                     slots.wait(&waiting, seen, Duration::from_millis(100));
@@ -221,7 +223,16 @@ fn attr_str(qf: &QueueFile, name: &str) -> String {
 }
 
 /// Processes the message `id`, which is in `active/`.
-pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, id: &QueueId) {
+/// A worker's delivery agent connection kept for its next request
+/// ([`deliver::AgentConn`]).
+pub(crate) type KeptAgent = std::sync::Mutex<Option<deliver::AgentConn>>;
+
+/// Takes the kept agent connection out (dropping it closes it).
+pub(crate) fn take_agent(agents: &KeptAgent) -> Option<deliver::AgentConn> {
+    agents.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
+pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, agents: &KeptAgent, id: &QueueId) {
     let spool = &s.spool;
     let path = id.path(spool, Queue::Active);
     let qf = match QueueFile::open(&path) {
@@ -360,9 +371,19 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, id: &QueueId) {
             ((t.clone(), dest), concurrency)
         },
         &s.slots,
-        |(transport, _, req)| match deliver::deliver(spool, transport, s.ipc_timeout, req) {
-            Ok(st) => (st, None),
-            Err((e, st)) => (st, Some(e.to_string())),
+        // No agent is kept waiting while this message waits for a slot:
+        // it could be the one another delivery needs.
+        || drop(take_agent(agents)),
+        |(transport, _, req)| {
+            let mut kept = take_agent(agents);
+            let result = deliver::deliver(&mut kept, spool, transport, s.ipc_timeout, req);
+            if kept.is_some() {
+                *agents.lock().unwrap_or_else(|p| p.into_inner()) = kept;
+            }
+            match result {
+                Ok(st) => (st, None),
+                Err((e, st)) => (st, Some(e.to_string())),
+            }
         },
     );
     for ((transport, members, _), (statuses, err)) in jobs.iter().zip(results) {
@@ -762,6 +783,7 @@ mod tests {
                 &jobs,
                 |j| (j.0, 2),
                 &slots,
+                || {},
                 |j| {
                     {
                         let mut n = now.lock().unwrap();
@@ -789,7 +811,7 @@ mod tests {
         let peak = peak.into_inner().unwrap();
         assert_eq!(peak[&'a'], 2);
         assert_eq!(peak[&'b'], 2);
-        let one = run_concurrently(&jobs, |j| (j.0, 0), &slots, |j| j.1);
+        let one = run_concurrently(&jobs, |j| (j.0, 0), &slots, || {}, |j| j.1);
         assert_eq!(one.len(), 12);
     }
 

@@ -103,36 +103,64 @@ pub fn serve(
     relay: &str,
     mut deliver: impl FnMut(&Request, &[u8], &Recipient) -> RcptStatus,
 ) {
-    let Some((mut server, req, start)) = accept(conn, ctx) else {
+    let Some(mut request) = accept(conn, ctx) else {
         return;
     };
     let spool = ctx.config.path("queue_directory");
-    let queue = open_queue_file(&spool, &req);
+    loop {
+        let (server, req, start) = request;
+        let Some(server) = serve_one(server, &spool, &req, start, relay, &mut deliver) else {
+            return;
+        };
+        match next(server, &req) {
+            Some(r) => request = r,
+            None => return,
+        }
+    }
+}
+
+/// Ends a request and waits for qmgr's next one on the same connection
+/// (see [`postern_ipc::deliver::AgentConn`]); `None` when qmgr closed it
+/// or something failed (logged).
+fn next(server: Server, req: &Request) -> Option<(Server, Request, SystemTime)> {
+    let conn = server
+        .finish()
+        .inspect_err(|e| warn!("{}: report to queue manager: {e}", req.queue_id))
+        .ok()?;
+    match Server::next(conn) {
+        Ok(next) => next.map(|(s, r)| (s, r, SystemTime::now())),
+        Err(e) => {
+            warn!("delivery request: {e}");
+            None
+        }
+    }
+}
+
+/// [`serve`] for one request; the server back for the next, or `None`
+/// when qmgr is gone.
+fn serve_one(
+    mut server: Server,
+    spool: &Path,
+    req: &Request,
+    start: SystemTime,
+    relay: &str,
+    deliver: &mut impl FnMut(&Request, &[u8], &Recipient) -> RcptStatus,
+) -> Option<Server> {
+    let queue = open_queue_file(spool, req);
     let content = queue
         .as_ref()
         .map(|(_, qf)| qf.content_to_vec())
         .unwrap_or_default();
     for rcpt in &req.recipients {
         let status = match &queue {
-            Ok(_) => deliver(&req, &content, rcpt),
+            Ok(_) => deliver(req, &content, rcpt),
             Err(reason) => RcptStatus::new(Action::Delayed, "4.3.0", reason.clone()),
         };
-        if !finish_one(
-            &mut server,
-            &spool,
-            &queue,
-            &req,
-            rcpt,
-            status,
-            start,
-            relay,
-        ) {
-            return;
+        if !finish_one(&mut server, spool, &queue, req, rcpt, status, start, relay) {
+            return None;
         }
     }
-    if let Err(e) = server.finish() {
-        warn!("{}: report to queue manager: {e}", req.queue_id);
-    }
+    Some(server)
 }
 
 /// Whether `rcpt` gets a success notification for `action`: it asked for
@@ -177,15 +205,35 @@ fn record_success(
 pub fn serve_batch(
     conn: Conn,
     ctx: &Context,
-    deliver: impl FnOnce(&Request, &[u8]) -> Vec<(RcptStatus, String)>,
+    mut deliver: impl FnMut(&Request, &[u8]) -> Vec<(RcptStatus, String)>,
 ) {
-    let Some((mut server, req, start)) = accept(conn, ctx) else {
+    let Some(mut request) = accept(conn, ctx) else {
         return;
     };
     let spool = ctx.config.path("queue_directory");
-    let queue = open_queue_file(&spool, &req);
+    loop {
+        let (server, req, start) = request;
+        let Some(server) = serve_batch_one(server, &spool, &req, start, &mut deliver) else {
+            return;
+        };
+        match next(server, &req) {
+            Some(r) => request = r,
+            None => return,
+        }
+    }
+}
+
+/// [`serve_batch`] for one request.
+fn serve_batch_one(
+    mut server: Server,
+    spool: &Path,
+    req: &Request,
+    start: SystemTime,
+    deliver: &mut impl FnMut(&Request, &[u8]) -> Vec<(RcptStatus, String)>,
+) -> Option<Server> {
+    let queue = open_queue_file(spool, req);
     let mut results = match &queue {
-        Ok((_, qf)) => deliver(&req, &qf.content_to_vec()),
+        Ok((_, qf)) => deliver(req, &qf.content_to_vec()),
         Err(_) => Vec::new(),
     }
     .into_iter();
@@ -205,22 +253,11 @@ pub fn serve_batch(
                 "none".to_string(),
             ),
         };
-        if !finish_one(
-            &mut server,
-            &spool,
-            &queue,
-            &req,
-            rcpt,
-            status,
-            start,
-            &relay,
-        ) {
-            return;
+        if !finish_one(&mut server, spool, &queue, req, rcpt, status, start, &relay) {
+            return None;
         }
     }
-    if let Err(e) = server.finish() {
-        warn!("{}: report to queue manager: {e}", req.queue_id);
-    }
+    Some(server)
 }
 
 /// Records a wanted success notice in the trace log, marks a final
