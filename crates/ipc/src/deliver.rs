@@ -375,7 +375,16 @@ impl Server {
     /// closed the connection instead.
     pub fn next(conn: Conn) -> Result<Option<(Server, Request)>, Error> {
         Server::accept(conn).map(Some).or_else(|e| match e {
+            // qmgr closed it, before or after this greeting.
             Error::Closed => Ok(None),
+            Error::Io(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                Ok(None)
+            }
             e => Err(e),
         })
     }
