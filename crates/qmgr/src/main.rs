@@ -122,7 +122,8 @@ pub(crate) struct Settings {
     /// For the per-transport limits.
     pub(crate) config: postern_config::Config,
     /// Busy deliveries per destination, across messages.
-    pub(crate) slots: std::sync::Arc<slots::Slots<(String, String)>>,
+    pub(crate) slots:
+        std::sync::Arc<slots::Slots<(String, String), postern_ipc::deliver::AgentConn>>,
 }
 
 impl Settings {

@@ -125,30 +125,40 @@ const MAX_THREADS: usize = 32;
 /// its concurrency limit (0: none); a job runs only while it holds one of
 /// its destination's `slots`, which are shared with every other message
 /// in flight, so the limit holds across messages.
-pub(crate) fn run_concurrently<J, K, R>(
+///
+/// `f` gets what the release of a slot handed to this waiter (qmgr: the
+/// delivery agent connection the last delivery to the destination used)
+/// and returns, besides its result, what the release of its own slot
+/// hands on; what nobody takes goes to `keep`. `idle` runs before a wait
+/// for a slot, and whatever was handed over is dropped first: nothing is
+/// held while waiting.
+pub(crate) fn run_concurrently<J, K, R, P>(
     jobs: &[J],
     key: impl Fn(&J) -> (K, usize) + Sync,
-    slots: &Slots<K>,
+    slots: &Slots<K, P>,
     idle: impl Fn() + Sync,
-    f: impl Fn(&J) -> R + Sync,
+    f: impl Fn(&J, Option<P>) -> (R, Option<P>) + Sync,
+    keep: impl Fn(P) + Sync,
 ) -> Vec<R>
 where
     J: Sync,
     K: Eq + std::hash::Hash + Clone + Send + Sync,
     R: Send,
+    P: Send,
 {
     use std::sync::Mutex;
     let keys: Vec<(K, usize)> = jobs.iter().map(&key).collect();
     let results: Mutex<Vec<Option<R>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
     let queue: Mutex<Vec<usize>> = Mutex::new((0..jobs.len()).collect());
     let worker = || {
+        let mut carried: Option<P> = None;
         loop {
             // The first job whose destination has a free slot.
             let seen = slots.seen();
             let taken = {
                 let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
                 if q.is_empty() {
-                    return;
+                    break;
                 }
                 let found = q.iter().enumerate().find_map(|(pos, &i)| {
                     let (k, limit) = &keys[i];
@@ -173,20 +183,24 @@ where
             let (i, slot) = match taken {
                 Ok(t) => t,
                 Err(waiting) => {
+                    drop(carried.take());
                     idle();
                     // The timeout only guards against a wakeup spent on
                     // another of this message's destinations.
-                    slots.wait(&waiting, seen, Duration::from_millis(100));
+                    carried = slots.wait(&waiting, seen, Duration::from_millis(100));
                     continue;
                 }
             };
-            let r = f(&jobs[i]);
-            drop(slot);
+            let (r, left) = f(&jobs[i], carried.take());
+            carried = slot.release(left);
             if let Ok(mut res) = results.lock()
                 && let Some(place) = res.get_mut(i)
             {
                 *place = Some(r);
             }
+        }
+        if let Some(p) = carried {
+            keep(p);
         }
     };
     let threads = jobs.len().min(MAX_THREADS);
@@ -205,7 +219,7 @@ where
     results
         .into_iter()
         .enumerate()
-        .map(|(i, r)| r.unwrap_or_else(|| f(&jobs[i])))
+        .map(|(i, r)| r.unwrap_or_else(|| f(&jobs[i], None).0))
         .collect()
 }
 
@@ -374,17 +388,19 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, agents: &KeptAgent
         // No agent is kept waiting while this message waits for a slot:
         // it could be the one another delivery needs.
         || drop(take_agent(agents)),
-        |(transport, _, req)| {
-            let mut kept = take_agent(agents);
+        // The agent connection goes with the destination's slot to the
+        // next delivery there (a worker that kept it for itself would
+        // seldom get that slot: twenty workers wait for two local ones).
+        |(transport, _, req), handed| {
+            let mut kept = handed.or_else(|| take_agent(agents));
             let result = deliver::deliver(&mut kept, spool, transport, s.ipc_timeout, req);
-            if kept.is_some() {
-                *agents.lock().unwrap_or_else(|p| p.into_inner()) = kept;
-            }
-            match result {
+            let result = match result {
                 Ok(st) => (st, None),
                 Err((e, st)) => (st, Some(e.to_string())),
-            }
+            };
+            (result, kept)
         },
+        |conn| *agents.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn),
     );
     for ((transport, members, _), (statuses, err)) in jobs.iter().zip(results) {
         for &i in members {
@@ -784,7 +800,7 @@ mod tests {
                 |j| (j.0, 2),
                 &slots,
                 || {},
-                |j| {
+                |j, _| {
                     {
                         let mut n = now.lock().unwrap();
                         let c = n.entry(j.0).or_default();
@@ -795,8 +811,9 @@ mod tests {
                     }
                     std::thread::sleep(std::time::Duration::from_millis(20));
                     *now.lock().unwrap().get_mut(&j.0).unwrap() -= 1;
-                    j.1 * 10
+                    (j.1 * 10, None)
                 },
+                |()| {},
             )
         };
         // Two messages at once share the destinations' slots.
@@ -811,7 +828,14 @@ mod tests {
         let peak = peak.into_inner().unwrap();
         assert_eq!(peak[&'a'], 2);
         assert_eq!(peak[&'b'], 2);
-        let one = run_concurrently(&jobs, |j| (j.0, 0), &slots, || {}, |j| j.1);
+        let one = run_concurrently(
+            &jobs,
+            |j| (j.0, 0),
+            &slots,
+            || {},
+            |j, _| (j.1, None),
+            |()| {},
+        );
         assert_eq!(one.len(), 12);
     }
 

@@ -9,28 +9,31 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// The busy counts per destination key.
+/// The busy counts per destination key. A release can hand a payload
+/// `P` (qmgr: the delivery agent connection just used) to the waiter it
+/// wakes.
 #[derive(Debug)]
-pub(crate) struct Slots<K> {
-    inner: Mutex<Inner<K>>,
+pub(crate) struct Slots<K, P = ()> {
+    inner: Mutex<Inner<K, P>>,
     /// How many slots were ever freed (changed under the lock), so that a
     /// waiter sees a release that came between its look and its wait.
     released: AtomicU64,
 }
 
 #[derive(Debug)]
-struct Inner<K> {
+struct Inner<K, P> {
     busy: HashMap<K, usize>,
     /// Who waits for which destinations, oldest first. A freed slot wakes
     /// the first waiter for its destination only: with one condition for
     /// all, every release woke every waiting worker (twenty threads
     /// waiting for one mailbox's two slots: twenty wakeups a delivery).
-    waiters: Vec<(Arc<Waiter>, Vec<K>)>,
+    waiters: Vec<(Arc<Waiter<P>>, Vec<K>)>,
 }
 
-#[derive(Debug, Default)]
-struct Waiter {
-    woken: Mutex<bool>,
+#[derive(Debug)]
+struct Waiter<P> {
+    /// Whether a release chose this waiter, and what it handed over.
+    woken: Mutex<(bool, Option<P>)>,
     cv: Condvar,
 }
 
@@ -38,7 +41,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl<K> Default for Slots<K> {
+impl<K, P> Default for Slots<K, P> {
     fn default() -> Self {
         Slots {
             inner: Mutex::new(Inner {
@@ -50,17 +53,18 @@ impl<K> Default for Slots<K> {
     }
 }
 
-/// A taken slot; dropping it frees the slot.
+/// A taken slot; dropping it (or [`Slot::release`]) frees the slot.
 #[derive(Debug)]
-pub(crate) struct Slot<'a, K: Eq + Hash + Clone> {
-    slots: &'a Slots<K>,
+pub(crate) struct Slot<'a, K: Eq + Hash + Clone, P = ()> {
+    slots: &'a Slots<K, P>,
     key: K,
+    released: bool,
 }
 
-impl<K: Eq + Hash + Clone> Slots<K> {
+impl<K: Eq + Hash + Clone, P> Slots<K, P> {
     /// Takes a slot for `key` if fewer than `limit` are busy (0: no
     /// limit).
-    pub(crate) fn try_take(&self, key: &K, limit: usize) -> Option<Slot<'_, K>> {
+    pub(crate) fn try_take(&self, key: &K, limit: usize) -> Option<Slot<'_, K, P>> {
         let mut inner = lock(&self.inner);
         let n = inner.busy.entry(key.clone()).or_insert(0);
         if limit != 0 && *n >= limit {
@@ -70,6 +74,7 @@ impl<K: Eq + Hash + Clone> Slots<K> {
         Some(Slot {
             slots: self,
             key: key.clone(),
+            released: false,
         })
     }
 
@@ -80,19 +85,23 @@ impl<K: Eq + Hash + Clone> Slots<K> {
     }
 
     /// Waits until a slot of one of `keys` is freed for this caller after
-    /// `seen` (at once if any slot was freed since), or `timeout`.
-    pub(crate) fn wait(&self, keys: &[K], seen: u64, timeout: Duration) {
-        let me = Arc::new(Waiter::default());
+    /// `seen` (at once if any slot was freed since), or `timeout`; returns
+    /// what the release handed over.
+    pub(crate) fn wait(&self, keys: &[K], seen: u64, timeout: Duration) -> Option<P> {
+        let me = Arc::new(Waiter {
+            woken: Mutex::new((false, None)),
+            cv: Condvar::new(),
+        });
         {
             let mut inner = lock(&self.inner);
             if self.released.load(Ordering::SeqCst) != seen {
-                return;
+                return None;
             }
             inner.waiters.push((Arc::clone(&me), keys.to_vec()));
         }
         let deadline = Instant::now() + timeout;
         let mut woken = lock(&me.woken);
-        while !*woken {
+        while !woken.0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -102,11 +111,13 @@ impl<K: Eq + Hash + Clone> Slots<K> {
                 .wait_timeout(woken, left)
                 .map_or_else(|p| p.into_inner().0, |(g, _)| g);
         }
+        let handed = woken.1.take();
         drop(woken);
         // Gone already when a release chose this waiter.
         lock(&self.inner)
             .waiters
             .retain(|(w, _)| !Arc::ptr_eq(w, &me));
+        handed
     }
 
     #[cfg(test)]
@@ -115,8 +126,18 @@ impl<K: Eq + Hash + Clone> Slots<K> {
     }
 }
 
-impl<K: Eq + Hash + Clone> Drop for Slot<'_, K> {
-    fn drop(&mut self) {
+impl<K: Eq + Hash + Clone, P> Slot<'_, K, P> {
+    /// Frees the slot and hands `payload` to the waiter it wakes; returns
+    /// the payload when nobody waits for this destination.
+    pub(crate) fn release(mut self, payload: Option<P>) -> Option<P> {
+        self.free(payload)
+    }
+
+    fn free(&mut self, payload: Option<P>) -> Option<P> {
+        if self.released {
+            return payload;
+        }
+        self.released = true;
         let mut inner = lock(&self.slots.inner);
         if let Some(n) = inner.busy.get_mut(&self.key) {
             *n = n.saturating_sub(1);
@@ -129,11 +150,19 @@ impl<K: Eq + Hash + Clone> Drop for Slot<'_, K> {
             .waiters
             .iter()
             .position(|(_, keys)| keys.contains(&self.key));
-        if let Some(pos) = first {
-            let (w, _) = inner.waiters.remove(pos);
-            *lock(&w.woken) = true;
-            w.cv.notify_one();
-        }
+        let Some(pos) = first else {
+            return payload;
+        };
+        let (w, _) = inner.waiters.remove(pos);
+        *lock(&w.woken) = (true, payload);
+        w.cv.notify_one();
+        None
+    }
+}
+
+impl<K: Eq + Hash + Clone, P> Drop for Slot<'_, K, P> {
+    fn drop(&mut self) {
+        drop(self.free(None));
     }
 }
 
@@ -160,7 +189,7 @@ mod tests {
         let seen = s.seen();
         drop(s.try_take(&"d", 1));
         let t = std::time::Instant::now();
-        s.wait(&["d"], seen, Duration::from_secs(5));
+        assert!(s.wait(&["d"], seen, Duration::from_secs(5)).is_none());
         assert!(t.elapsed() < Duration::from_secs(1));
     }
 
@@ -172,6 +201,7 @@ mod tests {
         let s: Slots<&str> = Slots::default();
         let a = s.try_take(&"a", 1).unwrap();
         let b = s.try_take(&"b", 1).unwrap();
+        // (the handover itself: a_release_hands_its_payload_to_the_waiter)
         let woke = AtomicUsize::new(0);
         std::thread::scope(|scope| {
             for key in ["a", "a", "b"] {
@@ -179,7 +209,7 @@ mod tests {
                 scope.spawn(move || {
                     let seen = s.seen();
                     if s.try_take(&key, 1).is_none() {
-                        s.wait(&[key], seen, Duration::from_secs(3));
+                        let _ = s.wait(&[key], seen, Duration::from_secs(3));
                     }
                     woke.fetch_add(1, Ordering::SeqCst);
                 });
@@ -194,10 +224,33 @@ mod tests {
             }
             std::thread::sleep(Duration::from_millis(100));
             assert_eq!(woke.load(Ordering::SeqCst), 1, "one wakeup for one release");
-            let waiting: Vec<&str> = lock(&s.inner).waiters.iter().map(|(_, k)| k[0]).collect();
+            let mut waiting: Vec<&str> = lock(&s.inner).waiters.iter().map(|(_, k)| k[0]).collect();
+            waiting.sort_unstable();
             assert_eq!(waiting, ["a", "b"]);
             drop(b);
         });
         assert_eq!(woke.load(Ordering::SeqCst), 3);
+    }
+
+    /// What a release hands over reaches the waiter it wakes; with nobody
+    /// waiting it comes back.
+    #[test]
+    fn a_release_hands_its_payload_to_the_waiter() {
+        let s: Slots<&str, u32> = Slots::default();
+        let a = s.try_take(&"a", 1).unwrap();
+        assert_eq!(a.release(Some(7)), Some(7), "nobody waits");
+        let a = s.try_take(&"a", 1).unwrap();
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                let seen = s.seen();
+                assert!(s.try_take(&"a", 1).is_none());
+                s.wait(&["a"], seen, Duration::from_secs(5))
+            });
+            while lock(&s.inner).waiters.is_empty() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(a.release(Some(9)), None, "handed over");
+            assert_eq!(waiter.join().unwrap(), Some(9));
+        });
     }
 }
