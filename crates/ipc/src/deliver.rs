@@ -460,13 +460,10 @@ impl Server {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::net::UnixListener;
 
     #[test]
     fn request_and_statuses_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("private")).unwrap();
-        let l = UnixListener::bind(dir.path().join("private/local")).unwrap();
+        let (dir, l) = crate::testutil::private_listener("local");
         let t = Duration::from_secs(5);
         let agent = std::thread::spawn(move || {
             let (s, _) = l.accept().unwrap();
@@ -521,9 +518,7 @@ mod tests {
 
     #[test]
     fn a_crashed_agent_leaves_recipients_unreported() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("private")).unwrap();
-        let l = UnixListener::bind(dir.path().join("private/local")).unwrap();
+        let (dir, l) = crate::testutil::private_listener("local");
         let t = Duration::from_secs(5);
         let agent = std::thread::spawn(move || {
             let (s, _) = l.accept().unwrap();
@@ -569,9 +564,7 @@ mod tests {
     /// new connection; another transport never gets it.
     #[test]
     fn a_kept_connection_carries_the_next_request() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("private")).unwrap();
-        let l = UnixListener::bind(dir.path().join("private/local")).unwrap();
+        let (dir, l) = crate::testutil::private_listener("local");
         let t = Duration::from_secs(5);
         let ok = |srv: &mut Server, req: &Request| {
             for r in &req.recipients {

@@ -32,4 +32,7 @@ pub mod service;
 pub mod showq;
 pub mod trigger;
 
+#[cfg(test)]
+mod testutil;
+
 pub use conn::{Conn, Error};

@@ -354,13 +354,10 @@ pub mod sans_io {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::net::UnixListener;
 
     #[test]
     fn client_reconnects_after_server_retires() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("private")).unwrap();
-        let l = UnixListener::bind(dir.path().join("private/rewrite")).unwrap();
+        let (dir, l) = crate::testutil::private_listener("rewrite");
         let t = Duration::from_secs(5);
         let server = std::thread::spawn(move || {
             // Two connections of one request each: the first "retires".
@@ -398,9 +395,7 @@ mod tests {
     /// addresses asks the server once for each.
     #[test]
     fn client_keeps_recent_answers_per_address() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("private")).unwrap();
-        let l = UnixListener::bind(dir.path().join("private/rewrite")).unwrap();
+        let (dir, l) = crate::testutil::private_listener("rewrite");
         let t = Duration::from_secs(5);
         let server = std::thread::spawn(move || {
             let (s, _) = l.accept().unwrap();
