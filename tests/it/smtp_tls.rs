@@ -168,6 +168,15 @@ fn incoming(inst: &Instance, n: usize) -> Vec<String> {
     }
 }
 
+/// Submits a message to `rcpt`, waits until it is sent and checks that
+/// its status line has `relay` (`relay=host[addr]...`); returns the log.
+fn sent_via(inst: &Instance, rcpt: &str, relay: &str) -> String {
+    let id = submit(inst, rcpt);
+    let line = wait_status(inst, &id, "status=sent");
+    assert!(line.contains(relay), "{line}");
+    inst.log_text()
+}
+
 /// The log lines about queue id `id` (the status line, when it came).
 fn wait_status(inst: &Instance, id: &str, status: &str) -> String {
     let log = inst.wait_log(&format!("{id}: to=<"), WAIT);
@@ -212,13 +221,11 @@ fn may_uses_tls_when_offered_and_goes_plaintext_otherwise() {
             ca.cert.display()
         ),
     );
-    let id = submit(&inst, "bob@tls.test");
-    let line = wait_status(&inst, &id, "status=sent");
-    assert!(
-        line.contains(&format!("relay=mx.tls.test[127.0.0.31]:{port}")),
-        "{line}"
+    let log = sent_via(
+        &inst,
+        "bob@tls.test",
+        &format!("relay=mx.tls.test[127.0.0.31]:{port}"),
     );
-    let log = inst.log_text();
     // The chain leads to smtp_tls_CAfile: Trusted (not Verified: `may`
     // checks no name).
     assert!(
@@ -231,11 +238,10 @@ fn may_uses_tls_when_offered_and_goes_plaintext_otherwise() {
     assert!(got[0].contains("with ESMTPS id"), "{}", got[0]);
     assert!(got[0].contains("(using TLSv1.3 with cipher"), "{}", got[0]);
 
-    let id = submit(&inst, "carol@plain.test");
-    let line = wait_status(&inst, &id, "status=sent");
-    assert!(
-        line.contains(&format!("relay=mx.plain.test[127.0.0.32]:{port}")),
-        "{line}"
+    sent_via(
+        &inst,
+        "carol@plain.test",
+        &format!("relay=mx.plain.test[127.0.0.32]:{port}"),
     );
     assert!(
         !inst
@@ -267,10 +273,7 @@ fn a_failed_handshake_at_may_is_retried_in_plaintext() {
         files.path(),
         "smtp_tls_security_level = \"may\"\nsmtp_tls_protocols = \"<=TLSv1.2\"\n",
     );
-    let id = submit(&inst, "bob@old.test");
-    let line = wait_status(&inst, &id, "status=sent");
-    assert!(line.contains("relay=mx.old.test[127.0.0.41]"), "{line}");
-    let log = inst.log_text();
+    let log = sent_via(&inst, "bob@old.test", "relay=mx.old.test[127.0.0.41]");
     assert!(
         log.contains(&format!(
             "SSL_connect error to mx.old.test[127.0.0.41]:{port}: "
@@ -337,10 +340,7 @@ fn verify_by_policy_table_delivers_to_the_right_name_and_defers_the_wrong_one() 
             ca.cert.display()
         ),
     );
-    let id = submit(&inst, "bob@tls.test");
-    let line = wait_status(&inst, &id, "status=sent");
-    assert!(line.contains("relay=mx.tls.test[127.0.0.37]"), "{line}");
-    let log = inst.log_text();
+    let log = sent_via(&inst, "bob@tls.test", "relay=mx.tls.test[127.0.0.37]");
     assert!(
         log.contains(&format!(
             "Verified TLS connection established to mx.tls.test[127.0.0.37]:{port}: TLSv1.3"
@@ -395,10 +395,7 @@ fn policy_protocols_and_refused_attributes() {
          smtp_tls_policy_maps = \"inline:{ { old.test = encrypt protocols=!TLSv1.3 }, \
          { new.test = encrypt protocols=>=TLSv1.3 }, { odd.test = encrypt exclude=aNULL } }\"\n",
     );
-    let id = submit(&inst, "a@old.test");
-    let line = wait_status(&inst, &id, "status=sent");
-    assert!(line.contains("relay=mx.old.test[127.0.0.39]"), "{line}");
-    let log = inst.log_text();
+    let log = sent_via(&inst, "a@old.test", "relay=mx.old.test[127.0.0.39]");
     assert!(
         log.contains(&format!(
             "TLS connection established to mx.old.test[127.0.0.39]:{port}: TLSv1.2"
@@ -457,10 +454,7 @@ fn dane_match_delivers_mismatch_defers_unsigned_dns_or_unusable_records_get_unve
         "smtp_tls_security_level = \"dane\"\nsmtp_dns_support_level = \"dnssec\"\n\
          smtp_tls_rpt_log_interval = 1\n",
     );
-    let id = submit(&inst, "bob@dane.test");
-    let line = wait_status(&inst, &id, "status=sent");
-    assert!(line.contains("relay=mx.dane.test[127.0.0.38]"), "{line}");
-    let log = inst.log_text();
+    let log = sent_via(&inst, "bob@dane.test", "relay=mx.dane.test[127.0.0.38]");
     assert!(
         log.contains(&format!(
             "Verified TLS connection established to mx.dane.test[127.0.0.38]:{port}: TLSv1.3"
@@ -485,11 +479,10 @@ fn dane_match_delivers_mismatch_defers_unsigned_dns_or_unusable_records_get_unve
         "{log}"
     );
 
-    let id = submit(&inst, "erin@unsigned.test");
-    let line = wait_status(&inst, &id, "status=sent");
-    assert!(
-        line.contains("relay=mx.unsigned.test[127.0.0.38]"),
-        "{line}"
+    sent_via(
+        &inst,
+        "erin@unsigned.test",
+        "relay=mx.unsigned.test[127.0.0.38]",
     );
     assert!(
         inst.log_text().contains(&format!(
@@ -500,9 +493,7 @@ fn dane_match_delivers_mismatch_defers_unsigned_dns_or_unusable_records_get_unve
     );
     // Only PKIX records (not usable for SMTP, RFC 7672 §3.1.3): TLS is
     // mandatory, the certificate unchecked.
-    let id = submit(&inst, "fay@pkix.test");
-    let line = wait_status(&inst, &id, "status=sent");
-    assert!(line.contains("relay=mx.pkix.test[127.0.0.38]"), "{line}");
+    sent_via(&inst, "fay@pkix.test", "relay=mx.pkix.test[127.0.0.38]");
     assert!(
         inst.log_text().contains(&format!(
             "Untrusted TLS connection established to mx.pkix.test[127.0.0.38]:{port}"
@@ -557,13 +548,11 @@ fn mta_sts_testing_delivers_to_an_unlisted_mx_and_reports_it() {
             ca.cert.display()
         ),
     );
-    let id = submit(&inst, "bob@sts.test");
-    let line = wait_status(&inst, &id, "status=sent");
-    assert!(
-        line.contains(&format!("relay=mx1.sts.test[127.0.0.42]:{port}")),
-        "{line}"
+    let log = sent_via(
+        &inst,
+        "bob@sts.test",
+        &format!("relay=mx1.sts.test[127.0.0.42]:{port}"),
     );
-    let log = inst.log_text();
     assert!(
         log.contains("MTA-STS policy for sts.test (testing) does not list MX host mx1.sts.test\n"),
         "{log}"
@@ -603,13 +592,11 @@ fn mta_sts_enforce_skips_an_mx_the_policy_does_not_list() {
             ca.cert.display()
         ),
     );
-    let id = submit(&inst, "bob@sts.test");
-    let line = wait_status(&inst, &id, "status=sent");
-    assert!(
-        line.contains(&format!("relay=mx2.sts.test[127.0.0.40]:{port}")),
-        "{line}"
+    let log = sent_via(
+        &inst,
+        "bob@sts.test",
+        &format!("relay=mx2.sts.test[127.0.0.40]:{port}"),
     );
-    let log = inst.log_text();
     assert!(
         log.contains("MTA-STS policy for sts.test: mode=enforce max_age=86400 mx=mx2.sts.test"),
         "{log}"

@@ -17,9 +17,9 @@
 //! trip. A table change reaches a client after at most that long, as in
 //! Postfix.
 
-use std::collections::HashMap;
+use postern_util::cache::TtlCache;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use postern_wire::attr::{AttrList, AttrReader, Mode};
 
@@ -135,30 +135,6 @@ pub const CACHE_TTL: Duration = Duration::from_secs(1);
 /// between two addresses (cleanup: sender, recipient) never hits.
 const CACHE_MAX: usize = 256;
 
-/// Recent answers, each until its instant.
-#[derive(Debug)]
-struct Cache<K, V>(HashMap<K, (V, Instant)>);
-
-impl<K: Eq + std::hash::Hash, V: Clone> Cache<K, V> {
-    fn get<Q>(&self, key: &Q) -> Option<V>
-    where
-        K: std::borrow::Borrow<Q>,
-        Q: Eq + std::hash::Hash + ?Sized,
-    {
-        self.0
-            .get(key)
-            .filter(|(_, until)| Instant::now() < *until)
-            .map(|(v, _)| v.clone())
-    }
-
-    fn put(&mut self, key: K, value: V) {
-        if self.0.len() >= CACHE_MAX {
-            self.0.clear();
-        }
-        self.0.insert(key, (value, Instant::now() + CACHE_TTL));
-    }
-}
-
 /// Client side, reconnecting on demand.
 #[derive(Debug)]
 pub struct Client {
@@ -166,9 +142,9 @@ pub struct Client {
     timeout: Duration,
     conn: Option<Conn>,
     /// (rule, address) → result.
-    rewrites: Cache<(Rule, String), String>,
+    rewrites: TtlCache<(Rule, String), String>,
     /// (sender, address) → answer.
-    resolves: Cache<(String, String), Resolved>,
+    resolves: TtlCache<(String, String), Resolved>,
 }
 
 impl Client {
@@ -178,8 +154,8 @@ impl Client {
             queue_dir: queue_dir.to_path_buf(),
             timeout,
             conn: None,
-            rewrites: Cache(HashMap::new()),
-            resolves: Cache(HashMap::new()),
+            rewrites: TtlCache::new(CACHE_TTL, CACHE_MAX),
+            resolves: TtlCache::new(CACHE_TTL, CACHE_MAX),
         }
     }
 

@@ -265,7 +265,13 @@ fn write_maildir_as(dir: &Path, d: &Delivery<'_>, unnamed: bool) -> Result<PathB
     }
     let host = maildir_hostname();
     let size = message_size(d, false);
-    if let Some(file) = unnamed.then(|| unnamed_file(&tmp_dir)).flatten() {
+    // An unnamed file: deliveries to one mailbox do not queue on tmp/'s
+    // lock while the file system looks for a free inode, and a crash
+    // leaves nothing behind in tmp/.
+    let unnamed_file = unnamed
+        .then(|| postern_util::fs::unnamed_file(&tmp_dir, 0o600))
+        .flatten();
+    if let Some(file) = unnamed_file {
         return write_unnamed(file, &new_dir, &host, size, d);
     }
 
@@ -319,15 +325,7 @@ fn write_maildir_as(dir: &Path, d: &Delivery<'_>, unnamed: bool) -> Result<PathB
     sync_new(&new_dir, new_path)
 }
 
-/// An unnamed file for a new message in the Maildir whose `tmp/` is
-/// `tmp_dir` ([`postern_util::fs::unnamed_file`]): deliveries to one
-/// mailbox do not queue on `tmp/`'s lock while the file system looks for
-/// a free inode, and a crash leaves nothing behind in `tmp/`.
-fn unnamed_file(tmp_dir: &Path) -> Option<File> {
-    postern_util::fs::unnamed_file(tmp_dir, 0o600)
-}
-
-/// Writes, syncs and names an unnamed file from [`unnamed_file`].
+/// Writes, syncs and names an unnamed file made in `tmp/`.
 fn write_unnamed(
     file: File,
     new_dir: &Path,

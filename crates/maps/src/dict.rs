@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+use postern_util::cache::TtlCache;
+
 use crate::Syntax;
 use crate::cidr::{self, CidrTable};
 use crate::error::Error;
@@ -31,8 +33,13 @@ enum Dict {
 /// calls for a name that is not there), and smtpd asks for every local
 /// recipient; an answer is kept for [`NSS_TTL`], so a new or removed
 /// account is seen that much later by a process that asked before.
-#[derive(Default)]
-struct NssCache(std::sync::Mutex<HashMap<String, (Option<String>, std::time::Instant)>>);
+struct NssCache(std::sync::Mutex<TtlCache<String, Option<String>>>);
+
+impl Default for NssCache {
+    fn default() -> Self {
+        NssCache(std::sync::Mutex::new(TtlCache::new(NSS_TTL, NSS_CACHE_MAX)))
+    }
+}
 
 /// How long an answer of the user or group database is kept.
 const NSS_TTL: Duration = Duration::from_secs(2);
@@ -46,22 +53,15 @@ impl NssCache {
         key: &str,
         ask: impl FnOnce(&str) -> nix::Result<Option<String>>,
     ) -> nix::Result<Option<String>> {
-        let now = std::time::Instant::now();
-        {
-            let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((answer, at)) = map.get(key)
-                && now.duration_since(*at) < NSS_TTL
-            {
-                return Ok(answer.clone());
-            }
+        if let Some(answer) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(key) {
+            return Ok(answer);
         }
         // Failures are not kept: the next lookup asks again.
         let answer = ask(key)?;
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= NSS_CACHE_MAX {
-            map.clear();
-        }
-        map.insert(key.to_owned(), (answer.clone(), now));
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(key.to_owned(), answer.clone());
         Ok(answer)
     }
 }

@@ -103,13 +103,25 @@ pub fn serve(
     relay: &str,
     mut deliver: impl FnMut(&Request, &[u8], &Recipient) -> RcptStatus,
 ) {
+    serve_each(conn, ctx, |server, spool, req, start| {
+        serve_one(server, spool, req, start, relay, &mut deliver)
+    });
+}
+
+/// Serves the requests qmgr sends over one connection, one by one, with
+/// `one` (which gives the server back when qmgr is still there).
+fn serve_each(
+    conn: Conn,
+    ctx: &Context,
+    mut one: impl FnMut(Server, &Path, &Request, SystemTime) -> Option<Server>,
+) {
     let Some(mut request) = accept(conn, ctx) else {
         return;
     };
     let spool = ctx.config.path("queue_directory");
     loop {
         let (server, req, start) = request;
-        let Some(server) = serve_one(server, &spool, &req, start, relay, &mut deliver) else {
+        let Some(server) = one(server, &spool, &req, start) else {
             return;
         };
         match next(server, &req) {
@@ -207,20 +219,9 @@ pub fn serve_batch(
     ctx: &Context,
     mut deliver: impl FnMut(&Request, &[u8]) -> Vec<(RcptStatus, String)>,
 ) {
-    let Some(mut request) = accept(conn, ctx) else {
-        return;
-    };
-    let spool = ctx.config.path("queue_directory");
-    loop {
-        let (server, req, start) = request;
-        let Some(server) = serve_batch_one(server, &spool, &req, start, &mut deliver) else {
-            return;
-        };
-        match next(server, &req) {
-            Some(r) => request = r,
-            None => return,
-        }
-    }
+    serve_each(conn, ctx, |server, spool, req, start| {
+        serve_batch_one(server, spool, req, start, &mut deliver)
+    });
 }
 
 /// [`serve_batch`] for one request.

@@ -11,6 +11,7 @@
 //! `SAFETY:` note.
 #![deny(missing_docs)]
 
+pub mod cache;
 pub mod fdpass;
 pub mod fs;
 pub mod lock;
