@@ -152,9 +152,9 @@ fn service(conn: Conn, ctx: &Context, cx: &mut Cleanup) {
     };
     let mut state = State::new(cx, writer, server.flags, SystemTime::now());
     loop {
-        match server.next_record() {
+        match server.next_record_ref() {
             Ok((kind, data)) => {
-                if state.record(kind, &data) == Next::End {
+                if state.record(kind, data) == Next::End {
                     break;
                 }
             }

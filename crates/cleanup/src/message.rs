@@ -57,7 +57,10 @@ pub(crate) struct Content {
 
 /// Whether a check said to drop or keep the line.
 enum Verdict {
-    Keep(Vec<u8>),
+    /// Keep the text as it is.
+    Keep,
+    /// Keep this text instead (REPLACE).
+    Replace(Vec<u8>),
     Drop,
 }
 
@@ -111,9 +114,10 @@ impl State<'_> {
         if self.phase == Phase::Body {
             let limit = self.cx.settings.line_length_limit;
             while self.content.line.len() > limit && self.ok() {
-                let rest = self.content.line.split_off(limit);
-                let piece = std::mem::replace(&mut self.content.line, rest);
-                self.body_piece(piece, false);
+                let mut line = std::mem::take(&mut self.content.line);
+                self.body_piece(line.get(..limit).unwrap_or_default(), false);
+                line.drain(..limit);
+                self.content.line = line;
             }
         }
     }
@@ -126,19 +130,25 @@ impl State<'_> {
         }
         match self.phase {
             Phase::Headers => self.header_line(line),
-            _ => self.body_line(line),
+            _ => {
+                self.body_line(&line);
+                // The buffer serves the next line: no allocation per line.
+                line.clear();
+                self.content.line = line;
+            }
         }
     }
 
     /// A whole body line, checked in pieces of `line_length_limit`.
-    fn body_line(&mut self, mut line: Vec<u8>) {
+    fn body_line(&mut self, line: &[u8]) {
         let limit = self.cx.settings.line_length_limit;
-        while line.len() > limit && self.ok() {
-            let rest = line.split_off(limit);
-            let piece = std::mem::replace(&mut line, rest);
+        let mut rest = line;
+        while rest.len() > limit && self.ok() {
+            let (piece, tail) = rest.split_at(limit);
             self.body_piece(piece, false);
+            rest = tail;
         }
-        self.body_piece(line, true);
+        self.body_piece(rest, true);
     }
 
     /// `X`: a last line without a line feed still counts as a line (and
@@ -151,7 +161,7 @@ impl State<'_> {
             let line = std::mem::take(&mut self.content.line);
             match self.phase {
                 Phase::Headers => self.header_line(line),
-                _ => self.body_line(line),
+                _ => self.body_line(&line),
             }
         }
         if self.phase == Phase::Headers {
@@ -190,7 +200,7 @@ impl State<'_> {
                 // Keep the body from reading as part of an added header.
                 self.out(b"\n");
             }
-            self.body_line(line);
+            self.body_line(&line);
         }
     }
 
@@ -201,7 +211,8 @@ impl State<'_> {
         }
         if self.filter {
             match self.check(true, &text) {
-                Verdict::Keep(t) => text = t,
+                Verdict::Keep => {}
+                Verdict::Replace(t) => text = t,
                 Verdict::Drop => return,
             }
             if !self.ok() {
@@ -314,21 +325,27 @@ impl State<'_> {
     }
 
     /// A body line, or a piece of one (`eol` false).
-    fn body_piece(&mut self, mut text: Vec<u8>, eol: bool) {
+    fn body_piece(&mut self, text: &[u8], eol: bool) {
         self.content.mid_line = !eol;
         if !self.ok() {
             return;
         }
+        let replaced;
+        let mut text = text;
         if self.filter {
-            match self.check(false, &text) {
-                Verdict::Keep(t) => text = t,
+            match self.check(false, text) {
+                Verdict::Keep => {}
+                Verdict::Replace(t) => {
+                    replaced = t;
+                    text = &replaced;
+                }
                 Verdict::Drop => return,
             }
         }
+        self.out(text);
         if eol {
-            text.push(b'\n');
+            self.out(b"\n");
         }
-        self.out(&text);
     }
 
     fn out(&mut self, bytes: &[u8]) {
@@ -345,13 +362,13 @@ impl State<'_> {
             tables.body_checks.as_deref()
         };
         let Some(table) = table else {
-            return Verdict::Keep(text.to_vec());
+            return Verdict::Keep;
         };
         let title = table.title().to_string();
         let shown = String::from_utf8_lossy(text).into_owned();
         let found = match table.lookup(&shown) {
             Ok(Some(r)) => r,
-            Ok(None) => return Verdict::Keep(text.to_vec()),
+            Ok(None) => return Verdict::Keep,
             Err(e) => {
                 warn!(
                     "{}: {title} map lookup problem: {e} -- message not accepted, try again later",
@@ -380,7 +397,7 @@ impl State<'_> {
             Action::Hold(t) => {
                 self.act_log("hold", class, &shown, &t);
                 self.hold = true;
-                Verdict::Keep(text.to_vec())
+                Verdict::Keep
             }
             Action::Discard(t) => {
                 self.act_log("discard", class, &shown, &t);
@@ -390,7 +407,7 @@ impl State<'_> {
             }
             Action::Warn(t) => {
                 self.act_log("warning", class, &shown, &t);
-                Verdict::Keep(text.to_vec())
+                Verdict::Keep
             }
             Action::Ignore => Verdict::Drop,
             Action::Prepend(t) => {
@@ -404,7 +421,7 @@ impl State<'_> {
                     line.push(b'\n');
                     self.out(&line);
                 }
-                Verdict::Keep(text.to_vec())
+                Verdict::Keep
             }
             Action::Replace(t) => {
                 if is_header && header::name(t.as_bytes()).is_none() {
@@ -412,9 +429,9 @@ impl State<'_> {
                         "{}: {title}: bad REPLACE header text \"{t}\" -- ignored",
                         self.id
                     );
-                    Verdict::Keep(text.to_vec())
+                    Verdict::Keep
                 } else {
-                    Verdict::Keep(t.into_bytes())
+                    Verdict::Replace(t.into_bytes())
                 }
             }
             Action::Redirect(t) => {
@@ -423,7 +440,7 @@ impl State<'_> {
                     "{}: {title}: REDIRECT {t} is not supported -- ignored",
                     self.id
                 );
-                Verdict::Keep(text.to_vec())
+                Verdict::Keep
             }
             Action::Dunno | Action::Ok => {
                 let word = found.split_whitespace().next().unwrap_or_default();
@@ -433,7 +450,7 @@ impl State<'_> {
                         self.id
                     );
                 }
-                Verdict::Keep(text.to_vec())
+                Verdict::Keep
             }
         }
     }

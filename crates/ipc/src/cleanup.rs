@@ -247,6 +247,12 @@ impl Server {
         self.conn.recv()
     }
 
+    /// [`Server::next_record`] borrowed from the input buffer until the
+    /// next call.
+    pub fn next_record_ref(&mut self) -> Result<(RecordType, &[u8]), Error> {
+        self.conn.recv_ref()
+    }
+
     /// Sends the verdict.
     pub fn reply(&mut self, status: u64, reason: &str) -> Result<(), Error> {
         let mut list = AttrList::new();

@@ -32,7 +32,9 @@ pub enum Error {
 /// Largest record accepted from a peer (content lines are much shorter).
 const MAX_RECORD: u32 = 1 << 20;
 /// Buffered output is written out beyond this size.
-const FLUSH_AT: usize = 64 * 1024;
+const FLUSH_AT: usize = 32 * 1024;
+/// The longest record head: type byte and length code.
+const RECORD_HEAD_MAX: usize = 1 + postern_wire::varint::MAX_BYTES;
 
 /// One connection to or from a service.
 #[derive(Debug)]
@@ -82,13 +84,18 @@ impl Conn {
             stream,
             inbuf: Vec::with_capacity(8192),
             start: 0,
-            out: Vec::with_capacity(8192),
+            out: Vec::with_capacity(FLUSH_AT),
             decoder: Decoder::with_max_len(MAX_RECORD),
         })
     }
 
     /// Queues one record for sending.
     pub fn send(&mut self, kind: RecordType, data: &[u8]) -> Result<(), Error> {
+        // Flush before the buffer would grow past FLUSH_AT: a message
+        // streamed to cleanup then never reallocates (and copies) it.
+        if !self.out.is_empty() && self.out.len() + data.len() + RECORD_HEAD_MAX > FLUSH_AT {
+            self.flush()?;
+        }
         postern_wire::Encoder::new(&mut self.out).put(kind, data)?;
         if self.out.len() >= FLUSH_AT {
             self.flush()?;
@@ -113,16 +120,23 @@ impl Conn {
 
     /// Reads the next record (flushing queued output first).
     pub fn recv(&mut self) -> Result<(RecordType, Vec<u8>), Error> {
+        self.recv_ref().map(|(kind, data)| (kind, data.to_vec()))
+    }
+
+    /// [`Conn::recv`] without a copy: the payload is borrowed from the
+    /// input buffer until the next call (cleanup reads one record per
+    /// message line).
+    pub fn recv_ref(&mut self) -> Result<(RecordType, &[u8]), Error> {
         self.flush()?;
         loop {
-            if let Some((rec, used)) = self.decoder.feed(&self.inbuf[self.start..])? {
-                let out = (rec.kind, rec.data.to_vec());
+            let pending = self.inbuf.get(self.start..).unwrap_or_default();
+            if let Some((rec, used)) = self.decoder.feed(pending)? {
+                let (kind, len) = (rec.kind, rec.data.len());
+                // The payload is the last `len` bytes of the record.
+                let begin = self.start + used - len;
                 self.start += used;
-                if self.start == self.inbuf.len() {
-                    self.inbuf.clear();
-                    self.start = 0;
-                }
-                return Ok(out);
+                let data = self.inbuf.get(begin..self.start).unwrap_or_default();
+                return Ok((kind, data));
             }
             if self.start > 0 {
                 self.inbuf.drain(..self.start);

@@ -170,19 +170,20 @@ fn copy_message<W: Write>(out: &mut W, d: &Delivery<'_>, mbox: bool) -> io::Resu
     }
     writeln!(out, "Return-Path: <{}>", d.sender)?;
     writeln!(out, "Delivered-To: {}", d.recipient.to_lowercase())?;
+    if !mbox {
+        // A Maildir file holds the content as it is: one write.
+        return out.write_all(d.content);
+    }
     for line in d.content.split_inclusive(|&b| b == b'\n') {
-        if mbox && line.starts_with(b"From ") {
+        if line.starts_with(b"From ") {
             out.write_all(b">")?;
         }
         out.write_all(line)?;
     }
-    if mbox {
-        if !d.content.is_empty() && !d.content.ends_with(b"\n") {
-            out.write_all(b"\n")?;
-        }
+    if !d.content.is_empty() && !d.content.ends_with(b"\n") {
         out.write_all(b"\n")?;
     }
-    Ok(())
+    out.write_all(b"\n")
 }
 
 /// The size of what [`copy_message`] writes.

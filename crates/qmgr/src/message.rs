@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use postern_ipc::deliver::{self, Action, Request};
 use postern_ipc::rewrite::{self, flags as rflags};
 use postern_queue::{
-    Notify, Queue, QueueFile, QueueId, RecipientStatus, mark_done, move_file, remove,
-    set_next_attempt, set_warn_time,
+    Envelope, Notify, Queue, QueueFile, QueueId, ReadOptions, RecipientStatus, mark_done,
+    move_file, remove, set_next_attempt, set_warn_time,
 };
 use postern_util::{info, warn};
 
@@ -230,7 +230,7 @@ fn delay(arrival: SystemTime) -> f64 {
         .as_secs_f64()
 }
 
-fn attr_str(qf: &QueueFile, name: &str) -> String {
+fn attr_str(qf: &Envelope, name: &str) -> String {
     qf.attr(name)
         .map(|v| String::from_utf8_lossy(v).into_owned())
         .unwrap_or_default()
@@ -249,7 +249,9 @@ pub(crate) fn take_agent(agents: &KeptAgent) -> Option<deliver::AgentConn> {
 pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, agents: &KeptAgent, id: &QueueId) {
     let spool = &s.spool;
     let path = id.path(spool, Queue::Active);
-    let qf = match QueueFile::open(&path) {
+    // The envelope only (Postfix qmgr reads no content): the content is
+    // read when a notification needs it.
+    let qf = match QueueFile::open_envelope(&path, &ReadOptions::default()) {
         Ok(qf) => qf,
         Err(e) if e.is_corrupt() => {
             warn!("{id}: {e}: moved to corrupt");
@@ -501,6 +503,12 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, agents: &KeptAgent
     finish(s, id, &qf);
 }
 
+/// The message content of the queue file at `path` (checked whole), for
+/// a notification.
+fn read_content(path: &std::path::Path) -> Result<Vec<u8>, postern_queue::Error> {
+    QueueFile::open(path).map(|qf| qf.content_to_vec())
+}
+
 /// Moves `id` from active to deferred with its next attempt after `wait`.
 fn defer_file(s: &Settings, id: &QueueId, wait: Duration) {
     let path = id.path(&s.spool, Queue::Active);
@@ -525,7 +533,7 @@ fn defer_file(s: &Settings, id: &QueueId, wait: Duration) {
 fn warn_if_due(
     s: &Settings,
     id: &QueueId,
-    qf: &QueueFile,
+    qf: &Envelope,
     path: &std::path::Path,
     delayed: &[LogEntry],
 ) {
@@ -536,7 +544,11 @@ fn warn_if_due(
     }
     // Never a warning about a notification (null sender).
     if !qf.sender().is_empty() && !delayed.is_empty() {
-        let content = qf.content_to_vec();
+        let Ok(content) = read_content(path) else {
+            // The warning time stays: the next attempt tries again.
+            warn!("{id}: sender delay notification failed: cannot read the message");
+            return;
+        };
         let mut r = base_report(s, id, qf, &content, dsn::Kind::Delay, qf.sender(), delayed);
         match submit(s, "", qf.sender(), &dsn::report(&r)) {
             Ok(new_id) => info!("{id}: sender delay notification: {new_id}"),
@@ -570,7 +582,7 @@ fn warn_if_due(
 fn base_report<'a>(
     s: &'a Settings,
     id: &'a QueueId,
-    qf: &'a QueueFile,
+    qf: &'a Envelope,
     content: &'a [u8],
     kind: dsn::Kind,
     to: &'a str,
@@ -616,7 +628,7 @@ fn base_report<'a>(
 /// bounce); any other bounce goes to the sender, with a copy of the
 /// headers to `bounce_notice_recipient` when `notify_classes` has
 /// `bounce`.
-fn finish(s: &Settings, id: &QueueId, qf: &QueueFile) {
+fn finish(s: &Settings, id: &QueueId, qf: &Envelope) {
     let spool = &s.spool;
     // Most messages have neither log, and then nothing to remove either.
     let (failed, traced) = match (
@@ -636,7 +648,21 @@ fn finish(s: &Settings, id: &QueueId, qf: &QueueFile) {
     let content = if failed.is_empty() && traced.is_empty() {
         Vec::new()
     } else {
-        qf.content_to_vec()
+        match read_content(&id.path(spool, Queue::Active)) {
+            Ok(content) => content,
+            Err(e) if e.is_corrupt() => {
+                warn!("{id}: {e}: moved to corrupt");
+                if let Err(e) = move_file(spool, id, Queue::Active, Queue::Corrupt) {
+                    warn!("{id}: move to corrupt: {e}");
+                }
+                return;
+            }
+            Err(e) => {
+                warn!("{id}: read for notification: {e}");
+                defer_file(s, id, s.min_backoff);
+                return;
+            }
+        }
     };
     // Each notification is sent, then its log removed, so a failure later
     // on does not send it twice.

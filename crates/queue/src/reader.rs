@@ -318,6 +318,41 @@ pub struct Envelope {
     pub warn: Option<WarnTime>,
 }
 
+impl Envelope {
+    /// The sender (empty for the null sender).
+    pub fn sender(&self) -> &str {
+        &self.sender
+    }
+
+    /// The size record.
+    pub fn size(&self) -> &SizeRecord {
+        &self.size
+    }
+
+    /// The arrival time.
+    pub fn arrival(&self) -> SystemTime {
+        self.arrival
+    }
+
+    /// The value of the envelope attribute `name`.
+    pub fn attr(&self, name: &str) -> Option<&[u8]> {
+        self.attrs
+            .iter()
+            .find(|a| a.segment == Segment::Envelope && a.name == name)
+            .map(|a| a.value.as_slice())
+    }
+
+    /// Every recipient, envelope first, in file order.
+    pub fn recipients(&self) -> &[Recipient] {
+        &self.recipients
+    }
+
+    /// The warning time record, if the file has one.
+    pub fn warn(&self) -> Option<WarnTime> {
+        self.warn
+    }
+}
+
 impl QueueFile {
     /// Reads the envelope and extracted segments of the queue file at
     /// `path`, skipping the content (Postfix showq and qmgr read only the

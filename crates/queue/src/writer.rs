@@ -474,12 +474,15 @@ impl QueueFileWriter {
     /// Writes one record and returns its offset.
     fn put(&mut self, kind: RecordType, data: &[u8]) -> Result<u64, Error> {
         let len = self.check_len(kind, data.len())?;
-        let mut head = Vec::with_capacity(1 + varint::MAX_BYTES);
-        head.push(kind.as_byte());
-        varint::encode(len, &mut head);
+        // The record head on the stack: this runs once per content line.
+        let (code, n) = varint::encode_array(len);
+        let mut head = [0u8; 1 + varint::MAX_BYTES];
+        head[0] = kind.as_byte();
+        head[1..=n].copy_from_slice(&code[..n]);
+        let head = &head[..=n];
         let at = self.offset;
         self.out
-            .write_all(&head)
+            .write_all(head)
             .and_then(|()| self.out.write_all(data))
             .map_err(|e| Error::io(&self.path, e))?;
         let written = u64::try_from(head.len() + data.len()).unwrap_or(u64::MAX);

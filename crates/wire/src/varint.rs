@@ -48,19 +48,30 @@ pub enum LengthError {
 
 /// Appends the length code for `len` to `out`.
 pub fn encode(len: u32, out: &mut Vec<u8>) {
+    let (code, n) = encode_array(len);
+    out.extend_from_slice(code.get(..n).unwrap_or_default());
+}
+
+/// The length code for `len` in a fixed array, with how many of its bytes
+/// are used (for writers that should not allocate per record).
+pub fn encode_array(len: u32) -> ([u8; MAX_BYTES], usize) {
+    let mut code = [0u8; MAX_BYTES];
+    let mut n = 0;
     let mut rest = len;
-    loop {
+    for slot in code.iter_mut() {
         // Truncation is intended: the mask keeps the low seven bits.
         let mut byte = (rest & 0x7f) as u8;
         rest >>= 7;
         if rest != 0 {
             byte |= 0x80;
         }
-        out.push(byte);
+        *slot = byte;
+        n += 1;
         if rest == 0 {
             break;
         }
     }
+    (code, n)
 }
 
 /// The number of bytes [`encode`] writes for `len`.
