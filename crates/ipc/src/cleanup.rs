@@ -132,7 +132,9 @@ impl Outcome {
 #[derive(Debug)]
 pub struct Client {
     conn: Conn,
-    queue_id: String,
+    /// From cleanup's greeting; `None` until it is read (see
+    /// [`Client::connect_lazy`]).
+    queue_id: Option<String>,
     splitter: LineSplitter,
 }
 
@@ -143,24 +145,53 @@ impl Client {
         Client::start(conn, flags)
     }
 
+    /// Connects and sends the request flags without waiting for the
+    /// greeting: cleanup creates the queue file while the caller goes on
+    /// (smtpd answers the first RCPT meanwhile). [`Client::greeting`]
+    /// reads it; [`Client::finish`] does if nobody did.
+    pub fn connect_lazy(queue_dir: &Path, timeout: Duration, flags: u64) -> Result<Client, Error> {
+        Client::start_lazy(Conn::connect(queue_dir, CLEANUP, timeout)?, flags)
+    }
+
+    /// Like [`Client::connect_lazy`], over an existing connection.
+    pub fn start_lazy(mut conn: Conn, flags: u64) -> Result<Client, Error> {
+        let mut list = AttrList::new();
+        list.put_u64("flags", flags);
+        conn.send_attrs(list)?;
+        conn.flush()?;
+        Ok(Client {
+            conn,
+            queue_id: None,
+            splitter: LineSplitter::new(DEFAULT_CHUNK),
+        })
+    }
+
     /// Like [`Client::connect`], over an existing connection.
     pub fn start(mut conn: Conn, flags: u64) -> Result<Client, Error> {
-        let greeting = conn.expect_greeting(PROTOCOL, VERSION)?;
-        let mut r = AttrReader::new(&greeting, Mode::Lenient)?;
-        let queue_id = r.require_str("queue_id")?.to_string();
+        let queue_id = read_greeting(&mut conn)?;
         let mut list = AttrList::new();
         list.put_u64("flags", flags);
         conn.send_attrs(list)?;
         Ok(Client {
             conn,
-            queue_id,
+            queue_id: Some(queue_id),
             splitter: LineSplitter::new(DEFAULT_CHUNK),
         })
     }
 
-    /// The queue ID cleanup assigned.
+    /// Reads cleanup's greeting unless it was read, and returns the queue
+    /// ID it assigned.
+    pub fn greeting(&mut self) -> Result<&str, Error> {
+        if self.queue_id.is_none() {
+            self.queue_id = Some(read_greeting(&mut self.conn)?);
+        }
+        Ok(self.queue_id.as_deref().unwrap_or_default())
+    }
+
+    /// The queue ID cleanup assigned; `NOQUEUE` while the greeting of a
+    /// [`Client::connect_lazy`] connection is unread.
     pub fn queue_id(&self) -> &str {
-        &self.queue_id
+        self.queue_id.as_deref().unwrap_or("NOQUEUE")
     }
 
     /// The envelope sender (empty for the null sender `<>`).
@@ -214,14 +245,22 @@ impl Client {
     /// Sends `E` and waits for cleanup's verdict.
     pub fn finish(mut self) -> Result<Outcome, Error> {
         self.conn.send(RecordType::End, b"")?;
+        self.greeting()?;
         let reply = self.conn.recv_attrs()?;
         let mut r = AttrReader::new(&reply, Mode::Lenient)?;
         Ok(Outcome {
-            queue_id: self.queue_id,
+            queue_id: self.queue_id.unwrap_or_default(),
             status: r.require_u64("status")?,
             reason: r.take_str("reason")?.unwrap_or_default().to_string(),
         })
     }
+}
+
+/// Reads cleanup's greeting and returns the queue ID in it.
+fn read_greeting(conn: &mut Conn) -> Result<String, Error> {
+    let greeting = conn.expect_greeting(PROTOCOL, VERSION)?;
+    let mut r = AttrReader::new(&greeting, Mode::Lenient)?;
+    Ok(r.require_str("queue_id")?.to_string())
 }
 
 /// Server side (cleanup): greets, reads the flags, then hands out records.
@@ -313,6 +352,49 @@ mod tests {
         );
         assert_eq!(got[2], (RecordType::DsnNotify, vec![10]));
         assert_eq!(got[3], (RecordType::Recipient, b"b@example.test".to_vec()));
+    }
+
+    #[test]
+    fn a_lazy_client_reads_the_greeting_when_asked_or_at_the_end() {
+        let t = Duration::from_secs(5);
+        for ask in [false, true] {
+            let (a, b) = UnixStream::pair().unwrap();
+            let server = std::thread::spawn(move || {
+                let mut s = Server::accept(Conn::new(a, t).unwrap(), "4Yq7Zz1Lzy").unwrap();
+                assert_eq!(s.flags, flags::LOCAL);
+                let mut kinds = Vec::new();
+                loop {
+                    let (kind, _) = s.next_record().unwrap();
+                    kinds.push(kind);
+                    if kind == RecordType::End {
+                        break;
+                    }
+                }
+                s.reply(status::OK, "").unwrap();
+                kinds
+            });
+            let mut c = Client::start_lazy(Conn::new(b, t).unwrap(), flags::LOCAL).unwrap();
+            assert_eq!(c.queue_id(), "NOQUEUE");
+            c.sender("a@example.test").unwrap();
+            c.recipient(&Recipient {
+                address: "b@example.test",
+                ..Default::default()
+            })
+            .unwrap();
+            if ask {
+                assert_eq!(c.greeting().unwrap(), "4Yq7Zz1Lzy");
+                assert_eq!(c.queue_id(), "4Yq7Zz1Lzy");
+            }
+            c.begin_content().unwrap();
+            c.write_content(b"Subject: hi\r\n\r\nbody\r\n").unwrap();
+            c.end_content().unwrap();
+            let out = c.finish().unwrap();
+            assert_eq!(out.queue_id, "4Yq7Zz1Lzy");
+            assert!(out.accepted());
+            let kinds = server.join().unwrap();
+            assert_eq!(kinds.first(), Some(&RecordType::Sender));
+            assert_eq!(kinds.last(), Some(&RecordType::End));
+        }
     }
 
     #[test]

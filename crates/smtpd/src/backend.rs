@@ -27,7 +27,9 @@ pub(crate) trait Backend {
     fn rewrite_local(&mut self, address: &str) -> Result<String, String>;
     /// Resolves a canonical address to its class and transport.
     fn resolve(&mut self, sender: &str, address: &str) -> Result<Resolved, String>;
-    /// Connects to cleanup; the new queue file's ID comes with it.
+    /// Connects to cleanup; the new queue file's ID comes with its
+    /// greeting, read later ([`QueueSink::greeting`]), so that cleanup
+    /// creates the file while the session goes on.
     fn open_queue(&mut self) -> Result<Self::Queue, String>;
     /// Sleeps (error-rate limiting).
     fn pause(&mut self, duration: Duration);
@@ -37,7 +39,10 @@ pub(crate) trait Backend {
 
 /// One message on its way to cleanup (`ipc::cleanup::Client`).
 pub(crate) trait QueueSink {
-    /// The queue ID cleanup assigned.
+    /// Reads cleanup's greeting with the queue ID, unless it was read
+    /// ([`Backend::open_queue`] does not wait for it).
+    fn greeting(&mut self) -> Result<(), String>;
+    /// The queue ID cleanup assigned (after [`QueueSink::greeting`]).
     fn queue_id(&self) -> &str;
     /// The envelope sender, empty for `<>`.
     fn sender(&mut self, address: &str) -> Result<(), String>;
@@ -57,6 +62,11 @@ pub(crate) trait QueueSink {
 }
 
 impl QueueSink for cleanup::Client {
+    fn greeting(&mut self) -> Result<(), String> {
+        cleanup::Client::greeting(self)
+            .map(|_| ())
+            .map_err(|e| format!("read greeting from service cleanup: {e}"))
+    }
     fn queue_id(&self) -> &str {
         cleanup::Client::queue_id(self)
     }
@@ -124,7 +134,7 @@ impl Backend for Shared {
     }
 
     fn open_queue(&mut self) -> Result<cleanup::Client, String> {
-        cleanup::Client::connect(&self.queue_dir, self.ipc_timeout, 0)
+        cleanup::Client::connect_lazy(&self.queue_dir, self.ipc_timeout, 0)
             .map_err(|e| format!("connect to service cleanup: {e}"))
     }
 

@@ -80,6 +80,9 @@ struct Transaction<Q> {
     queue: Option<Q>,
     /// Talking to cleanup failed: this message cannot be queued.
     broken: bool,
+    /// cleanup's greeting (the queue ID) was read; see
+    /// [`Session::queue_greeted`].
+    greeted: bool,
 }
 
 /// How a command handler ended, for the statistics.
@@ -627,6 +630,7 @@ impl<'a, B: Backend> Session<'a, B> {
             recipients: Vec::new(),
             queue: None,
             broken: false,
+            greeted: false,
         });
         self.reply(standard::sender_ok());
         Done::Ok
@@ -686,6 +690,7 @@ impl<'a, B: Backend> Session<'a, B> {
         let resolved = match verdict {
             Ok(r) => r,
             Err(reply) => {
+                self.queue_greeted();
                 self.log_reject("RCPT", &reply, Some(&given));
                 self.fail(reply);
                 return Done::Failed;
@@ -721,10 +726,9 @@ impl<'a, B: Backend> Session<'a, B> {
                 warn!("{e}");
                 standard::queue_write_error()
             })?;
-            info!("{}: client={}", queue.queue_id(), self.namaddr);
             send_envelope(&mut queue, txn, &self.peer, self.helo.as_deref(), protocol).map_err(
                 |e| {
-                    warn!("{}: {e}", queue.queue_id());
+                    warn!("{e}");
                     standard::queue_write_error()
                 },
             )?;
@@ -750,8 +754,32 @@ impl<'a, B: Backend> Session<'a, B> {
         })
     }
 
+    /// Reads cleanup's greeting once a queue file is open and logs
+    /// `ID: client=...` (Postfix logs it at the first accepted RCPT).
+    /// The first RCPT is answered without waiting for cleanup to create
+    /// the file; the ID is needed from the Received: header, a later
+    /// reject's log line or the end of the transaction on. A greeting
+    /// that does not come breaks the transaction (451 at DATA).
+    fn queue_greeted(&mut self) {
+        let Some(txn) = self.txn.as_mut() else {
+            return;
+        };
+        let Some(queue) = txn.queue.as_mut().filter(|_| !txn.greeted) else {
+            return;
+        };
+        txn.greeted = true;
+        match queue.greeting() {
+            Ok(()) => info!("{}: client={}", queue.queue_id(), self.namaddr),
+            Err(e) => {
+                warn!("{e}");
+                txn.broken = true;
+            }
+        }
+    }
+
     /// Starts the content: `M` and the `Received:` header.
     fn begin_message(&mut self) -> Result<(), String> {
+        self.queue_greeted();
         let date = self.backend.date();
         // RFC 3848/6531: an S for TLS.
         let protocol = match (self.protocol(), self.proto.smtputf8(), self.tls.is_some()) {
@@ -795,7 +823,8 @@ impl<'a, B: Backend> Session<'a, B> {
     }
 
     /// `smtpd_data_restrictions`; the error is the reply, already logged.
-    fn check_data(&self) -> Result<(), Reply> {
+    fn check_data(&mut self) -> Result<(), Reply> {
+        self.queue_greeted();
         let env = self.env;
         env.restrictions
             .check_data(
@@ -1072,8 +1101,18 @@ impl<'a, B: Backend> Session<'a, B> {
     /// Forgets the transaction; an open cleanup connection is dropped,
     /// which makes cleanup remove the unfinished queue file.
     fn abort_transaction(&mut self) {
+        // Log the client= line of a queue file opened for nothing.
+        self.queue_greeted();
         self.txn = None;
         self.bdat.reset();
+    }
+}
+
+impl<B: Backend> Drop for Session<'_, B> {
+    /// A client that leaves mid-transaction: its queue file still gets
+    /// its client= line (see [`Session::queue_greeted`]).
+    fn drop(&mut self) {
+        self.queue_greeted();
     }
 }
 

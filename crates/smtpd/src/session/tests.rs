@@ -28,6 +28,9 @@ struct Message {
     sender: Option<String>,
     attrs: Vec<(String, String)>,
     rcpts: Vec<(String, Option<String>, u8)>,
+    /// Whether the session read cleanup's greeting (it must before it
+    /// writes the Received: header with the queue ID).
+    greeted: bool,
     began: bool,
     content: Vec<u8>,
     ended: bool,
@@ -141,6 +144,7 @@ impl Backend for Fake {
             sender: None,
             attrs: Vec::new(),
             rcpts: Vec::new(),
+            greeted: false,
             began: false,
             content: Vec::new(),
             ended: false,
@@ -178,6 +182,10 @@ impl FakeQueue {
 }
 
 impl QueueSink for FakeQueue {
+    fn greeting(&mut self) -> Result<(), String> {
+        self.with(|m| m.greeted = true);
+        Ok(())
+    }
     fn queue_id(&self) -> &str {
         &self.id
     }
@@ -199,7 +207,10 @@ impl QueueSink for FakeQueue {
         Ok(())
     }
     fn begin_content(&mut self) -> Result<(), String> {
-        self.with(|m| m.began = true);
+        self.with(|m| {
+            assert!(m.greeted, "content began before the greeting was read");
+            m.began = true;
+        });
         Ok(())
     }
     fn write_content(&mut self, data: &[u8]) -> Result<(), String> {
