@@ -190,4 +190,6 @@ fn service(conn: Conn, ctx: &Context, cx: &mut Cleanup) {
     if verdict.queued.is_some() {
         info!("{id}: message-id={}", verdict.message_id);
     }
+    // The next message's file, readied while no client waits.
+    postern_queue::prepare(&cx.settings.queue_dir);
 }

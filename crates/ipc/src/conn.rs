@@ -210,6 +210,14 @@ impl Conn {
     }
 }
 
+impl Drop for Conn {
+    /// What is queued still goes out (an agent's last `final` waits to
+    /// share a write with its next greeting).
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
 /// Server side, sans-I/O: takes the complete attribute-list records (of
 /// at most `max_len` bytes) from the front of `input` and parses each
 /// with `parse`; an incomplete record stays for the next read. Any other

@@ -447,12 +447,13 @@ impl Server {
         self.conn.flush()
     }
 
-    /// Ends the request; returns the connection for [`Server::next`].
+    /// Ends the request; returns the connection for [`Server::next`],
+    /// which must follow: the end goes out with its greeting, in one
+    /// write (one wakeup of qmgr instead of two).
     pub fn finish(mut self) -> Result<Conn, Error> {
         let mut l = AttrList::new();
         l.put_u64("final", 1);
         self.conn.send_attrs(l)?;
-        self.conn.flush()?;
         Ok(self.conn)
     }
 }

@@ -253,14 +253,48 @@ fn deliver_one(job: &Job<'_>, r: &Recipient) -> RcptStatus {
     deliver_user(job, &rcpt, true)
 }
 
+/// Accounts looked up lately (`default_privs`, the process's own): an
+/// agent serves many deliveries in a row, and each lookup reads the
+/// password file (or asks NSS). Kept 2 s, as the lookup tables' NSS
+/// answers.
+fn who_lately() -> &'static std::sync::Mutex<postern_util::cache::TtlCache<String, Who>> {
+    static WHO: std::sync::OnceLock<std::sync::Mutex<postern_util::cache::TtlCache<String, Who>>> =
+        std::sync::OnceLock::new();
+    WHO.get_or_init(|| {
+        std::sync::Mutex::new(postern_util::cache::TtlCache::new(
+            std::time::Duration::from_secs(2),
+            16,
+        ))
+    })
+}
+
+/// `user` from the password database, through [`who_lately`]; only
+/// found accounts are kept.
+fn user_lately(
+    key: &str,
+    lookup: impl FnOnce() -> nix::Result<Option<nix::unistd::User>>,
+) -> nix::Result<Option<Who>> {
+    let cache = || who_lately().lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(who) = cache().get(key) {
+        return Ok(Some(who));
+    }
+    let found = lookup()?.map(|u| Who::from_user(&u));
+    if let Some(who) = &found {
+        cache().put(key.to_string(), who.clone());
+    }
+    Ok(found)
+}
+
 /// The privileges for alias targets: `default_privs`.
 fn alias_privs(job: &Job<'_>) -> Result<Who, RcptStatus> {
     if !job.switch_ids {
         return current_who();
     }
     let name = job.cfg.str("default_privs");
-    match nix::unistd::User::from_name(&name) {
-        Ok(Some(u)) if u.uid.as_raw() != 0 => Ok(Who::from_user(&u)),
+    match user_lately(&format!("name:{name}"), || {
+        nix::unistd::User::from_name(&name)
+    }) {
+        Ok(Some(u)) if u.uid != 0 => Ok(u),
         Ok(_) => {
             warn!("default_privs: unknown or privileged user \"{name}\"");
             Err(defer("4.3.5", "mail system configuration error".into()))
@@ -274,8 +308,9 @@ fn alias_privs(job: &Job<'_>) -> Result<Who, RcptStatus> {
 
 /// The user this process runs as.
 fn current_who() -> Result<Who, RcptStatus> {
-    match nix::unistd::User::from_uid(nix::unistd::geteuid()) {
-        Ok(Some(u)) => Ok(Who::from_user(&u)),
+    let uid = nix::unistd::geteuid();
+    match user_lately(&format!("uid:{uid}"), || nix::unistd::User::from_uid(uid)) {
+        Ok(Some(u)) => Ok(u),
         _ => Ok(Who {
             uid: nix::unistd::geteuid().as_raw(),
             gid: nix::unistd::getegid().as_raw(),

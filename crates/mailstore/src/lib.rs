@@ -217,12 +217,32 @@ fn write_limited(file: &File, already: u64, d: &Delivery<'_>, mbox: bool) -> io:
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// This host's name with `/` and `:` encoded as Maildir readers expect.
+/// This host's name with `/` and `:` encoded as Maildir readers expect
+/// (asked once per process: agents live for many deliveries).
 fn maildir_hostname() -> String {
-    let host = nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "localhost".to_string());
-    host.replace('/', "\\057").replace(':', "\\072")
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        let host = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "localhost".to_string());
+        host.replace('/', "\\057").replace(':', "\\072")
+    })
+    .clone()
+}
+
+/// Maildirs found whole (`tmp/`, `new/`, `cur/`) in the last minute, so
+/// that a delivery does not look at the three directories each time; a
+/// delivery that fails where one has gone since looks again.
+fn whole_lately() -> &'static std::sync::Mutex<postern_util::cache::TtlCache<PathBuf, ()>> {
+    static WHOLE: std::sync::OnceLock<
+        std::sync::Mutex<postern_util::cache::TtlCache<PathBuf, ()>>,
+    > = std::sync::OnceLock::new();
+    WHOLE.get_or_init(|| {
+        std::sync::Mutex::new(postern_util::cache::TtlCache::new(
+            std::time::Duration::from_secs(60),
+            1024,
+        ))
+    })
 }
 
 /// A name unique to this process and moment: `TIME.PID_SEQ.HOSTNAME`.
@@ -256,24 +276,44 @@ pub fn write_maildir(dir: &Path, d: &Delivery<'_>) -> Result<PathBuf, Error> {
 /// [`write_maildir`], through an unnamed file when `unnamed` and the
 /// system has them, else under a name in `tmp/`.
 fn write_maildir_as(dir: &Path, d: &Delivery<'_>, unnamed: bool) -> Result<PathBuf, Error> {
-    let tmp_dir = dir.join("tmp");
-    let new_dir = dir.join("new");
-    let cur_dir = dir.join("cur");
-    for sub in [&tmp_dir, &new_dir, &cur_dir] {
-        if !sub.is_dir() {
-            make_dir(sub)?;
+    let subs = [dir.join("tmp"), dir.join("new"), dir.join("cur")];
+    let lock = || whole_lately().lock().unwrap_or_else(|p| p.into_inner());
+    let known = lock().get(dir).is_some();
+    if !known {
+        for sub in &subs {
+            if !sub.is_dir() {
+                make_dir(sub)?;
+            }
         }
+        lock().put(dir.to_path_buf(), ());
     }
+    let result = write_maildir_in(&subs, d, unnamed);
+    if result.is_err() && known && !subs.iter().all(|s| s.is_dir()) {
+        // Removed since it was seen whole: make it again.
+        lock().remove(dir);
+        return write_maildir_as(dir, d, unnamed);
+    }
+    result
+}
+
+/// [`write_maildir_as`] in a Maildir whose `tmp/`, `new/` and `cur/` are
+/// `subs`.
+fn write_maildir_in(
+    subs: &[PathBuf; 3],
+    d: &Delivery<'_>,
+    unnamed: bool,
+) -> Result<PathBuf, Error> {
+    let [tmp_dir, new_dir, _] = subs;
     let host = maildir_hostname();
     let size = message_size(d, false);
     // An unnamed file: deliveries to one mailbox do not queue on tmp/'s
     // lock while the file system looks for a free inode, and a crash
     // leaves nothing behind in tmp/.
     let unnamed_file = unnamed
-        .then(|| postern_util::fs::unnamed_file(&tmp_dir, 0o600))
+        .then(|| postern_util::fs::unnamed_file(tmp_dir, 0o600))
         .flatten();
     if let Some(file) = unnamed_file {
-        return write_unnamed(file, &new_dir, &host, size, d);
+        return write_unnamed(file, new_dir, &host, size, d);
     }
 
     // Create the file in tmp/ under a name nobody else has.
@@ -301,7 +341,7 @@ fn write_maildir_as(dir: &Path, d: &Delivery<'_>, unnamed: bool) -> Result<PathB
         }
     }
     let Some((name, tmp_path, file)) = created else {
-        return Err(no_unique_name(&tmp_dir));
+        return Err(no_unique_name(tmp_dir));
     };
     let fail = |e: &io::Error, what: &str| {
         let _ = fs::remove_file(&tmp_path);
@@ -315,15 +355,15 @@ fn write_maildir_as(dir: &Path, d: &Delivery<'_>, unnamed: bool) -> Result<PathB
     drop(file);
 
     // Link it into new/; a clash gets a fresh name.
-    let linked = link_new(&new_dir, &name, &host, size, |to| {
+    let linked = link_new(new_dir, &name, &host, size, |to| {
         fs::hard_link(&tmp_path, to)
     });
     let _ = fs::remove_file(&tmp_path);
     let new_path = linked.map_err(|e| match e {
         Some(e) => fail(&e, "link into new/ from"),
-        None => no_unique_name(&new_dir),
+        None => no_unique_name(new_dir),
     })?;
-    sync_new(&new_dir, new_path)
+    sync_new(new_dir, new_path)
 }
 
 /// Writes, syncs and names an unnamed file made in `tmp/`.

@@ -55,6 +55,26 @@ fn maildir_file_is_byte_exact(unnamed: bool) {
 }
 
 #[test]
+fn a_maildir_removed_after_a_delivery_is_made_again() {
+    for unnamed in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let md = dir.path().join("Maildir");
+        write_maildir_as(&md, &delivery(0), unnamed).unwrap();
+        // Gone while this process remembers it whole.
+        fs::remove_dir_all(&md).unwrap();
+        let path = write_maildir_as(&md, &delivery(0), unnamed).unwrap();
+        assert!(path.starts_with(md.join("new")));
+        for sub in ["tmp", "new", "cur"] {
+            assert!(md.join(sub).is_dir(), "{sub}");
+        }
+        // Only cur/ gone: made again at the next delivery's failure or
+        // the next minute's look; a delivery still succeeds now.
+        fs::remove_dir(md.join("cur")).unwrap();
+        write_maildir_as(&md, &delivery(0), unnamed).unwrap();
+    }
+}
+
+#[test]
 fn maildir_names_are_unique_under_concurrency() {
     let dir = tempfile::tempdir().unwrap();
     let md = dir.path().join("Maildir");

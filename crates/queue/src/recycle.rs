@@ -225,33 +225,7 @@ pub(crate) fn take(dir: &Path, temp_name: &str, mode: u32) -> Option<Taken> {
     let temp_path = dir.join(temp_name);
     let mut failures = 0;
     loop {
-        let name = {
-            let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
-            let pool = guard.at(&pool_dir);
-            if pool.candidates.is_empty() {
-                if pool.next_scan.is_some_and(|t| Instant::now() < t) {
-                    return None;
-                }
-                pool.candidates = pool_names(&pool_dir, LIST_MAX);
-                if pool.candidates.is_empty() {
-                    pool.next_scan = Some(Instant::now() + RESCAN_EMPTY);
-                    return None;
-                }
-                // Takers in other processes try the names in another
-                // order, so they seldom race for the same file.
-                shuffle(&mut pool.candidates);
-                pool.next_scan = None;
-                // The files listed left active/ before this point; make
-                // that durable before their inodes carry new messages, or
-                // a crash could bring back an old name for a new message.
-                if !sync_active(dir) {
-                    pool.candidates.clear();
-                    pool.next_scan = Some(Instant::now() + RESCAN_EMPTY);
-                    return None;
-                }
-            }
-            pool.candidates.pop()?
-        };
+        let name = next_candidate(dir, &pool_dir)?;
         // Another process may have taken it: then try the next one, but
         // not for long. Takers that listed the pool together race through
         // the same names, and a failed rename costs about as much as a
@@ -273,6 +247,90 @@ pub(crate) fn take(dir: &Path, temp_name: &str, mode: u32) -> Option<Taken> {
             }
         }
     }
+}
+
+/// The next pool file name this process may try, listing the pool when
+/// its list is used up (at most every [`RESCAN_EMPTY`] while empty).
+fn next_candidate(dir: &Path, pool_dir: &Path) -> Option<String> {
+    let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
+    let pool = guard.at(pool_dir);
+    if pool.candidates.is_empty() {
+        if pool.next_scan.is_some_and(|t| Instant::now() < t) {
+            return None;
+        }
+        pool.candidates = pool_names(pool_dir, LIST_MAX);
+        if pool.candidates.is_empty() {
+            pool.next_scan = Some(Instant::now() + RESCAN_EMPTY);
+            return None;
+        }
+        // Takers in other processes try the names in another
+        // order, so they seldom race for the same file.
+        shuffle(&mut pool.candidates);
+        pool.next_scan = None;
+        // The files listed left active/ before this point; make
+        // that durable before their inodes carry new messages, or
+        // a crash could bring back an old name for a new message.
+        if !sync_active(dir) {
+            pool.candidates.clear();
+            pool.next_scan = Some(Instant::now() + RESCAN_EMPTY);
+            return None;
+        }
+    }
+    pool.candidates.pop()
+}
+
+/// A pool file opened, checked and locked where it lies, for this
+/// process's next queue file ([`prepare`]).
+struct Prepared {
+    taken: Taken,
+    path: PathBuf,
+    /// The incoming/ directory it is for.
+    dir: PathBuf,
+}
+
+static PREPARED: Mutex<Option<Prepared>> = Mutex::new(None);
+
+/// Readies a pool file for this process's next new file in the spool's
+/// `incoming/`: opened, checked and locked where it
+/// lies, so that [`crate::QueueFileWriter::create`] then needs one rename
+/// (from `pool/` straight to the queue id) before it can answer with the
+/// id. cleanup calls this after it answered its client, off the client's
+/// path. If the process ends first the file simply stays in the pool;
+/// if another process takes it meanwhile, the rename fails and the
+/// writer makes its file the usual way.
+pub fn prepare(spool: &Path) {
+    let mode = crate::writer::MODE_WRITING;
+    let dir = spool.join(Queue::Incoming.dir_name());
+    let pool_dir = spool.join(POOL_DIR);
+    if PREPARED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .is_some_and(|p| p.dir == dir)
+    {
+        return;
+    }
+    for _ in 0..MAX_MISSES {
+        let Some(name) = next_candidate(&dir, &pool_dir) else {
+            return;
+        };
+        let path = pool_dir.join(&name);
+        if let Some(taken) = fit(&path, mode) {
+            *PREPARED.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(Prepared { taken, path, dir });
+            return;
+        }
+    }
+}
+
+/// The file [`prepare`] readied for the queue directory `dir`, with the
+/// path it has in the pool.
+pub(crate) fn take_prepared(dir: &Path) -> Option<(Taken, PathBuf)> {
+    let mut guard = PREPARED.lock().unwrap_or_else(|p| p.into_inner());
+    if guard.as_ref().is_some_and(|p| p.dir != dir) {
+        return None;
+    }
+    guard.take().map(|p| (p.taken, p.path))
 }
 
 /// Puts `names` in an order of this process and moment (xorshift seeded
@@ -397,6 +455,44 @@ mod tests {
             "nothing of the old message is left past the new one's end"
         );
         // The pool is empty now: the next file is new.
+        let third = message(s, b"Subject: three\n\n");
+        assert_ne!(
+            fs::metadata(third.path(s, Queue::Incoming)).unwrap().ino(),
+            ino
+        );
+    }
+
+    #[test]
+    fn a_prepared_file_goes_from_the_pool_straight_to_its_id() {
+        let d = spool();
+        let s = d.path();
+        let old = message(s, b"Subject: one\n\nfirst\n");
+        move_file(s, &old, Queue::Incoming, Queue::Active).unwrap();
+        let ino = fs::metadata(old.path(s, Queue::Active)).unwrap().ino();
+        retire(s, &old, Queue::Active).unwrap();
+        prepare(s);
+        let pooled = s.join(POOL_DIR).join(old.as_str());
+        assert!(pooled.exists(), "readied where it lies");
+        let new = message(s, b"Subject: two\n\nx\n");
+        assert!(!pooled.exists());
+        let path = new.path(s, Queue::Incoming);
+        assert_eq!(fs::metadata(&path).unwrap().ino(), ino);
+        let qf = crate::QueueFile::open(&path).unwrap();
+        assert_eq!(qf.content_to_vec(), b"Subject: two\n\nx\n");
+        // No temporary names were left behind.
+        let names: Vec<_> = fs::read_dir(s.join(Queue::Incoming.dir_name()))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [std::ffi::OsString::from(new.as_str())]);
+
+        // Readied, then taken by another process: the writer makes a new
+        // file instead.
+        move_file(s, &new, Queue::Incoming, Queue::Active).unwrap();
+        retire(s, &new, Queue::Active).unwrap();
+        prepare(s);
+        let pooled = s.join(POOL_DIR).join(new.as_str());
+        fs::rename(&pooled, s.join("elsewhere")).unwrap();
         let third = message(s, b"Subject: three\n\n");
         assert_ne!(
             fs::metadata(third.path(s, Queue::Incoming)).unwrap().ino(),

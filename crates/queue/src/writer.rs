@@ -27,7 +27,7 @@ use crate::{Error, Notify, Queue, QueueId};
 pub const DEFAULT_LINE_CHUNK: usize = postern_wire::content::DEFAULT_CHUNK;
 
 /// Mode of a file being written.
-const MODE_WRITING: u32 = 0o600;
+pub(crate) const MODE_WRITING: u32 = 0o600;
 /// Mode of a committed file: the owner-execute bit means "ready" (Postfix
 /// `MAIL_QUEUE_STAT_READY`).
 const MODE_READY: u32 = 0o700;
@@ -159,9 +159,18 @@ impl QueueFileWriter {
                 let _ = fs::remove_file(&temp_path);
             })
         };
-        let (file, lock, id, reused) = if let Some(t) =
-            crate::recycle::take(&dir_path, &temp_name, MODE_WRITING)
-        {
+        // A pool file this process readied (one rename from pool/ to
+        // the id), else one taken now, else a new one.
+        let prepared = crate::recycle::take_prepared(&dir_path).and_then(|(t, from)| {
+            name_with(&dir_path, t.ino, |id| {
+                rename_noreplace_path(&from, &dir_path.join(id))
+            })
+            .ok()
+            .map(|id| (t, id))
+        });
+        let (file, lock, id, reused) = if let Some((t, id)) = prepared {
+            (t.file, Some(t.lock), id, true)
+        } else if let Some(t) = crate::recycle::take(&dir_path, &temp_name, MODE_WRITING) {
             let id = name_by_rename(t.ino)?;
             (t.file, Some(t.lock), id, true)
         } else {
@@ -553,6 +562,22 @@ fn open_queue_dir_path_only(path: &Path) -> std::io::Result<File> {
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
         .open(path)
+}
+
+/// [`rename_noreplace`] between any two paths (of one file system).
+fn rename_noreplace_path(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use nix::errno::Errno;
+        use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+        match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+            Ok(()) => return Ok(()),
+            Err(Errno::EINVAL | Errno::ENOSYS) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    fs::hard_link(from, to)?;
+    fs::remove_file(from)
 }
 
 /// rename(2) that fails with `AlreadyExists` instead of replacing a file.

@@ -37,6 +37,15 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
             .map(|(v, _)| v.clone())
     }
 
+    /// Forgets the answer for `key`.
+    pub fn remove<Q>(&mut self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        self.map.remove(key);
+    }
+
     /// Keeps `value` as the answer for `key`, from now.
     pub fn put(&mut self, key: K, value: V) {
         if self.map.len() >= self.max {
