@@ -137,6 +137,25 @@ impl Endpoint {
         )
     }
 
+    /// Waits for `timeout` or master going away, not for connections
+    /// (see [`crate::trigger::TriggerService::quiet`]).
+    pub(crate) fn wait_quiet(&self, timeout: Duration) -> Wake {
+        let Some(status) = &self.status else {
+            std::thread::sleep(timeout);
+            return Wake::Timeout;
+        };
+        let mut fds = [PollFd::new(status.as_fd(), PollFlags::POLLIN)];
+        loop {
+            match poll(&mut fds, poll_timeout(Some(timeout))) {
+                Ok(0) => return Wake::Timeout,
+                // Master never writes to us: readable means end-of-file.
+                Ok(_) => return Wake::MasterGone,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return Wake::MasterGone,
+            }
+        }
+    }
+
     /// Like [`Endpoint::wait`], also watching `extra` descriptors for
     /// input; returns which of them are ready. Client readiness alone
     /// yields `Wake::Ready` with no listener.

@@ -33,6 +33,16 @@ pub trait TriggerService {
 
     /// Called when the deadline has passed.
     fn timer(&mut self, _ctx: &Context) {}
+
+    /// Whether a request now would change nothing before the deadline
+    /// (a queue manager with a scan already due then). The loop then does
+    /// not take requests until the deadline: under load, the requests of
+    /// many clients queue in the backlog and are taken in one wakeup
+    /// (when it is full they are dropped, as any request to a busy
+    /// service; the service does its work anyway).
+    fn quiet(&self) -> bool {
+        false
+    }
 }
 
 /// Runs a trigger daemon. `init` runs before privileges are dropped.
@@ -46,7 +56,11 @@ where
         let timeout = service
             .deadline()
             .map(|d| d.saturating_duration_since(Instant::now()));
-        match endpoint.wait(timeout) {
+        let wake = match timeout {
+            Some(t) if service.quiet() => endpoint.wait_quiet(t),
+            _ => endpoint.wait(timeout),
+        };
+        match wake {
             Wake::Timeout => service.timer(&ctx),
             Wake::MasterGone => std::process::exit(0),
             Wake::Ready(ready) => {
