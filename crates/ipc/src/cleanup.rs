@@ -153,12 +153,13 @@ impl Client {
         Client::start_lazy(Conn::connect(queue_dir, CLEANUP, timeout)?, flags)
     }
 
-    /// Like [`Client::connect_lazy`], over an existing connection.
+    /// Like [`Client::connect_lazy`], over an existing connection. The
+    /// flags go out with the first records that do (cleanup makes the
+    /// file before it reads them: one wakeup less).
     pub fn start_lazy(mut conn: Conn, flags: u64) -> Result<Client, Error> {
         let mut list = AttrList::new();
         list.put_u64("flags", flags);
         conn.send_attrs(list)?;
-        conn.flush()?;
         Ok(Client {
             conn,
             queue_id: None,
