@@ -65,6 +65,8 @@ impl Message {
 struct Spool {
     messages: Vec<Message>,
     fail_open: bool,
+    /// cleanup accepts the connection but never greets.
+    fail_greeting: bool,
     fail_write: bool,
     status: u64,
     reason: String,
@@ -75,6 +77,7 @@ impl Spool {
         Rc::new(RefCell::new(Spool {
             messages: Vec::new(),
             fail_open: false,
+            fail_greeting: false,
             fail_write: false,
             status: status::OK,
             reason: String::new(),
@@ -183,6 +186,9 @@ impl FakeQueue {
 
 impl QueueSink for FakeQueue {
     fn greeting(&mut self) -> Result<(), String> {
+        if self.spool.borrow().fail_greeting {
+            return Err("read greeting from service cleanup: connection closed".into());
+        }
         self.with(|m| m.greeted = true);
         Ok(())
     }
@@ -956,6 +962,25 @@ fn cleanup_failures() {
         "451 4.3.0 Error: queue file write error\r\n",
     );
     t.cmd("DATA", "554 5.5.1 Error: no valid recipients");
+
+    // cleanup takes the connection but never greets: the RCPT was
+    // answered before the greeting was read, so DATA fails instead.
+    let mut fake = Fake::new();
+    fake.spool.borrow_mut().fail_greeting = true;
+    let spool = fake.spool.clone();
+    let mut t = T::new(&env, &mut fake, "127.0.0.1");
+    t.ehlo();
+    t.cmd("MAIL FROM:<a@example.org>", "250");
+    t.cmd("RCPT TO:<alice@mail.example.test>", "250");
+    t.cmd("DATA", "451 4.3.0 Error: queue file write error");
+    assert!(!message(&spool, 0).began);
+    assert_eq!(message(&spool, 0).state, MsgState::Abandoned);
+    // The session goes on: the next transaction gets a new file.
+    spool.borrow_mut().fail_greeting = false;
+    t.cmd("MAIL FROM:<a@example.org>", "250");
+    t.cmd("RCPT TO:<alice@mail.example.test>", "250");
+    t.cmd("DATA", "354");
+    assert_eq!(t.send(b"hi\r\n.\r\n").get(..3), Some("250"));
 
     // cleanup goes away during DATA: the content is read to its end.
     let mut fake = Fake::new();
