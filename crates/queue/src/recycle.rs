@@ -299,7 +299,6 @@ static PREPARED: Mutex<Option<Prepared>> = Mutex::new(None);
 /// if another process takes it meanwhile, the rename fails and the
 /// writer makes its file the usual way.
 pub fn prepare(spool: &Path) {
-    let mode = crate::writer::MODE_WRITING;
     let dir = spool.join(Queue::Incoming.dir_name());
     let pool_dir = spool.join(POOL_DIR);
     if PREPARED
@@ -315,7 +314,7 @@ pub fn prepare(spool: &Path) {
             return;
         };
         let path = pool_dir.join(&name);
-        if let Some(taken) = fit(&path, mode) {
+        if let Some(taken) = open_pool_file(&path).and_then(|f| lock_in_place(f, &path)) {
             *PREPARED.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some(Prepared { taken, path, dir });
             return;
@@ -324,7 +323,8 @@ pub fn prepare(spool: &Path) {
 }
 
 /// The file [`prepare`] readied for the queue directory `dir`, with the
-/// path it has in the pool.
+/// path it has in the pool. Its holder renames it out of the pool before
+/// it changes anything in it (see [`lock_in_place`]).
 pub(crate) fn take_prepared(dir: &Path) -> Option<(Taken, PathBuf)> {
     let mut guard = PREPARED.lock().unwrap_or_else(|p| p.into_inner());
     if guard.as_ref().is_some_and(|p| p.dir != dir) {
@@ -367,11 +367,35 @@ pub(crate) struct Taken {
 
 /// Opens a taken pool file, if it is safe to reuse.
 fn fit(path: &Path, mode: u32) -> Option<Taken> {
-    let file = OpenOptions::new()
+    let taken = lock_fit(open_pool_file(path)?)?;
+    taken
+        .file
+        .set_permissions(Permissions::from_mode(mode))
+        .ok()?;
+    Some(taken)
+}
+
+fn open_pool_file(path: &Path) -> Option<File> {
+    OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
-        .ok()?;
+        .ok()
+}
+
+/// Locks `file` (opened at `path` in the pool, not claimed by a rename)
+/// if it is fit for use and still lies at `path` once locked. Nothing is
+/// changed in it: until it is renamed away by its holder, another taker
+/// may have it, and a file taken, used for a message and unlocked since
+/// the open is a live queue file now (its name is no longer `path`).
+fn lock_in_place(file: File, path: &Path) -> Option<Taken> {
+    let taken = lock_fit(file)?;
+    let here = fs::symlink_metadata(path).ok()?;
+    (here.ino() == taken.ino && here.dev() == taken.file.metadata().ok()?.dev()).then_some(taken)
+}
+
+/// Checks and locks an opened pool file.
+fn lock_fit(file: File) -> Option<Taken> {
     let meta = file.metadata().ok()?;
     if !meta.file_type().is_file()
         || meta.nlink() != 1
@@ -383,7 +407,6 @@ fn fit(path: &Path, mode: u32) -> Option<Taken> {
     // its request) is left alone; the lock is then the writer's.
     let probe = file.try_clone().ok()?;
     let lock = nix::fcntl::Flock::lock(probe, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()?;
-    file.set_permissions(Permissions::from_mode(mode)).ok()?;
     Some(Taken {
         file,
         lock,
@@ -498,6 +521,31 @@ mod tests {
             fs::metadata(third.path(s, Queue::Incoming)).unwrap().ino(),
             ino
         );
+    }
+
+    #[test]
+    fn a_file_readied_too_late_is_left_alone() {
+        // A opens a pool file to ready it; before A locks it, another
+        // process takes it, queues a message in it and lets it go. A must
+        // then neither lock nor change the live queue file.
+        let d = spool();
+        let s = d.path();
+        let old = message(s, b"Subject: one\n\nfirst\n");
+        move_file(s, &old, Queue::Incoming, Queue::Active).unwrap();
+        retire(s, &old, Queue::Active).unwrap();
+        let pooled = s.join(POOL_DIR).join(old.as_str());
+        let opened = open_pool_file(&pooled).unwrap();
+        let live = message(s, b"Subject: two\n\nx\n");
+        let path = live.path(s, Queue::Incoming);
+        assert_eq!(
+            fs::metadata(&path).unwrap().ino(),
+            opened.metadata().unwrap().ino(),
+            "the other process got that very file"
+        );
+        assert!(lock_in_place(opened, &pooled).is_none());
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o700, "still ready");
+        assert!(crate::QueueFile::open(&path).is_ok());
     }
 
     #[test]

@@ -162,11 +162,19 @@ impl QueueFileWriter {
         // A pool file this process readied (one rename from pool/ to
         // the id), else one taken now, else a new one.
         let prepared = crate::recycle::take_prepared(&dir_path).and_then(|(t, from)| {
-            name_with(&dir_path, t.ino, |id| {
+            let id = name_with(&dir_path, t.ino, |id| {
                 rename_noreplace_path(&from, &dir_path.join(id))
             })
-            .ok()
-            .map(|id| (t, id))
+            .ok()?;
+            // Ours now (the rename moved the one inode ever named
+            // `from`): only now may its mode change.
+            match t.file.set_permissions(Permissions::from_mode(MODE_WRITING)) {
+                Ok(()) => Some((t, id)),
+                Err(_) => {
+                    let _ = fs::remove_file(id.path(spool, queue));
+                    None
+                }
+            }
         });
         let (file, lock, id, reused) = if let Some((t, id)) = prepared {
             (t.file, Some(t.lock), id, true)
