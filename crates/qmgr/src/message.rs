@@ -253,19 +253,7 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, agents: &KeptAgent
     // read when a notification needs it.
     let qf = match QueueFile::open_envelope(&path, &ReadOptions::default()) {
         Ok(qf) => qf,
-        Err(e) if e.is_corrupt() => {
-            warn!("{id}: {e}: moved to corrupt");
-            if let Err(e) = move_file(spool, id, Queue::Active, Queue::Corrupt) {
-                warn!("{id}: move to corrupt: {e}");
-            }
-            return;
-        }
-        Err(e) => {
-            // The system failed: try again later.
-            warn!("{id}: open: {e}");
-            defer_file(s, id, s.min_backoff);
-            return;
-        }
+        Err(e) => return unreadable(s, id, &e, "open"),
     };
     let sender = qf.sender().to_string();
     info!(
@@ -503,6 +491,20 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, agents: &KeptAgent
     finish(s, id, &qf);
 }
 
+/// An active file that could not be read (`what` failed): a damaged one
+/// goes to `corrupt/`; when the system failed, it is tried again later.
+fn unreadable(s: &Settings, id: &QueueId, e: &postern_queue::Error, what: &str) {
+    if e.is_corrupt() {
+        warn!("{id}: {e}: moved to corrupt");
+        if let Err(e) = move_file(&s.spool, id, Queue::Active, Queue::Corrupt) {
+            warn!("{id}: move to corrupt: {e}");
+        }
+    } else {
+        warn!("{id}: {what}: {e}");
+        defer_file(s, id, s.min_backoff);
+    }
+}
+
 /// The message content of the queue file at `path` (checked whole), for
 /// a notification.
 fn read_content(path: &std::path::Path) -> Result<Vec<u8>, postern_queue::Error> {
@@ -650,18 +652,7 @@ fn finish(s: &Settings, id: &QueueId, qf: &Envelope) {
     } else {
         match read_content(&id.path(spool, Queue::Active)) {
             Ok(content) => content,
-            Err(e) if e.is_corrupt() => {
-                warn!("{id}: {e}: moved to corrupt");
-                if let Err(e) = move_file(spool, id, Queue::Active, Queue::Corrupt) {
-                    warn!("{id}: move to corrupt: {e}");
-                }
-                return;
-            }
-            Err(e) => {
-                warn!("{id}: read for notification: {e}");
-                defer_file(s, id, s.min_backoff);
-                return;
-            }
+            Err(e) => return unreadable(s, id, &e, "read for notification"),
         }
     };
     // Each notification is sent, then its log removed, so a failure later

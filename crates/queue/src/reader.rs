@@ -247,10 +247,7 @@ impl QueueFile {
 
     /// The value of the envelope attribute `name`.
     pub fn attr(&self, name: &str) -> Option<&[u8]> {
-        self.attrs
-            .iter()
-            .find(|a| a.segment == Segment::Envelope && a.name == name)
-            .map(|a| a.value.as_slice())
+        envelope_attr(&self.attrs, name)
     }
 
     /// Every recipient, envelope first, in file order.
@@ -318,6 +315,14 @@ pub struct Envelope {
     pub warn: Option<WarnTime>,
 }
 
+/// The value of the envelope attribute `name` among `attrs`.
+fn envelope_attr<'a>(attrs: &'a [Attr], name: &str) -> Option<&'a [u8]> {
+    attrs
+        .iter()
+        .find(|a| a.segment == Segment::Envelope && a.name == name)
+        .map(|a| a.value.as_slice())
+}
+
 impl Envelope {
     /// The sender (empty for the null sender).
     pub fn sender(&self) -> &str {
@@ -336,10 +341,7 @@ impl Envelope {
 
     /// The value of the envelope attribute `name`.
     pub fn attr(&self, name: &str) -> Option<&[u8]> {
-        self.attrs
-            .iter()
-            .find(|a| a.segment == Segment::Envelope && a.name == name)
-            .map(|a| a.value.as_slice())
+        envelope_attr(&self.attrs, name)
     }
 
     /// Every recipient, envelope first, in file order.
