@@ -67,8 +67,8 @@ fn a_maildir_removed_after_a_delivery_is_made_again() {
         for sub in ["tmp", "new", "cur"] {
             assert!(md.join(sub).is_dir(), "{sub}");
         }
-        // Only cur/ gone: made again at the next delivery's failure or
-        // the next minute's look; a delivery still succeeds now.
+        // Only cur/ gone: the delivery does not need it and succeeds
+        // (cur/ comes back at the next look, within the minute).
         fs::remove_dir(md.join("cur")).unwrap();
         write_maildir_as(&md, &delivery(0), unnamed).unwrap();
     }
