@@ -212,9 +212,12 @@ impl Conn {
 
 impl Drop for Conn {
     /// What is queued still goes out (an agent's last `final` waits to
-    /// share a write with its next greeting).
+    /// share a write with its next greeting), as far as the socket takes
+    /// it at once: a peer that stopped reading never holds up the close.
     fn drop(&mut self) {
-        let _ = self.flush();
+        if !self.out.is_empty() && self.stream.set_nonblocking(true).is_ok() {
+            let _ = self.stream.write(&self.out);
+        }
     }
 }
 
