@@ -170,14 +170,9 @@ impl Client {
     /// Like [`Client::connect`], over an existing connection.
     pub fn start(mut conn: Conn, flags: u64) -> Result<Client, Error> {
         let queue_id = read_greeting(&mut conn)?;
-        let mut list = AttrList::new();
-        list.put_u64("flags", flags);
-        conn.send_attrs(list)?;
-        Ok(Client {
-            conn,
-            queue_id: Some(queue_id),
-            splitter: LineSplitter::new(DEFAULT_CHUNK),
-        })
+        let mut client = Client::start_lazy(conn, flags)?;
+        client.queue_id = Some(queue_id);
+        Ok(client)
     }
 
     /// Reads cleanup's greeting unless it was read, and returns the queue

@@ -255,15 +255,15 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, agents: &KeptAgent
         Ok(qf) => qf,
         Err(e) => return unreadable(s, id, &e, "open"),
     };
-    let sender = qf.sender().to_string();
+    let sender = qf.sender.clone();
     info!(
         "{id}: from=<{sender}>, size={}, nrcpt={} (queue active)",
-        qf.size().content_length,
-        qf.recipients().len()
+        qf.size.content_length,
+        qf.recipients.len()
     );
-    let arrival = qf.arrival();
+    let arrival = qf.arrival;
     let pending: Vec<_> = qf
-        .recipients()
+        .recipients
         .iter()
         .filter(|r| r.status == RecipientStatus::Pending)
         .collect();
@@ -539,20 +539,20 @@ fn warn_if_due(
     path: &std::path::Path,
     delayed: &[LogEntry],
 ) {
-    let Some(w) = qf.warn() else { return };
+    let Some(w) = qf.warn else { return };
     let Some(at) = w.at else { return };
     if at > SystemTime::now() {
         return;
     }
     // Never a warning about a notification (null sender).
-    if !qf.sender().is_empty() && !delayed.is_empty() {
+    if !qf.sender.is_empty() && !delayed.is_empty() {
         let Ok(content) = read_content(path) else {
             // The warning time stays: the next attempt tries again.
             warn!("{id}: sender delay notification failed: cannot read the message");
             return;
         };
-        let mut r = base_report(s, id, qf, &content, dsn::Kind::Delay, qf.sender(), delayed);
-        match submit(s, "", qf.sender(), &dsn::report(&r)) {
+        let mut r = base_report(s, id, qf, &content, dsn::Kind::Delay, &qf.sender, delayed);
+        match submit(s, "", &qf.sender, &dsn::report(&r)) {
             Ok(new_id) => info!("{id}: sender delay notification: {new_id}"),
             Err(e) => {
                 // The warning time stays: the next attempt tries again.
@@ -596,8 +596,8 @@ fn base_report<'a>(
         to,
         hostname: &s.hostname,
         queue_id: id.as_str(),
-        sender: qf.sender(),
-        arrival: qf.arrival(),
+        sender: &qf.sender,
+        arrival: qf.arrival,
         now: SystemTime::now(),
         ret: qf
             .attr("ret")
@@ -611,7 +611,7 @@ fn base_report<'a>(
         content,
         size_limit: s.bounce_size_limit,
         warn_after: s.delay_warning_time,
-        lifetime: if qf.sender().is_empty() {
+        lifetime: if qf.sender.is_empty() {
             s.bounce_lifetime
         } else {
             s.max_lifetime
@@ -646,7 +646,7 @@ fn finish(s: &Settings, id: &QueueId, qf: &Envelope) {
     };
     let (bounce_log, trace_log) = (failed.is_some(), traced.is_some());
     let (failed, traced) = (failed.unwrap_or_default(), traced.unwrap_or_default());
-    let sender = qf.sender();
+    let sender = &qf.sender;
     let content = if failed.is_empty() && traced.is_empty() {
         Vec::new()
     } else {

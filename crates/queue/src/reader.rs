@@ -324,34 +324,9 @@ fn envelope_attr<'a>(attrs: &'a [Attr], name: &str) -> Option<&'a [u8]> {
 }
 
 impl Envelope {
-    /// The sender (empty for the null sender).
-    pub fn sender(&self) -> &str {
-        &self.sender
-    }
-
-    /// The size record.
-    pub fn size(&self) -> &SizeRecord {
-        &self.size
-    }
-
-    /// The arrival time.
-    pub fn arrival(&self) -> SystemTime {
-        self.arrival
-    }
-
     /// The value of the envelope attribute `name`.
     pub fn attr(&self, name: &str) -> Option<&[u8]> {
         envelope_attr(&self.attrs, name)
-    }
-
-    /// Every recipient, envelope first, in file order.
-    pub fn recipients(&self) -> &[Recipient] {
-        &self.recipients
-    }
-
-    /// The warning time record, if the file has one.
-    pub fn warn(&self) -> Option<WarnTime> {
-        self.warn
     }
 }
 

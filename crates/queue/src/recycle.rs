@@ -446,16 +446,22 @@ mod tests {
         w.finish().unwrap()
     }
 
+    /// Takes the queued message `id` through active/ into the pool, as
+    /// qmgr does after its delivery; its path in the pool and its inode.
+    fn delivered(spool: &Path, id: &QueueId) -> (PathBuf, u64) {
+        move_file(spool, id, Queue::Incoming, Queue::Active).unwrap();
+        let ino = fs::metadata(id.path(spool, Queue::Active)).unwrap().ino();
+        retire(spool, id, Queue::Active).unwrap();
+        (spool.join(POOL_DIR).join(id.as_str()), ino)
+    }
+
     #[test]
     fn a_retired_file_is_reused_empty_and_never_twice() {
         let d = spool();
         let s = d.path();
         let old = message(s, b"Subject: one\n\nfirst message, with a long body\n");
-        move_file(s, &old, Queue::Incoming, Queue::Active).unwrap();
-        let ino = fs::metadata(old.path(s, Queue::Active)).unwrap().ino();
-        retire(s, &old, Queue::Active).unwrap();
+        let (pooled, ino) = delivered(s, &old);
         assert!(!old.path(s, Queue::Active).exists());
-        let pooled = s.join(POOL_DIR).join(old.as_str());
         let meta = fs::metadata(&pooled).unwrap();
         assert_eq!(meta.mode() & 0o777, 0o600, "pool files are never ready");
         // A scan of incoming does not see it.
@@ -490,11 +496,8 @@ mod tests {
         let d = spool();
         let s = d.path();
         let old = message(s, b"Subject: one\n\nfirst\n");
-        move_file(s, &old, Queue::Incoming, Queue::Active).unwrap();
-        let ino = fs::metadata(old.path(s, Queue::Active)).unwrap().ino();
-        retire(s, &old, Queue::Active).unwrap();
+        let (pooled, ino) = delivered(s, &old);
         prepare(s);
-        let pooled = s.join(POOL_DIR).join(old.as_str());
         assert!(pooled.exists(), "readied where it lies");
         let new = message(s, b"Subject: two\n\nx\n");
         assert!(!pooled.exists());
@@ -511,10 +514,8 @@ mod tests {
 
         // Readied, then taken by another process: the writer makes a new
         // file instead.
-        move_file(s, &new, Queue::Incoming, Queue::Active).unwrap();
-        retire(s, &new, Queue::Active).unwrap();
+        let (pooled, _) = delivered(s, &new);
         prepare(s);
-        let pooled = s.join(POOL_DIR).join(new.as_str());
         fs::rename(&pooled, s.join("elsewhere")).unwrap();
         let third = message(s, b"Subject: three\n\n");
         assert_ne!(
@@ -531,9 +532,7 @@ mod tests {
         let d = spool();
         let s = d.path();
         let old = message(s, b"Subject: one\n\nfirst\n");
-        move_file(s, &old, Queue::Incoming, Queue::Active).unwrap();
-        retire(s, &old, Queue::Active).unwrap();
-        let pooled = s.join(POOL_DIR).join(old.as_str());
+        let (pooled, _) = delivered(s, &old);
         let opened = open_pool_file(&pooled).unwrap();
         let live = message(s, b"Subject: two\n\nx\n");
         let path = live.path(s, Queue::Incoming);
