@@ -149,7 +149,7 @@ pub(crate) fn addresses(header: &[u8]) -> Vec<String> {
 /// `Tue, 24 Nov 2026 10:00:00 +0100 (CET)`.
 pub(crate) fn date(at: SystemTime) -> String {
     let ts = jiff::Timestamp::try_from(at).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    let zoned = ts.to_zoned_datetime(jiff::tz::TimeZone::system());
+    let zoned = ts.to_zoned_datetime(postern_util::time::local_zone());
     let main = zoned.strftime("%a, %d %b %Y %H:%M:%S %z").to_string();
     let abbrev = zoned.strftime("%Z").to_string();
     if abbrev.is_empty() || abbrev.starts_with(['+', '-']) {

@@ -165,7 +165,7 @@ fn copy_message<W: Write>(out: &mut W, d: &Delivery<'_>, mbox: bool) -> io::Resu
         } else {
             d.sender
         };
-        let date = jiff::ZonedDateTime::now().strftime("%a %b %e %H:%M:%S %Y");
+        let date = postern_util::time::now_local().strftime("%a %b %e %H:%M:%S %Y");
         writeln!(out, "From {sender}  {date}")?;
     }
     writeln!(out, "Return-Path: <{}>", d.sender)?;

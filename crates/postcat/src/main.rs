@@ -155,7 +155,7 @@ fn main() {
         Ok(a) => a,
         Err(e) => fatal(&e),
     };
-    let tz = jiff::tz::TimeZone::system();
+    let tz = postern_util::time::local_zone();
     if args.files.is_empty() {
         let mut bytes = Vec::new();
         if let Err(e) = io::stdin()

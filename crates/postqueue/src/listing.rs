@@ -37,7 +37,7 @@ const EMPTY_SENDER: &str = "MAILER-DAEMON";
 pub(crate) fn short_time(secs: u64) -> String {
     match jiff::Timestamp::try_from(UNIX_EPOCH + Duration::from_secs(secs)) {
         Ok(ts) => ts
-            .to_zoned_datetime(jiff::tz::TimeZone::system())
+            .to_zoned_datetime(postern_util::time::local_zone())
             .strftime("%a %b %e %H:%M:%S")
             .to_string(),
         Err(_) => "???".into(),

@@ -33,7 +33,7 @@ pub(crate) fn backoff(attempts: u32, min: Duration, max: Duration) -> Duration {
 /// An RFC 5322 date.
 pub(crate) fn date(at: SystemTime) -> String {
     let ts = jiff::Timestamp::try_from(at).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    let zoned = ts.to_zoned_datetime(jiff::tz::TimeZone::system());
+    let zoned = ts.to_zoned_datetime(postern_util::time::local_zone());
     zoned.strftime("%a, %d %b %Y %H:%M:%S %z").to_string()
 }
 

@@ -143,7 +143,7 @@ impl Backend for Shared {
     }
 
     fn date(&mut self) -> String {
-        crate::received::date(&jiff::ZonedDateTime::now())
+        crate::received::date(&postern_util::time::now_local())
     }
 }
 

@@ -19,3 +19,4 @@ pub mod msg;
 pub mod privs;
 pub mod spawn;
 pub mod sysexits;
+pub mod time;

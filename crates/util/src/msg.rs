@@ -239,7 +239,7 @@ pub fn log(level: Level, args: fmt::Arguments<'_>) {
         let _ = write_fd(2, format!("postern[{pid}]: {text}\n").as_bytes());
         return;
     };
-    let stamp = jiff::ZonedDateTime::now()
+    let stamp = crate::time::now_local()
         .strftime("%b %e %H:%M:%S")
         .to_string();
     match &mut logger.out {
