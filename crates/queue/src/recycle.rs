@@ -26,13 +26,15 @@
 //!   only when it is a regular file with a single link that belongs to
 //!   this user: a crash can leave a file both in the pool and in a queue
 //!   (the pool rename is not fsynced), and such a file is never truncated;
-//! - the pool holds at most [`POOL_MAX`] files: the first
-//!   [`KEEP_BLOCKS_FILES`] keep their blocks up to [`KEEP_BLOCKS_MAX`]
-//!   bytes each, the others up to [`KEEP_SMALL_MAX`] (so at most 188 MiB
-//!   in all, after a burst of that much mail); larger files are emptied
-//!   (an empty inode costs the disk nothing but still spares the inode
-//!   allocator). Beyond that, and whenever anything fails, a finished
-//!   file is removed as before;
+//! - the pool holds at most [`POOL_MAX`] files: each keeps its blocks up
+//!   to [`KEEP_SMALL_MAX`] bytes, and at most [`KEEP_BLOCKS_FILES`] of
+//!   them up to [`KEEP_BLOCKS_MAX`] (so at most 248 MiB in all, after a
+//!   burst of that much mail); those have names that begin with
+//!   [`BLOCKS_PREFIX`], so a count of names tells how many there are,
+//!   and takers try them first. Larger files are emptied (an empty inode
+//!   costs the disk nothing but still spares the inode allocator).
+//!   Beyond that, and whenever anything fails, a finished file is removed
+//!   as before;
 //! - anyone may remove pool files (`rm pool/*` is safe while Postern
 //!   runs); that only shrinks the pool.
 
@@ -47,8 +49,12 @@ use crate::{Error, Queue, QueueId};
 /// The most finished files kept for reuse.
 pub const POOL_MAX: usize = 16384;
 
-/// How many pool files keep their blocks; the others are emptied.
-const KEEP_BLOCKS_FILES: usize = 512;
+/// How many pool files keep blocks beyond [`KEEP_SMALL_MAX`].
+const KEEP_BLOCKS_FILES: usize = 1024;
+
+/// The start of the pool names of files that keep blocks beyond
+/// [`KEEP_SMALL_MAX`] (not a queue id character).
+const BLOCKS_PREFIX: char = '+';
 
 /// A retired file larger than this gives its blocks back at once; a
 /// smaller one keeps them for the next message to write over (no block
@@ -60,7 +66,7 @@ const KEEP_BLOCKS_FILES: usize = 512;
 /// the file system is mounted with `discard`).
 const KEEP_BLOCKS_MAX: u64 = 128 * 1024;
 
-/// [`KEEP_BLOCKS_MAX`] for the pool files beyond [`KEEP_BLOCKS_FILES`].
+/// What every pool file may keep.
 const KEEP_SMALL_MAX: u64 = 8 * 1024;
 
 /// The most names a taker reads from the pool at a time (a full pool is
@@ -100,8 +106,17 @@ struct Pool {
     dir: PathBuf,
     candidates: Vec<String>,
     next_scan: Option<Instant>,
-    estimate: Option<usize>,
+    estimate: Option<Count>,
     retired: usize,
+}
+
+/// What a listing of the pool tells.
+#[derive(Clone, Copy, Debug, Default)]
+struct Count {
+    /// Files in the pool.
+    files: usize,
+    /// Those that keep blocks beyond [`KEEP_SMALL_MAX`].
+    large: usize,
 }
 
 /// The views of the pools a process uses: one in a daemon, several in
@@ -149,14 +164,25 @@ fn pool_names(pool_dir: &Path, max: usize) -> Vec<String> {
         .collect()
 }
 
-/// How many files the pool holds.
-fn pool_count(pool_dir: &Path) -> usize {
-    fs::read_dir(pool_dir).map_or(0, |entries| {
-        entries
-            .filter_map(Result::ok)
-            .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
-            .count()
-    })
+/// How many files the pool holds, and how many of them are large.
+fn pool_count(pool_dir: &Path) -> Count {
+    let mut count = Count::default();
+    let Ok(entries) = fs::read_dir(pool_dir) else {
+        return count;
+    };
+    for e in entries.filter_map(Result::ok) {
+        let name = e.file_name();
+        let name = name.as_encoded_bytes();
+        if !name.starts_with(b".") {
+            count.files += 1;
+            count.large += usize::from(is_large(name));
+        }
+    }
+    count
+}
+
+fn is_large(name: &[u8]) -> bool {
+    name.first() == Some(&(BLOCKS_PREFIX as u8))
 }
 
 /// Takes the file `id` out of `from` once every recipient is done: into
@@ -173,60 +199,66 @@ fn retire_within(spool: &Path, id: &QueueId, from: Queue, limits: Limits) -> Res
         let pool = guard.at(&pool_dir);
         // The estimate only grows here (takers in other processes shrink
         // the pool), so it is counted afresh whenever it would decide
-        // something (a full pool, or one past the files that keep their
-        // blocks), but not at every retirement: counting reads the whole
-        // pool. Without the second case a long-lived qmgr's estimate
-        // passed KEEP_BLOCKS_FILES after that many messages and every
-        // larger file lost its blocks from then on, however empty the
-        // pool was.
-        let deciding = pool.estimate.is_none_or(|n| n >= limits.keep_blocks);
+        // something (a full pool, or as many large files as may be), but
+        // not at every retirement: counting reads the whole pool.
+        let deciding = pool
+            .estimate
+            .is_none_or(|n| n.files >= limits.max || n.large >= limits.keep_blocks);
         if pool.estimate.is_none() || (deciding && pool.retired >= RECOUNT_EVERY) {
             pool.estimate = Some(pool_count(&pool_dir));
             pool.retired = 0;
         }
-        let n = pool.estimate.unwrap_or(limits.max);
+        let n = pool.estimate.unwrap_or_default();
         pool.retired += 1;
-        if n < limits.max {
-            pool.estimate = Some(n + 1);
-            Some(n)
-        } else {
-            None
-        }
+        (n.files < limits.max).then_some(n)
     };
     if let Some(n) = room {
         let old = id.path(spool, from);
-        let new = pool_dir.join(id.as_str());
-        let keep_max = if n < limits.keep_blocks {
-            KEEP_BLOCKS_MAX
-        } else {
-            KEEP_SMALL_MAX
-        };
         // Not ready before it is renamed, so no name ever shows a reader a
         // ready file that is not a message.
         let kept = fs::set_permissions(&old, Permissions::from_mode(0o600))
-            .and_then(|()| shrink(&old, keep_max))
-            .and_then(|()| fs::rename(&old, &new));
-        if kept.is_ok() {
-            // A taker in this process need not wait for its next scan.
+            .and_then(|()| shrink(&old, n.large < limits.keep_blocks))
+            .and_then(|large| {
+                let name = if large {
+                    format!("{BLOCKS_PREFIX}{}", id.as_str())
+                } else {
+                    id.as_str().to_string()
+                };
+                fs::rename(&old, pool_dir.join(name)).map(|()| large)
+            });
+        if let Ok(large) = kept {
             let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
-            guard.at(&pool_dir).next_scan = None;
+            let pool = guard.at(&pool_dir);
+            let mut count = pool.estimate.unwrap_or_default();
+            count.files += 1;
+            count.large += usize::from(large);
+            pool.estimate = Some(count);
+            // A taker in this process need not wait for its next scan.
+            pool.next_scan = None;
             return Ok(());
         }
     }
     crate::remove(spool, id, from)
 }
 
-/// Empties a retired file larger than `keep_max` bytes.
-fn shrink(path: &Path, keep_max: u64) -> std::io::Result<()> {
+/// Empties a retired file larger than it may stay (`KEEP_BLOCKS_MAX`
+/// when `large_ok`, else `KEEP_SMALL_MAX`); returns whether it stays
+/// large.
+fn shrink(path: &Path, large_ok: bool) -> std::io::Result<bool> {
     // One lstat, and the file is opened only to be emptied.
-    if fs::symlink_metadata(path)?.len() <= keep_max {
-        return Ok(());
+    let len = fs::symlink_metadata(path)?.len();
+    if len <= KEEP_SMALL_MAX {
+        return Ok(false);
+    }
+    if large_ok && len <= KEEP_BLOCKS_MAX {
+        return Ok(true);
     }
     OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)?
-        .set_len(0)
+        .set_len(0)?;
+    Ok(false)
 }
 
 /// Takes a file from the pool in the queue directory `dir` under the name
@@ -281,8 +313,13 @@ fn next_candidate(dir: &Path, pool_dir: &Path) -> Option<String> {
             return None;
         }
         // Takers in other processes try the names in another
-        // order, so they seldom race for the same file.
+        // order, so they seldom race for the same file; the large ones
+        // go last, to be tried first: a file's blocks are written over
+        // sooner, and their count goes down for the retirer to keep
+        // more (else a pool grown full of small files in a burst would
+        // leave no room for large ones long after).
         shuffle(&mut pool.candidates);
+        pool.candidates.sort_by_key(|n| is_large(n.as_bytes()));
         pool.next_scan = None;
         // The files listed left active/ before this point; make
         // that durable before their inodes carry new messages, or
@@ -380,6 +417,8 @@ pub(crate) struct Taken {
     pub(crate) file: File,
     pub(crate) lock: nix::fcntl::Flock<File>,
     pub(crate) ino: u64,
+    /// Its length when taken.
+    pub(crate) len: u64,
 }
 
 /// Opens a taken pool file, if it is safe to reuse.
@@ -428,6 +467,7 @@ fn lock_fit(file: File) -> Option<Taken> {
         file,
         lock,
         ino: meta.ino(),
+        len: meta.len(),
     })
 }
 
@@ -579,7 +619,11 @@ mod tests {
             }
         };
         retire_all(SMALL.max + 1);
-        assert_eq!(pool_count(&pool_dir), SMALL.max, "never more than the most");
+        assert_eq!(
+            pool_count(&pool_dir).files,
+            SMALL.max,
+            "never more than the most"
+        );
         // Only the first files kept blocks beyond KEEP_SMALL_MAX.
         let sizes: Vec<u64> = pool_names(&pool_dir, usize::MAX)
             .iter()
@@ -591,7 +635,46 @@ mod tests {
             fs::remove_file(pool_dir.join(name)).unwrap();
         }
         retire_all(RECOUNT_EVERY + 1);
-        assert!(pool_count(&pool_dir) > 0, "the retirer sees the room again");
+        assert!(
+            pool_count(&pool_dir).files > 0,
+            "the retirer sees the room again"
+        );
+    }
+
+    /// The length of `id`'s file in the pool, under either name.
+    fn pooled_len(pool_dir: &Path, id: &QueueId) -> u64 {
+        let large = pool_dir.join(format!("{BLOCKS_PREFIX}{}", id.as_str()));
+        fs::metadata(&large)
+            .or_else(|_| fs::metadata(pool_dir.join(id.as_str())))
+            .unwrap()
+            .len()
+    }
+
+    #[test]
+    fn large_files_are_named_apart_and_taken_first() {
+        let d = spool();
+        let s = d.path();
+        let pool_dir = s.join(POOL_DIR);
+        let big = vec![b'x'; usize::try_from(KEEP_SMALL_MAX).unwrap() + 1];
+        let ids: Vec<QueueId> = (0..6)
+            .map(|i| message(s, if i == 3 { &big[..] } else { b"Subject: s\n\n" }))
+            .collect();
+        for id in &ids {
+            move_file(s, id, Queue::Incoming, Queue::Active).unwrap();
+            retire_within(s, id, Queue::Active, LIMITS).unwrap();
+        }
+        let names = pool_names(&pool_dir, usize::MAX);
+        let large: Vec<&String> = names.iter().filter(|n| is_large(n.as_bytes())).collect();
+        assert_eq!(large, [&format!("{BLOCKS_PREFIX}{}", ids[3].as_str())]);
+        let count = pool_count(&pool_dir);
+        assert_eq!((count.files, count.large), (6, 1));
+        // The next new file is the large one, whatever the listing order.
+        let ino = fs::metadata(pool_dir.join(large[0])).unwrap().ino();
+        let new = message(s, b"Subject: new\n\n");
+        assert_eq!(
+            fs::metadata(new.path(s, Queue::Incoming)).unwrap().ino(),
+            ino
+        );
     }
 
     #[test]
@@ -609,7 +692,7 @@ mod tests {
         let retire = |id: &QueueId| {
             move_file(s, id, Queue::Incoming, Queue::Active).unwrap();
             retire_within(s, id, Queue::Active, limits).unwrap();
-            fs::metadata(pool_dir.join(id.as_str())).unwrap().len()
+            pooled_len(&pool_dir, id)
         };
         let empty_pool = || {
             for name in pool_names(&pool_dir, usize::MAX) {

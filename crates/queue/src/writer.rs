@@ -6,7 +6,6 @@
 //! ready mode).
 
 use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{BufWriter, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +33,11 @@ const MODE_READY: u32 = 0o700;
 
 /// How often to retry when the id of a new file is already taken.
 const NAME_ATTEMPTS: usize = 100;
+
+/// How much of a file the writer holds before it writes: a message
+/// smaller than this reaches the file in one write, its size record
+/// included.
+const BUF_SIZE: usize = 64 * 1024;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -81,7 +85,10 @@ enum State {
 /// file.
 #[derive(Debug)]
 pub struct QueueFileWriter {
-    out: BufWriter<File>,
+    file: File,
+    /// Bytes not yet written to `file`; they start at `flushed`.
+    buf: Vec<u8>,
+    flushed: u64,
     /// The fsync of the queue directory, started once the file has its
     /// name; `None` where the directory cannot be fsynced (see
     /// [`open_queue_dir`]).
@@ -100,8 +107,9 @@ pub struct QueueFileWriter {
     attr_names: Vec<String>,
     committed: bool,
     extra_mode: u32,
-    /// Whether the file came from the reuse pool with old bytes in it.
-    reused: bool,
+    /// How long the file was when taken from the reuse pool (0 for a new
+    /// one): a longer old file is cut at the new end.
+    old_len: u64,
     /// An exclusive flock(2) on the file while it is written, so that
     /// [`crate::in_use`] tells a live writer from a crashed one.
     _lock: Option<nix::fcntl::Flock<File>>,
@@ -176,11 +184,11 @@ impl QueueFileWriter {
                 }
             }
         });
-        let (file, lock, id, reused) = if let Some((t, id)) = prepared {
-            (t.file, Some(t.lock), id, true)
+        let (file, lock, id, old_len) = if let Some((t, id)) = prepared {
+            (t.file, Some(t.lock), id, t.len)
         } else if let Some(t) = crate::recycle::take(&dir_path, &temp_name, MODE_WRITING) {
             let id = name_by_rename(t.ino)?;
-            (t.file, Some(t.lock), id, true)
+            (t.file, Some(t.lock), id, t.len)
         } else {
             // An unnamed file linked under its id; where the system
             // refuses the link, a named one as before.
@@ -194,13 +202,13 @@ impl QueueFileWriter {
                 Some((file, lock, id))
             });
             match linked {
-                Some((file, lock, id)) => (file, lock, id, false),
+                Some((file, lock, id)) => (file, lock, id, 0),
                 None => {
                     let file = create_named()?;
                     let lock = lock_new(&file);
                     let inode = file.metadata().map_err(|e| Error::io(&temp_path, e))?.ino();
                     let id = name_by_rename(inode)?;
-                    (file, lock, id, false)
+                    (file, lock, id, 0)
                 }
             }
         };
@@ -208,7 +216,9 @@ impl QueueFileWriter {
         // The name is in place: its fsync can run while the content comes.
         let dir_sync = dir_syncable.then(|| crate::dirsync::start(&dir));
         let mut writer = QueueFileWriter {
-            out: BufWriter::with_capacity(64 * 1024, file),
+            file,
+            buf: Vec::with_capacity(BUF_SIZE),
+            flushed: 0,
             dir_sync,
             path,
             id,
@@ -224,7 +234,7 @@ impl QueueFileWriter {
             attr_names: Vec::new(),
             committed: false,
             extra_mode: 0,
-            reused,
+            old_len,
             _lock: lock,
         };
         writer.put(RecordType::Header, &header_payload())?;
@@ -438,13 +448,26 @@ impl QueueFileWriter {
             let path = path.to_owned();
             move |e| Error::io(&path, e)
         };
-        self.out.flush().map_err(io(&self.path))?;
-        let file = self.out.get_ref();
-        file.write_all_at(&self.size.encode(), SIZE_PAYLOAD_OFFSET)
-            .map_err(io(&self.path))?;
+        // The size record goes into the buffer while the file's start is
+        // still there (a message under BUF_SIZE: one write in all), else
+        // over what was written.
+        let size = self.size.encode();
+        let at = SIZE_PAYLOAD_OFFSET;
+        if self.flushed == 0 {
+            let at = usize::try_from(at).unwrap_or(usize::MAX);
+            self.buf
+                .get_mut(at..at + size.len())
+                .ok_or(Error::OutOfOrder { call: "finish" })?
+                .copy_from_slice(&size);
+            self.write_buf().map_err(io(&self.path))?;
+        } else {
+            self.write_buf().map_err(io(&self.path))?;
+            self.file.write_all_at(&size, at).map_err(io(&self.path))?;
+        }
+        let file = &self.file;
         // A reused file (crate::recycle) may be longer than what was
-        // written; on a new one this is a no-op.
-        if self.reused {
+        // written.
+        if self.old_len > self.offset {
             file.set_len(self.offset).map_err(io(&self.path))?;
         }
         // Postfix mail_stream_finish(): mark ready, then one fsync for the
@@ -498,13 +521,24 @@ impl QueueFileWriter {
         head[1..=n].copy_from_slice(&code[..n]);
         let head = &head[..=n];
         let at = self.offset;
-        self.out
-            .write_all(head)
-            .and_then(|()| self.out.write_all(data))
-            .map_err(|e| Error::io(&self.path, e))?;
+        if self.buf.len() + head.len() + data.len() > BUF_SIZE && !self.buf.is_empty() {
+            self.write_buf().map_err(|e| Error::io(&self.path, e))?;
+        }
+        self.buf.extend_from_slice(head);
+        self.buf.extend_from_slice(data);
         let written = u64::try_from(head.len() + data.len()).unwrap_or(u64::MAX);
         self.offset = self.offset.saturating_add(written);
         Ok(at)
+    }
+
+    /// Writes out the buffer, at the file's end so far.
+    fn write_buf(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            self.file.write_all_at(&self.buf, self.flushed)?;
+            self.flushed += u64::try_from(self.buf.len()).unwrap_or(u64::MAX);
+            self.buf.clear();
+        }
+        Ok(())
     }
 }
 

@@ -64,7 +64,9 @@ mod tests {
         std::os::unix::fs::symlink(&path, &link).unwrap();
         let tz = read_zone(link.to_str().unwrap()).unwrap();
         assert_eq!(tz.iana_name(), Some("Etc/UTC"));
-        let t = jiff::Timestamp::from_second(0).unwrap().to_zoned_datetime(tz);
+        let t = jiff::Timestamp::from_second(0)
+            .unwrap()
+            .to_zoned_datetime(tz);
         assert_eq!(t.strftime("%H:%M %z").to_string(), "00:00 +0000");
     }
 
