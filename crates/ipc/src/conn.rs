@@ -40,8 +40,11 @@ const RECORD_HEAD_MAX: usize = 1 + postern_wire::varint::MAX_BYTES;
 #[derive(Debug)]
 pub struct Conn {
     stream: UnixStream,
+    /// Read bytes are `inbuf[start..end]`; the rest of it is room for
+    /// the next read (all initialized once, so reads go straight in).
     inbuf: Vec<u8>,
     start: usize,
+    end: usize,
     out: Vec<u8>,
     decoder: Decoder,
 }
@@ -82,8 +85,9 @@ impl Conn {
         stream.set_write_timeout(Some(timeout))?;
         Ok(Conn {
             stream,
-            inbuf: spare::take(&spare::INPUT, INBUF_START),
+            inbuf: spare::take_filled(&spare::INPUT, INBUF_START),
             start: 0,
+            end: 0,
             out: spare::take(&spare::OUTPUT, FLUSH_AT),
             decoder: Decoder::with_max_len(MAX_RECORD),
         })
@@ -129,7 +133,7 @@ impl Conn {
     pub fn recv_ref(&mut self) -> Result<(RecordType, &[u8]), Error> {
         self.flush()?;
         loop {
-            let pending = self.inbuf.get(self.start..).unwrap_or_default();
+            let pending = self.inbuf.get(self.start..self.end).unwrap_or_default();
             if let Some((rec, used)) = self.decoder.feed(pending)? {
                 let (kind, len) = (rec.kind, rec.data.len());
                 // The payload is the last `len` bytes of the record.
@@ -138,18 +142,36 @@ impl Conn {
                 let data = self.inbuf.get(begin..self.start).unwrap_or_default();
                 return Ok((kind, data));
             }
-            if self.start > 0 {
-                self.inbuf.drain(..self.start);
-                self.start = 0;
-            }
-            let mut chunk = [0u8; 16384];
-            let n = match self.stream.read(&mut chunk) {
+            self.make_room();
+            let room = self.inbuf.get_mut(self.end..).unwrap_or_default();
+            let n = match self.stream.read(room) {
                 Ok(0) => return Err(Error::Closed),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
             };
-            self.inbuf.extend_from_slice(&chunk[..n]);
+            self.end += n;
+        }
+    }
+
+    /// Makes at least [`READ_MIN`] bytes of room after the unread bytes:
+    /// moves them to the front, and grows the buffer when a record is
+    /// longer than it (up to [`MAX_RECORD`], which the decoder enforces).
+    fn make_room(&mut self) {
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        }
+        if self.inbuf.len() - self.end >= READ_MIN {
+            return;
+        }
+        if self.start > 0 {
+            self.inbuf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.inbuf.len() - self.end < READ_MIN {
+            let want = (self.end + READ_MIN).max(self.inbuf.len() * 2);
+            self.inbuf.resize(want, 0);
         }
     }
 
@@ -224,7 +246,11 @@ impl Drop for Conn {
 }
 
 /// The first size of a connection's input buffer.
-const INBUF_START: usize = 8192;
+const INBUF_START: usize = 32 * 1024;
+
+/// The least room a read gets (so a message streamed to cleanup comes in
+/// a few large reads, not many small ones).
+const READ_MIN: usize = 16 * 1024;
 
 /// Buffers of closed connections, kept for the next ones in the same
 /// thread: daemons make a connection per message (smtpd to cleanup, qmgr
@@ -249,21 +275,38 @@ mod spare {
         pub(super) static OUTPUT: Pool = const { RefCell::new(Vec::new()) };
     }
 
-    /// An empty buffer of at least `capacity` bytes.
-    pub(super) fn take(pool: &'static LocalKey<Pool>, capacity: usize) -> Vec<u8> {
+    /// A kept buffer of at least `capacity` bytes, as it was left.
+    fn reuse(pool: &'static LocalKey<Pool>, capacity: usize) -> Option<Vec<u8>> {
         pool.try_with(|p| p.borrow_mut().pop())
             .ok()
             .flatten()
             .filter(|b| b.capacity() >= capacity)
-            .unwrap_or_else(|| Vec::with_capacity(capacity))
     }
 
-    /// Keeps `buf` for a later connection of this thread.
-    pub(super) fn give(pool: &'static LocalKey<Pool>, mut buf: Vec<u8>) {
+    /// An empty buffer of at least `capacity` bytes.
+    pub(super) fn take(pool: &'static LocalKey<Pool>, capacity: usize) -> Vec<u8> {
+        let mut buf = reuse(pool, capacity).unwrap_or_else(|| Vec::with_capacity(capacity));
+        buf.clear();
+        buf
+    }
+
+    /// A buffer of at least `len` initialized bytes (their values are of
+    /// no meaning): zeroed only when new.
+    pub(super) fn take_filled(pool: &'static LocalKey<Pool>, len: usize) -> Vec<u8> {
+        let mut buf = reuse(pool, len).unwrap_or_default();
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
+        buf
+    }
+
+    /// Keeps `buf` for a later connection of this thread (with what it
+    /// holds: an output buffer is cleared when taken, an input buffer
+    /// is written over).
+    pub(super) fn give(pool: &'static LocalKey<Pool>, buf: Vec<u8>) {
         if buf.capacity() == 0 || buf.capacity() > KEEP_MAX {
             return;
         }
-        buf.clear();
         let _ = pool.try_with(|p| {
             let mut p = p.borrow_mut();
             if p.len() < KEEP {
@@ -359,6 +402,34 @@ mod tests {
         assert_eq!(server.recv().unwrap().0, RecordType::End);
         drop(client);
         assert!(matches!(server.recv(), Err(Error::Closed)));
+    }
+
+    #[test]
+    fn records_split_across_reads_come_whole_and_in_order() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let mut server = Conn::new(a, Duration::from_secs(5)).unwrap();
+        // Lines of many lengths, as one byte stream written in pieces
+        // that end anywhere: the reader moves and grows its buffer.
+        let lines: Vec<Vec<u8>> = (0..3000)
+            .map(|i| vec![b'a' + (i % 26) as u8; i * 7 % 997])
+            .collect();
+        let mut stream = Vec::new();
+        for l in &lines {
+            postern_wire::Encoder::new(&mut stream)
+                .put(RecordType::Normal, l)
+                .unwrap();
+        }
+        let writer = std::thread::spawn(move || {
+            for piece in stream.chunks(4093) {
+                b.write_all(piece).unwrap();
+            }
+        });
+        for l in &lines {
+            let (kind, data) = server.recv_ref().unwrap();
+            assert_eq!((kind, data), (RecordType::Normal, &l[..]));
+        }
+        writer.join().unwrap();
+        assert!(matches!(server.recv_ref(), Err(Error::Closed)));
     }
 
     #[test]

@@ -217,7 +217,11 @@ impl QueueFileWriter {
         let dir_sync = dir_syncable.then(|| crate::dirsync::start(&dir));
         let mut writer = QueueFileWriter {
             file,
-            buf: Vec::with_capacity(BUF_SIZE),
+            buf: SPARE_BUF
+                .try_with(|b| b.take())
+                .ok()
+                .filter(|b| b.capacity() >= BUF_SIZE)
+                .unwrap_or_else(|| Vec::with_capacity(BUF_SIZE)),
             flushed: 0,
             dir_sync,
             path,
@@ -547,7 +551,19 @@ impl Drop for QueueFileWriter {
         if !self.committed {
             let _ = fs::remove_file(&self.path);
         }
+        let mut buf = std::mem::take(&mut self.buf);
+        if buf.capacity() <= 2 * BUF_SIZE {
+            buf.clear();
+            let _ = SPARE_BUF.try_with(|b| b.replace(buf));
+        }
     }
+}
+
+thread_local! {
+    /// The last writer's buffer, for the next (cleanup writes a file per
+    /// message; a 64 KiB buffer allocated and freed each time went back
+    /// to the system and came again as fresh pages).
+    static SPARE_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Names the file with inode number `inode` in the queue directory
