@@ -143,7 +143,13 @@ fn service(conn: Conn, ctx: &Context, cx: &mut Cleanup) {
     };
     let id = writer.id().as_str().to_string();
     let timeout = ctx.config.time("ipc_timeout");
-    let mut server = match IpcConn::new(stream, timeout).and_then(|c| Server::accept(c, &id)) {
+    // The queue directory's fsync (the file has its name there) runs
+    // while the client has yet to send its data: done in this thread,
+    // with no helper to wake and wait for.
+    let mut writer = writer;
+    let accepted = IpcConn::new(stream, timeout)
+        .and_then(|c| Server::accept_then(c, &id, || writer.sync_dir()));
+    let mut server = match accepted {
         Ok(s) => s,
         Err(e) => {
             warn!("{id}: handshake with client: {e}");

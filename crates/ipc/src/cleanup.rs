@@ -269,8 +269,20 @@ pub struct Server {
 
 impl Server {
     /// Greets with `queue_id` and reads the client's flags.
-    pub fn accept(mut conn: Conn, queue_id: &str) -> Result<Server, Error> {
+    pub fn accept(conn: Conn, queue_id: &str) -> Result<Server, Error> {
+        Server::accept_then(conn, queue_id, || {})
+    }
+
+    /// [`Server::accept`], doing `meanwhile` between the greeting and the
+    /// flags: smtpd sends those with the envelope at DATA, so cleanup has
+    /// time on its hands there.
+    pub fn accept_then(
+        mut conn: Conn,
+        queue_id: &str,
+        meanwhile: impl FnOnce(),
+    ) -> Result<Server, Error> {
         conn.greet(PROTOCOL, VERSION, &[("queue_id", queue_id)])?;
+        meanwhile();
         let payload = conn.recv_attrs()?;
         let mut r = AttrReader::new(&payload, Mode::Lenient)?;
         let flags = r.take_u64("flags")?.unwrap_or(0);

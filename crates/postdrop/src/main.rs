@@ -191,6 +191,8 @@ fn main() {
         let mut writer = QueueFileWriter::create(&queue_dir, Queue::Maildrop)
             .map_err(|e| (EX_TEMPFAIL, format!("uid={uid}: create maildrop file: {e}")))?;
         writer.set_extra_mode(0o044);
+        // The message comes at once from standard input.
+        writer.start_dir_sync();
         let chunk = usize::try_from(config.int("line_length_limit")).unwrap_or(usize::MAX);
         let setup = writer
             .set_line_chunk(chunk.min(usize::try_from(limits.max_record).unwrap_or(usize::MAX)))

@@ -270,6 +270,7 @@ pub(crate) fn requeue_one(
 /// Writes what pickup reads (postdrop's form) for `qf` into maildrop.
 fn write_maildrop(spool: &Path, qf: &QueueFile) -> Result<QueueId, postern_queue::Error> {
     let mut w = QueueFileWriter::create(spool, Queue::Maildrop)?;
+    w.start_dir_sync();
     // pickup reads maildrop files as mail_owner; postdrop's are 0744 too.
     w.set_extra_mode(0o044);
     w.time(qf.arrival())?;

@@ -92,7 +92,7 @@ pub struct QueueFileWriter {
     /// The fsync of the queue directory, started once the file has its
     /// name; `None` where the directory cannot be fsynced (see
     /// [`open_queue_dir`]).
-    dir_sync: Option<crate::dirsync::Pending>,
+    dir_sync: Option<DirSync>,
     path: PathBuf,
     id: QueueId,
     queue: Queue,
@@ -214,7 +214,7 @@ impl QueueFileWriter {
         };
         let path = id.path(spool, queue);
         // The name is in place: its fsync can run while the content comes.
-        let dir_sync = dir_syncable.then(|| crate::dirsync::start(&dir));
+        let dir_sync = dir_syncable.then_some(DirSync::Due(dir));
         let mut writer = QueueFileWriter {
             file,
             buf: SPARE_BUF
@@ -483,12 +483,41 @@ impl QueueFileWriter {
         file.set_permissions(Permissions::from_mode(MODE_READY | self.extra_mode))
             .map_err(io(&self.path))?;
         file.sync_all().map_err(io(&self.path))?;
-        if let Some(pending) = self.dir_sync.take() {
-            let dir_path = self.path.parent().unwrap_or(Path::new("."));
-            pending.wait().map_err(io(dir_path))?;
+        let dir_path = self.path.parent().unwrap_or(Path::new("."));
+        match self.dir_sync.take() {
+            Some(DirSync::Due(dir)) => dir.sync_all().map_err(io(dir_path))?,
+            Some(DirSync::Started(pending)) => pending.wait().map_err(io(dir_path))?,
+            Some(DirSync::Done(result)) => result.map_err(io(dir_path))?,
+            None => {}
         }
         self.committed = true;
         Ok(self.id.clone())
+    }
+
+    /// Starts the fsync of the queue directory (the file has its name
+    /// there already) in a helper thread, so that [`finish`] finds it
+    /// done: for writers that go on at once with the content.
+    ///
+    /// [`finish`]: QueueFileWriter::finish
+    pub fn start_dir_sync(&mut self) {
+        self.dir_sync = match self.dir_sync.take() {
+            Some(DirSync::Due(dir)) => Some(DirSync::Started(crate::dirsync::start(&dir))),
+            other => other,
+        };
+    }
+
+    /// fsyncs the queue directory now, in this thread: for a writer with
+    /// time on its hands before the content comes (cleanup between its
+    /// greeting and the client's data), which then needs no helper
+    /// thread woken and no wait for it. A failure is reported by
+    /// [`finish`].
+    ///
+    /// [`finish`]: QueueFileWriter::finish
+    pub fn sync_dir(&mut self) {
+        self.dir_sync = match self.dir_sync.take() {
+            Some(DirSync::Due(dir)) => Some(DirSync::Done(dir.sync_all())),
+            other => other,
+        };
     }
 
     fn expect(&self, state: State, call: &'static str) -> Result<(), Error> {
@@ -557,6 +586,14 @@ impl Drop for QueueFileWriter {
             let _ = SPARE_BUF.try_with(|b| b.replace(buf));
         }
     }
+}
+
+/// The fsync of a writer's queue directory: due, under way, or done.
+#[derive(Debug)]
+enum DirSync {
+    Due(File),
+    Started(crate::dirsync::Pending),
+    Done(std::io::Result<()>),
 }
 
 thread_local! {
@@ -661,6 +698,44 @@ fn rename_noreplace(dir: &File, dir_path: &Path, from: &str, to: &str) -> std::i
 #[cfg(test)]
 mod dir_tests {
     use super::*;
+
+    /// The queue directory is fsynced before `finish` returns whichever
+    /// way it is asked for: in a helper thread, here and now, or by
+    /// `finish` itself.
+    #[test]
+    fn each_way_of_syncing_the_directory_commits() {
+        let spool = tempfile::tempdir().unwrap();
+        std::fs::create_dir(spool.path().join("incoming")).unwrap();
+        for way in 0..3 {
+            let mut w = QueueFileWriter::create(spool.path(), Queue::Incoming).unwrap();
+            assert!(matches!(w.dir_sync, Some(DirSync::Due(_))));
+            // Asking twice, or the other way after, changes nothing.
+            match way {
+                0 => (0..2).for_each(|_| w.start_dir_sync()),
+                1 => (0..2).for_each(|_| w.sync_dir()),
+                _ => {}
+            }
+            if way == 1 {
+                w.start_dir_sync();
+            }
+            let expected = ["started", "done", "due"][way];
+            let state = match &w.dir_sync {
+                Some(DirSync::Started(_)) => "started",
+                Some(DirSync::Done(r)) => {
+                    assert!(r.is_ok());
+                    "done"
+                }
+                Some(DirSync::Due(_)) => "due",
+                None => "none",
+            };
+            assert_eq!(state, expected);
+            w.time(SystemTime::now()).unwrap();
+            w.sender("a@example.test").unwrap();
+            w.recipient(&NewRecipient::new("b@example.test")).unwrap();
+            let id = w.finish().unwrap();
+            assert!(id.path(spool.path(), Queue::Incoming).exists());
+        }
+    }
 
     /// What postdrop gets on a maildrop it cannot read: a path-only
     /// handle, with which a file is still named, written and committed.
