@@ -660,7 +660,7 @@ fn open_queue_dir_path_only(path: &Path) -> std::io::Result<File> {
 }
 
 /// [`rename_noreplace`] between any two paths (of one file system).
-fn rename_noreplace_path(from: &Path, to: &Path) -> std::io::Result<()> {
+pub(crate) fn rename_noreplace_path(from: &Path, to: &Path) -> std::io::Result<()> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         use nix::errno::Errno;
