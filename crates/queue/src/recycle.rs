@@ -96,6 +96,10 @@ const RESCAN_EMPTY: Duration = Duration::from_millis(50);
 /// How many names a taker finds gone before it makes a new file instead.
 const MAX_MISSES: usize = 3;
 
+/// How many locked files a taker puts back before it makes a new file
+/// instead.
+const MAX_BUSY: usize = 8;
+
 /// How many retirements pass between two counts of the pool.
 const RECOUNT_EVERY: usize = 64;
 
@@ -273,6 +277,7 @@ pub(crate) fn take(dir: &Path, temp_name: &str, mode: u32) -> Option<Taken> {
     let pool_dir = dir.parent()?.join(POOL_DIR);
     let temp_path = dir.join(temp_name);
     let mut failures = 0;
+    let mut busy = 0;
     loop {
         let name = next_candidate(dir, &pool_dir)?;
         // Another process may have taken it: then try the next one, but
@@ -299,6 +304,19 @@ pub(crate) fn take(dir: &Path, temp_name: &str, mode: u32) -> Option<Taken> {
                 if crate::writer::rename_noreplace_path(&temp_path, &pool_dir.join(&name)).is_err()
                 {
                     let _ = fs::remove_file(&temp_path);
+                }
+                // Counted, and never a reason to list the pool again: a
+                // pool of one locked file would be listed (and active/
+                // fsynced) and tried again without end.
+                busy += 1;
+                let listed_out = POOL
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .at(&pool_dir)
+                    .candidates
+                    .is_empty();
+                if busy >= MAX_BUSY || listed_out {
+                    return None;
                 }
             }
             // Not ours to reuse: drop this name (another may remain).
