@@ -134,7 +134,7 @@ fn service(conn: Conn, ctx: &Context, cx: &mut Cleanup) {
         warn!("cleanup serves unix sockets only -- connection dropped");
         return;
     };
-    let writer = match QueueFileWriter::create(&cx.settings.queue_dir, Queue::Incoming) {
+    let mut writer = match QueueFileWriter::create(&cx.settings.queue_dir, Queue::Incoming) {
         Ok(w) => w,
         Err(e) => {
             warn!("create queue file: {e}");
@@ -146,7 +146,6 @@ fn service(conn: Conn, ctx: &Context, cx: &mut Cleanup) {
     // The queue directory's fsync (the file has its name there) runs
     // while the client has yet to send its data: done in this thread,
     // with no helper to wake and wait for.
-    let mut writer = writer;
     let accepted = IpcConn::new(stream, timeout)
         .and_then(|c| Server::accept_then(c, &id, || writer.sync_dir()));
     let mut server = match accepted {

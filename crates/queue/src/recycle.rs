@@ -545,6 +545,11 @@ mod tests {
 
     /// Takes the queued message `id` through active/ into the pool, as
     /// qmgr does after its delivery; its path in the pool and its inode.
+    /// The inode of the message `id` in incoming/.
+    fn incoming_ino(spool: &Path, id: &QueueId) -> u64 {
+        fs::metadata(id.path(spool, Queue::Incoming)).unwrap().ino()
+    }
+
     fn delivered(spool: &Path, id: &QueueId) -> (PathBuf, u64) {
         move_file(spool, id, Queue::Incoming, Queue::Active).unwrap();
         let ino = fs::metadata(id.path(spool, Queue::Active)).unwrap().ino();
@@ -563,10 +568,7 @@ mod tests {
         let lock =
             nix::fcntl::Flock::lock(other, nix::fcntl::FlockArg::LockExclusiveNonblock).unwrap();
         let new = message(s, b"Subject: two\n\n");
-        assert_ne!(
-            fs::metadata(new.path(s, Queue::Incoming)).unwrap().ino(),
-            ino
-        );
+        assert_ne!(incoming_ino(s, &new), ino);
         assert_eq!(
             fs::metadata(&pooled).unwrap().ino(),
             ino,
@@ -575,10 +577,7 @@ mod tests {
         // Once let go, it serves the next file.
         drop(lock);
         let third = message(s, b"Subject: three\n\n");
-        assert_eq!(
-            fs::metadata(third.path(s, Queue::Incoming)).unwrap().ino(),
-            ino
-        );
+        assert_eq!(incoming_ino(s, &third), ino);
     }
 
     #[test]
@@ -611,10 +610,7 @@ mod tests {
         );
         // The pool is empty now: the next file is new.
         let third = message(s, b"Subject: three\n\n");
-        assert_ne!(
-            fs::metadata(third.path(s, Queue::Incoming)).unwrap().ino(),
-            ino
-        );
+        assert_ne!(incoming_ino(s, &third), ino);
     }
 
     #[test]
@@ -644,10 +640,7 @@ mod tests {
         prepare(s);
         fs::rename(&pooled, s.join("elsewhere")).unwrap();
         let third = message(s, b"Subject: three\n\n");
-        assert_ne!(
-            fs::metadata(third.path(s, Queue::Incoming)).unwrap().ino(),
-            ino
-        );
+        assert_ne!(incoming_ino(s, &third), ino);
     }
 
     #[test]
@@ -740,10 +733,7 @@ mod tests {
         // The next new file is the large one, whatever the listing order.
         let ino = fs::metadata(pool_dir.join(large[0])).unwrap().ino();
         let new = message(s, b"Subject: new\n\n");
-        assert_eq!(
-            fs::metadata(new.path(s, Queue::Incoming)).unwrap().ino(),
-            ino
-        );
+        assert_eq!(incoming_ino(s, &new), ino);
     }
 
     #[test]
@@ -802,7 +792,7 @@ mod tests {
         fs::hard_link(&pooled, old.path(s, Queue::Active)).unwrap();
         let new = message(s, b"Subject: two\n\n");
         assert_ne!(
-            fs::metadata(new.path(s, Queue::Incoming)).unwrap().ino(),
+            incoming_ino(s, &new),
             fs::metadata(old.path(s, Queue::Active)).unwrap().ino()
         );
         // The other name still has the old message, untouched.
