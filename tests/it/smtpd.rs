@@ -843,3 +843,69 @@ fn lost_connection_during_data() {
     );
     wait_incoming_empty(&smtp);
 }
+
+/// One message with `c` (already past EHLO); returns its queue ID.
+fn send_one(c: &mut Client, subject: &str) -> String {
+    c.expect("MAIL FROM:<a@example.org>", "250 2.1.0");
+    c.expect("RCPT TO:<root@mail.example.test>", "250 2.1.5");
+    c.expect("DATA", "354");
+    queue_id(&c.cmd(&format!("Subject: {subject}\r\n\r\nbody\r\n.")))
+}
+
+/// A session that sends message after message keeps its cleanup
+/// connection (`flags::KEEP`), and gives it back as soon as it pauses:
+/// with a single cleanup process, a second session that starts while the
+/// first one idles still gets its mail queued.
+#[test]
+fn a_busy_session_keeps_cleanup_and_an_idle_one_gives_it_back() {
+    let port = free_port();
+    let table = master_table(port, true).replace(
+        "maxproc = 8\ncommand = \"cleanup\"",
+        "maxproc = 1\ncommand = \"cleanup\"",
+    );
+    let mut inst = Instance::new("mynetworks = \"127.0.0.1/32\"\n", &table);
+    inst.start();
+    let smtp = Smtp {
+        inst,
+        port,
+        _tables: tempfile::tempdir().unwrap(),
+    };
+    let mut a = Client::connect(port);
+    a.expect("EHLO a.example", "250-");
+    let one = send_one(&mut a, "one");
+    let two = send_one(&mut a, "two");
+    // a idles: b's message needs the one cleanup process.
+    let mut b = Client::connect(port);
+    b.expect("EHLO b.example", "250-");
+    let three = send_one(&mut b, "three");
+    b.expect("QUIT", "221");
+    let four = send_one(&mut a, "four");
+    // An abandoned transaction drops its connection (and its file); the
+    // next message gets a new one.
+    a.expect("MAIL FROM:<a@example.org>", "250");
+    a.expect("RCPT TO:<root@mail.example.test>", "250");
+    a.expect("RSET", "250");
+    let five = send_one(&mut a, "five");
+    a.expect("QUIT", "221");
+
+    let ids = [&one, &two, &three, &four, &five];
+    for (id, subject) in ids.iter().zip(["one", "two", "three", "four", "five"]) {
+        let qf = queued(&smtp, id);
+        assert!(
+            content(&qf).contains(&format!("Subject: {subject}\n\nbody\n")),
+            "{id}"
+        );
+    }
+    // Distinct files, and nothing else left behind (the abandoned one is
+    // gone, no file waits half-made).
+    let mut listed: Vec<String> = fs::read_dir(smtp.inst.queue_dir.join("incoming"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    listed.sort();
+    let mut expected: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+    let log = smtp.inst.wait_log_count("disconnect from", 2, WAIT);
+    assert!(!log.contains("warning"), "{log}");
+}

@@ -11,7 +11,9 @@
 //! cleanup is the one program that creates queue files. smtpd and pickup
 //! hand it one message per connection (`ipc::cleanup`): cleanup creates
 //! `incoming/ID`, greets with the queue ID, and reads the envelope, the
-//! content and the extracted segment as records. It
+//! content and the extracted segment as records. A client that asks
+//! (smtpd does) may send further messages over the same connection, up
+//! to 1000; smtpd closes it as soon as its own client pauses. It
 //!
 //! - writes the arrival time itself (a client's `T`, `D` or `W` record
 //!   is refused, as is any record out of place);
@@ -85,7 +87,7 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use postern_ipc::cleanup::{Server, status};
+use postern_ipc::cleanup::{Request, Server, flags, status};
 use postern_ipc::conn::{Conn as IpcConn, Error as IpcError};
 use postern_queue::{Queue, QueueFileWriter};
 use postern_server::{Conn, Context};
@@ -128,31 +130,66 @@ fn queue_dir(ctx: &Context) -> PathBuf {
     }
 }
 
-/// One client, one message (Postfix `cleanup_service`).
+/// Messages one client may send over one kept connection
+/// ([`flags::KEEP`]); then cleanup closes it, so that a long session
+/// still moves on to a new process (and configuration) now and then.
+const KEEP_LIMIT: u32 = 1000;
+
+/// One client: one message (Postfix `cleanup_service`), or several in a
+/// row over a kept connection.
 fn service(conn: Conn, ctx: &Context, cx: &mut Cleanup) {
     let Conn::Unix(stream) = conn else {
         warn!("cleanup serves unix sockets only -- connection dropped");
         return;
     };
+    let mut conn = match IpcConn::new(stream, ctx.config.time("ipc_timeout")) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!("client connection: {e}");
+            return;
+        }
+    };
+    // The first message's flags come after the greeting, a kept
+    // connection's next ones before it.
+    let mut flags = None;
+    for n in 1..=KEEP_LIMIT {
+        let Some(server) = message(conn, flags, cx, n < KEEP_LIMIT) else {
+            return;
+        };
+        match server.wait_next() {
+            Ok(Request::Message(c, f)) => (conn, flags) = (c, Some(f)),
+            Ok(Request::Closed) => return,
+            Err(e) => {
+                warn!("read request from client: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// One message over `conn`; returns the connection's server side when
+/// the client keeps it for another (and `may_keep`).
+fn message(conn: IpcConn, flags: Option<u64>, cx: &mut Cleanup, may_keep: bool) -> Option<Server> {
     let mut writer = match QueueFileWriter::create(&cx.settings.queue_dir, Queue::Incoming) {
         Ok(w) => w,
         Err(e) => {
             warn!("create queue file: {e}");
-            return;
+            return None;
         }
     };
     let id = writer.id().as_str().to_string();
-    let timeout = ctx.config.time("ipc_timeout");
     // The queue directory's fsync (the file has its name there) runs
     // while the client has yet to send its data: done in this thread,
     // with no helper to wake and wait for.
-    let accepted = IpcConn::new(stream, timeout)
-        .and_then(|c| Server::accept_then(c, &id, || writer.sync_dir()));
+    let accepted = match flags {
+        None => Server::accept_then(conn, &id, || writer.sync_dir()),
+        Some(f) => Server::accept_next(conn, f, &id, || writer.sync_dir()),
+    };
     let mut server = match accepted {
         Ok(s) => s,
         Err(e) => {
             warn!("{id}: handshake with client: {e}");
-            return;
+            return None;
         }
     };
     let mut state = State::new(cx, writer, server.flags, SystemTime::now());
@@ -167,7 +204,7 @@ fn service(conn: Conn, ctx: &Context, cx: &mut Cleanup) {
                 // The client gave up (smtpd lost its client): no reply,
                 // and dropping the state removes the queue file.
                 debug!("{id}: client disconnected before the end of the message");
-                return;
+                return None;
             }
             Err(IpcError::Wire(e)) => {
                 // The framing is broken: the rest cannot be read.
@@ -175,16 +212,18 @@ fn service(conn: Conn, ctx: &Context, cx: &mut Cleanup) {
                 state.bad("malformed record");
                 let verdict = state.finish();
                 let _ = server.reply(verdict.status, &verdict.reason);
-                return;
+                return None;
             }
             Err(e) => {
                 warn!("{id}: read from client: {e}");
-                return;
+                return None;
             }
         }
     }
     let verdict = state.finish();
-    if let Err(e) = server.reply(verdict.status, &verdict.reason) {
+    let keep = may_keep && server.flags & flags::KEEP != 0;
+    let replied = server.reply_keep(verdict.status, &verdict.reason, keep);
+    if let Err(e) = &replied {
         warn!("{id}: reply to client: {e}");
     }
     if verdict.status == status::OK && verdict.queued == Some(Queue::Incoming) {
@@ -197,4 +236,5 @@ fn service(conn: Conn, ctx: &Context, cx: &mut Cleanup) {
     }
     // The next message's file, readied while no client waits.
     postern_queue::prepare(&cx.settings.queue_dir);
+    (keep && replied.is_ok()).then_some(server)
 }

@@ -11,6 +11,16 @@
 //! 3. cleanup answers with `status` (bits below, 0 = the message is on
 //!    stable storage) and `reason`, and closes.
 //!
+//! A client that sets [`flags::KEEP`] may send further messages over the
+//! same connection: a reply with `keep=1` says cleanup waits for the next
+//! request, which is the next message's `flags` list (sent at once, so
+//! that cleanup creates the file while the client goes on); cleanup then
+//! greets with the new queue ID and the message follows as above. The
+//! client may close instead. smtpd keeps its connection this way while
+//! its client sends message after message: no connect, accept and master
+//! status updates per message, and no cleanup process restart every
+//! `max_use` messages.
+//!
 //! smtpd streams DATA straight into this, so cleanup writes the queue file
 //! while the client is still sending.
 
@@ -39,6 +49,9 @@ pub mod flags {
     /// Remove `Bcc:` headers (always together with `EXTRACT_RECIPIENTS`;
     /// Postfix removes them for every message).
     pub const DROP_BCC: u64 = 1 << 2;
+    /// The client may send another message over this connection after
+    /// the reply (see the module documentation).
+    pub const KEEP: u64 = 1 << 3;
 }
 
 /// Reply status bits (Postfix `CLEANUP_STAT_*`).
@@ -239,15 +252,48 @@ impl Client {
     }
 
     /// Sends `E` and waits for cleanup's verdict.
-    pub fn finish(mut self) -> Result<Outcome, Error> {
+    pub fn finish(self) -> Result<Outcome, Error> {
+        self.finish_keep().map(|(outcome, _)| outcome)
+    }
+
+    /// [`Client::finish`], also returning the connection when cleanup
+    /// keeps it for another message (the request had [`flags::KEEP`]).
+    pub fn finish_keep(mut self) -> Result<(Outcome, Option<Idle>), Error> {
         self.conn.send(RecordType::End, b"")?;
         self.greeting()?;
         let reply = self.conn.recv_attrs()?;
         let mut r = AttrReader::new(&reply, Mode::Lenient)?;
-        Ok(Outcome {
-            queue_id: self.queue_id.unwrap_or_default(),
+        let outcome = Outcome {
+            queue_id: self.queue_id.take().unwrap_or_default(),
             status: r.require_u64("status")?,
             reason: r.take_str("reason")?.unwrap_or_default().to_string(),
+        };
+        let kept = r.take_u64("keep")?.unwrap_or(0) == 1;
+        Ok((outcome, kept.then_some(Idle { conn: self.conn })))
+    }
+}
+
+/// A connection that cleanup keeps for the client's next message.
+/// Dropping it closes the connection, and cleanup goes back to its
+/// other clients.
+#[derive(Debug)]
+pub struct Idle {
+    conn: Conn,
+}
+
+impl Idle {
+    /// Asks for the next message's queue file, with its request `flags`
+    /// (sent at once: cleanup creates the file while the caller goes on,
+    /// as after [`Client::connect_lazy`]).
+    pub fn next(mut self, flags: u64) -> Result<Client, Error> {
+        let mut list = AttrList::new();
+        list.put_u64("flags", flags);
+        self.conn.send_attrs(list)?;
+        self.conn.flush()?;
+        Ok(Client {
+            conn: self.conn,
+            queue_id: None,
+            splitter: LineSplitter::new(DEFAULT_CHUNK),
         })
     }
 }
@@ -267,6 +313,22 @@ pub struct Server {
     pub flags: u64,
 }
 
+/// What a client whose connection cleanup kept did next.
+#[derive(Debug)]
+pub enum Request {
+    /// It asks for another message, with these flags: greet it with
+    /// [`Server::accept_next`].
+    Message(Conn, u64),
+    /// It closed the connection.
+    Closed,
+}
+
+fn read_flags(conn: &mut Conn) -> Result<u64, Error> {
+    let payload = conn.recv_attrs()?;
+    let mut r = AttrReader::new(&payload, Mode::Lenient)?;
+    Ok(r.take_u64("flags")?.unwrap_or(0))
+}
+
 impl Server {
     /// Greets with `queue_id` and reads the client's flags.
     pub fn accept(conn: Conn, queue_id: &str) -> Result<Server, Error> {
@@ -283,10 +345,32 @@ impl Server {
     ) -> Result<Server, Error> {
         conn.greet(PROTOCOL, VERSION, &[("queue_id", queue_id)])?;
         meanwhile();
-        let payload = conn.recv_attrs()?;
-        let mut r = AttrReader::new(&payload, Mode::Lenient)?;
-        let flags = r.take_u64("flags")?.unwrap_or(0);
+        let flags = read_flags(&mut conn)?;
         Ok(Server { conn, flags })
+    }
+
+    /// The next message on a kept connection (see [`Server::wait_next`]):
+    /// greets with `queue_id`, then does `meanwhile`.
+    pub fn accept_next(
+        mut conn: Conn,
+        flags: u64,
+        queue_id: &str,
+        meanwhile: impl FnOnce(),
+    ) -> Result<Server, Error> {
+        conn.greet(PROTOCOL, VERSION, &[("queue_id", queue_id)])?;
+        meanwhile();
+        Ok(Server { conn, flags })
+    }
+
+    /// After [`Server::reply_keep`] with `keep`: waits for the client's
+    /// next request or its close.
+    pub fn wait_next(self) -> Result<Request, Error> {
+        let mut conn = self.conn;
+        match read_flags(&mut conn) {
+            Ok(flags) => Ok(Request::Message(conn, flags)),
+            Err(Error::Closed) => Ok(Request::Closed),
+            Err(e) => Err(e),
+        }
     }
 
     /// The next record from the client.
@@ -302,8 +386,17 @@ impl Server {
 
     /// Sends the verdict.
     pub fn reply(&mut self, status: u64, reason: &str) -> Result<(), Error> {
+        self.reply_keep(status, reason, false)
+    }
+
+    /// Sends the verdict, saying whether the connection stays open for
+    /// another message (only when the client asked, [`flags::KEEP`]).
+    pub fn reply_keep(&mut self, status: u64, reason: &str, keep: bool) -> Result<(), Error> {
         let mut list = AttrList::new();
         list.put_u64("status", status).put_str("reason", reason);
+        if keep {
+            list.put_u64("keep", 1);
+        }
         self.conn.send_attrs(list)?;
         self.conn.flush()
     }
@@ -403,6 +496,80 @@ mod tests {
             assert_eq!(kinds.first(), Some(&RecordType::Sender));
             assert_eq!(kinds.last(), Some(&RecordType::End));
         }
+    }
+
+    #[test]
+    fn a_kept_connection_carries_message_after_message() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let t = Duration::from_secs(5);
+        let server = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut s = Server::accept(Conn::new(a, t).unwrap(), "ID0").unwrap();
+            for n in 1.. {
+                let mut content = Vec::new();
+                loop {
+                    let (kind, data) = s.next_record().unwrap();
+                    postern_wire::content::join(kind, &data, &mut content);
+                    if kind == RecordType::End {
+                        break;
+                    }
+                }
+                got.push((s.flags, content));
+                // The third message is refused and still keeps it.
+                let status = if n == 3 { status::CONT } else { status::OK };
+                s.reply_keep(status, "", s.flags & flags::KEEP != 0)
+                    .unwrap();
+                if s.flags & flags::KEEP == 0 {
+                    break;
+                }
+                match s.wait_next().unwrap() {
+                    Request::Message(conn, f) => {
+                        s = Server::accept_next(conn, f, &format!("ID{n}"), || {}).unwrap();
+                    }
+                    Request::Closed => break,
+                }
+            }
+            got
+        });
+        let send = |mut c: Client, body: &str| {
+            c.sender("a@example.test").unwrap();
+            c.recipient(&Recipient {
+                address: "b@example.test",
+                ..Default::default()
+            })
+            .unwrap();
+            c.begin_content().unwrap();
+            c.write_content(body.as_bytes()).unwrap();
+            c.end_content().unwrap();
+            c.finish_keep().unwrap()
+        };
+        let c = Client::start_lazy(Conn::new(b, t).unwrap(), flags::KEEP).unwrap();
+        let (out, idle) = send(c, "one\r\n");
+        assert_eq!(out.queue_id, "ID0");
+        let (out, idle) = send(idle.unwrap().next(flags::KEEP).unwrap(), "two\r\n");
+        assert_eq!(out.queue_id, "ID1");
+        assert!(out.accepted());
+        let (out, idle) = send(idle.unwrap().next(flags::KEEP).unwrap(), "three\r\n");
+        assert_eq!((out.queue_id.as_str(), out.accepted()), ("ID2", false));
+        // A client that is done closes the kept connection.
+        drop(idle.expect("kept after a refused message too"));
+        let got = server.join().unwrap();
+        let bodies: Vec<&[u8]> = got.iter().map(|(_, c)| c.as_slice()).collect();
+        assert_eq!(bodies, [&b"one\r\n"[..], b"two\r\n", b"three\r\n"]);
+        assert!(got.iter().all(|(f, _)| *f == flags::KEEP));
+
+        // Without KEEP the reply says nothing of keeping.
+        let (a, b) = UnixStream::pair().unwrap();
+        let server = std::thread::spawn(move || {
+            let mut s = Server::accept(Conn::new(a, t).unwrap(), "ID9").unwrap();
+            while s.next_record().unwrap().0 != RecordType::End {}
+            s.reply_keep(status::OK, "", s.flags & flags::KEEP != 0)
+                .unwrap();
+        });
+        let c = Client::start_lazy(Conn::new(b, t).unwrap(), 0).unwrap();
+        let (out, idle) = send(c, "x\r\n");
+        assert!(out.accepted() && idle.is_none());
+        server.join().unwrap();
     }
 
     #[test]

@@ -7,13 +7,16 @@
 //! Keeping these behind traits lets the session be tested byte for byte
 //! without sockets or daemons (Stalwart's `TestSession` style).
 
+use std::cell::RefCell;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Duration;
 
 use postern_config::Config;
 use postern_ipc::cleanup::{self, Outcome, Recipient};
 use postern_ipc::rewrite::{self, Resolved, Rule};
 use postern_maps::{Maps, Syntax};
+use postern_util::debug;
 
 use crate::check::{AddressTable, Tables};
 
@@ -31,6 +34,14 @@ pub(crate) trait Backend {
     /// greeting, read later ([`QueueSink::greeting`]), so that cleanup
     /// creates the file while the session goes on.
     fn open_queue(&mut self) -> Result<Self::Queue, String>;
+    /// Whether a cleanup connection is kept from the last message, for
+    /// the next (see [`cleanup::flags::KEEP`]).
+    fn holds_queue(&self) -> bool {
+        false
+    }
+    /// Closes the kept cleanup connection, if any: the client went idle
+    /// or the session ends, and cleanup goes back to its other clients.
+    fn release_queue(&mut self) {}
     /// Sleeps (error-rate limiting).
     fn pause(&mut self, duration: Duration);
     /// Now, as an RFC 5322 date for `Received:`.
@@ -61,35 +72,48 @@ pub(crate) trait QueueSink {
     fn finish(self) -> Result<Outcome, String>;
 }
 
-impl QueueSink for cleanup::Client {
+/// The connection cleanup keeps for this process's next message.
+type Spare = Rc<RefCell<Option<cleanup::Idle>>>;
+
+/// One message to cleanup; at its end a kept connection goes back to
+/// the backend's spare.
+pub(crate) struct Sink {
+    client: cleanup::Client,
+    spare: Spare,
+}
+
+impl QueueSink for Sink {
     fn greeting(&mut self) -> Result<(), String> {
-        cleanup::Client::greeting(self)
+        self.client
+            .greeting()
             .map(|_| ())
             .map_err(|e| format!("read greeting from service cleanup: {e}"))
     }
     fn queue_id(&self) -> &str {
-        cleanup::Client::queue_id(self)
+        self.client.queue_id()
     }
     fn sender(&mut self, address: &str) -> Result<(), String> {
-        cleanup::Client::sender(self, address).map_err(|e| e.to_string())
+        self.client.sender(address).map_err(|e| e.to_string())
     }
     fn attr(&mut self, name: &str, value: &str) -> Result<(), String> {
-        cleanup::Client::attr(self, name, value).map_err(|e| e.to_string())
+        self.client.attr(name, value).map_err(|e| e.to_string())
     }
     fn recipient(&mut self, rcpt: &Recipient<'_>) -> Result<(), String> {
-        cleanup::Client::recipient(self, rcpt).map_err(|e| e.to_string())
+        self.client.recipient(rcpt).map_err(|e| e.to_string())
     }
     fn begin_content(&mut self) -> Result<(), String> {
-        cleanup::Client::begin_content(self).map_err(|e| e.to_string())
+        self.client.begin_content().map_err(|e| e.to_string())
     }
     fn write_content(&mut self, data: &[u8]) -> Result<(), String> {
-        cleanup::Client::write_content(self, data).map_err(|e| e.to_string())
+        self.client.write_content(data).map_err(|e| e.to_string())
     }
     fn end_content(&mut self) -> Result<(), String> {
-        cleanup::Client::end_content(self).map_err(|e| e.to_string())
+        self.client.end_content().map_err(|e| e.to_string())
     }
     fn finish(self) -> Result<Outcome, String> {
-        cleanup::Client::finish(self).map_err(|e| e.to_string())
+        let (outcome, idle) = self.client.finish_keep().map_err(|e| e.to_string())?;
+        *self.spare.borrow_mut() = idle;
+        Ok(outcome)
     }
 }
 
@@ -99,6 +123,7 @@ pub(crate) struct Shared {
     queue_dir: PathBuf,
     ipc_timeout: Duration,
     rewrite: rewrite::Client,
+    spare: Spare,
 }
 
 impl Shared {
@@ -114,12 +139,13 @@ impl Shared {
             rewrite: rewrite::Client::new(&queue_dir, ipc_timeout),
             queue_dir,
             ipc_timeout,
+            spare: Spare::default(),
         })
     }
 }
 
 impl Backend for Shared {
-    type Queue = cleanup::Client;
+    type Queue = Sink;
 
     fn rewrite_local(&mut self, address: &str) -> Result<String, String> {
         self.rewrite
@@ -133,9 +159,36 @@ impl Backend for Shared {
             .map_err(|e| format!("problem talking to service rewrite: {e}"))
     }
 
-    fn open_queue(&mut self) -> Result<cleanup::Client, String> {
-        cleanup::Client::connect_lazy(&self.queue_dir, self.ipc_timeout, 0)
-            .map_err(|e| format!("connect to service cleanup: {e}"))
+    fn open_queue(&mut self) -> Result<Sink, String> {
+        // A kept connection whose cleanup went away fails here, at the
+        // request's write, or at the greeting (451 then, as for a
+        // cleanup that dies in the middle of any message).
+        let kept = self.spare.borrow_mut().take().and_then(|idle| {
+            idle.next(cleanup::flags::KEEP)
+                .map_err(|e| debug!("kept cleanup connection: {e}"))
+                .ok()
+        });
+        let client = match kept {
+            Some(c) => c,
+            None => cleanup::Client::connect_lazy(
+                &self.queue_dir,
+                self.ipc_timeout,
+                cleanup::flags::KEEP,
+            )
+            .map_err(|e| format!("connect to service cleanup: {e}"))?,
+        };
+        Ok(Sink {
+            client,
+            spare: Rc::clone(&self.spare),
+        })
+    }
+
+    fn holds_queue(&self) -> bool {
+        self.spare.borrow().is_some()
+    }
+
+    fn release_queue(&mut self) {
+        drop(self.spare.borrow_mut().take());
     }
 
     fn pause(&mut self, duration: Duration) {

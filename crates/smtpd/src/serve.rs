@@ -14,6 +14,10 @@
 //! before the greeting. A failed handshake ends the session.
 
 use std::io::{self, ErrorKind, Read, Write};
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use postern_ipc::anvil;
 use postern_server::Conn;
@@ -28,6 +32,13 @@ use crate::settings::Env;
 
 /// Read size; DATA content is streamed on in pieces of at most this.
 const READ_SIZE: usize = 64 * 1024;
+
+/// How long a cleanup connection kept after a message waits for the
+/// client's next command: a client sending message after message sends
+/// it within a round trip; one that pauses longer gives the cleanup
+/// process back to smtpd's other sessions, pickup and qmgr (Postfix
+/// holds cleanup from MAIL to the end of DATA only).
+const KEEP_WAIT: Duration = Duration::from_millis(50);
 
 /// Serves one client connection to its end.
 pub(crate) fn serve<B: Backend>(mut conn: Conn, service: &str, env: &Env, backend: &mut B) {
@@ -157,6 +168,18 @@ fn admit(
     None
 }
 
+/// Whether the client has sent something, or does within
+/// [`KEEP_WAIT`]. Under TLS, no: a record may wait decrypted in the
+/// session where poll cannot see it.
+fn readable_soon(conn: &MaybeTls<Conn>) -> bool {
+    let MaybeTls::Plain(c) = conn else {
+        return false;
+    };
+    let mut fds = [PollFd::new(c.as_fd(), PollFlags::POLLIN)];
+    let wait = PollTimeout::try_from(KEEP_WAIT.as_millis()).unwrap_or(PollTimeout::ZERO);
+    matches!(poll(&mut fds, wait), Ok(n) if n > 0)
+}
+
 fn is_timeout(e: &io::Error) -> bool {
     matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
@@ -192,6 +215,9 @@ fn run<B: Backend>(mut conn: MaybeTls<Conn>, session: &mut Session<'_, B>, env: 
                 }
             };
             continue;
+        }
+        if session.holds_idle_queue() && !readable_soon(&conn) {
+            session.release_idle_queue();
         }
         match conn.read(&mut buf) {
             Ok(0) => {

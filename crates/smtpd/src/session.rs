@@ -1098,6 +1098,17 @@ impl<'a, B: Backend> Session<'a, B> {
         }
     }
 
+    /// Whether the backend keeps a cleanup connection for the next
+    /// message (see [`crate::backend::Backend::holds_queue`]).
+    pub(crate) fn holds_idle_queue(&self) -> bool {
+        self.backend.holds_queue()
+    }
+
+    /// Gives the kept cleanup connection back: the client is idle.
+    pub(crate) fn release_idle_queue(&mut self) {
+        self.backend.release_queue();
+    }
+
     /// Forgets the transaction; an open cleanup connection is dropped,
     /// which makes cleanup remove the unfinished queue file.
     fn abort_transaction(&mut self) {
@@ -1113,6 +1124,9 @@ impl<B: Backend> Drop for Session<'_, B> {
     /// its client= line (see [`Session::queue_greeted`]).
     fn drop(&mut self) {
         self.queue_greeted();
+        // The backend outlives the session: a kept cleanup connection
+        // must not wait for the next client.
+        self.backend.release_queue();
     }
 }
 
