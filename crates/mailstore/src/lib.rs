@@ -252,7 +252,7 @@ fn unique_name(host: &str) -> String {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    format!("{secs}.{}_{seq}.{host}", std::process::id())
+    format!("{secs}.{}_{seq}.{host}", postern_util::msg::pid())
 }
 
 fn make_dir(path: &Path) -> Result<(), Error> {

@@ -137,7 +137,7 @@ impl QueueFileWriter {
         let (dir, dir_syncable) = open_dir(&dir_path).map_err(|e| Error::io(&dir_path, e))?;
         let temp_name = format!(
             ".tmp.{}.{}",
-            std::process::id(),
+            postern_util::msg::pid(),
             TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         let temp_path = dir_path.join(&temp_name);

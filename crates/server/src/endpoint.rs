@@ -248,7 +248,7 @@ impl Endpoint {
         let Some(fd) = &self.status else {
             return true;
         };
-        let rec = proto::encode(std::process::id(), self.generation, status);
+        let rec = proto::encode(postern_util::msg::pid(), self.generation, status);
         matches!(nix::unistd::write(fd, &rec), Ok(n) if n == rec.len())
     }
 }

@@ -24,6 +24,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Longest text of one log line; longer text is cut (Postfix caps lines too).
 const MAX_LINE: usize = 4096;
@@ -230,10 +231,31 @@ fn sanitize(text: &str) -> String {
     out
 }
 
+/// This process's ID, asked once: glibc's `getpid` is a system call at
+/// every use, and every log line, status update and file name wants it.
+pub fn pid() -> u32 {
+    match PID.load(Ordering::Relaxed) {
+        0 => {
+            let pid = std::process::id();
+            PID.store(pid, Ordering::Relaxed);
+            pid
+        }
+        pid => pid,
+    }
+}
+
+static PID: AtomicU32 = AtomicU32::new(0);
+
+/// Forgets the cached ID: the child of a `fork` that goes on running
+/// this program (not one that execs) calls it first.
+pub(crate) fn forget_pid() {
+    PID.store(0, Ordering::Relaxed);
+}
+
 /// Logs one line at `level`. Lines are whole: one `write` each.
 pub fn log(level: Level, args: fmt::Arguments<'_>) {
     let text = sanitize(&format!("{}{}", level.prefix(), args));
-    let pid = std::process::id();
+    let pid = pid();
     let mut guard = LOGGER.lock().unwrap_or_else(|e| e.into_inner());
     let Some(logger) = guard.as_mut() else {
         let _ = write_fd(2, format!("postern[{pid}]: {text}\n").as_bytes());
@@ -373,7 +395,7 @@ mod tests {
         let got = String::from_utf8_lossy(&buf[..n]).to_string();
         // facility mail (2) * 8 + warning (4) = 20
         assert!(got.starts_with("<20>"), "{got}");
-        let pid = std::process::id();
+        let pid = pid();
         assert!(
             got.ends_with(&format!(
                 " postern/qmgr[{pid}]: warning: queue file size limit exceeded"
@@ -399,7 +421,7 @@ mod tests {
         info!("4Ab1Cd2Ef: client=localhost[127.0.0.1]");
         warn!("disk {}", "full");
         let text = std::fs::read_to_string(&path).unwrap();
-        let pid = std::process::id();
+        let pid = pid();
         let mut lines = text.lines();
         let first = lines.next().unwrap();
         assert!(

@@ -99,6 +99,7 @@ pub fn background() -> std::io::Result<Ready> {
             std::process::exit(code)
         }
         ForkResult::Child => {
+            crate::msg::forget_pid();
             drop(reader);
             setsid().map_err(std::io::Error::from)?;
             Ok(Ready { pipe: writer })
