@@ -269,6 +269,13 @@ pub struct AgentConn {
     uses: u32,
 }
 
+impl AgentConn {
+    /// The transport (`private/<transport>`) this connection goes to.
+    pub fn transport(&self) -> &str {
+        &self.transport
+    }
+}
+
 /// How many requests one agent connection carries at most.
 pub const MAX_REUSE: u32 = 100;
 
@@ -434,7 +441,10 @@ impl Server {
         Ok(Some((Server { conn }, req)))
     }
 
-    /// Reports one recipient (after marking it done when final).
+    /// Reports one recipient (after marking it done when final); the
+    /// report goes out with the next [`Server::flush`] or with the end of
+    /// the request (one write and one wakeup of qmgr for a request's last
+    /// report, its end and the next greeting).
     pub fn report(&mut self, s: &RcptStatus) -> Result<(), Error> {
         let mut l = AttrList::new();
         l.put_u64("offset", s.offset)
@@ -443,7 +453,12 @@ impl Server {
             .put_str("reason", &s.reason)
             .put_str("diagnostic", &s.diagnostic)
             .put_str("mta", &s.mta);
-        self.conn.send_attrs(l)?;
+        self.conn.send_attrs(l)
+    }
+
+    /// Sends the queued reports now (more recipients of the request are
+    /// still to be delivered, which may take a while).
+    pub fn flush(&mut self) -> Result<(), Error> {
         self.conn.flush()
     }
 

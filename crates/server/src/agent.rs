@@ -163,12 +163,20 @@ fn serve_one(
         .as_ref()
         .map(|(_, qf)| qf.content_to_vec())
         .unwrap_or_default();
-    for rcpt in &req.recipients {
+    for (i, rcpt) in req.recipients.iter().enumerate() {
         let status = match &queue {
             Ok(_) => deliver(req, &content, rcpt),
             Err(reason) => RcptStatus::new(Action::Delayed, "4.3.0", reason.clone()),
         };
         if !finish_one(&mut server, spool, &queue, req, rcpt, status, start, relay) {
+            return None;
+        }
+        // qmgr hears of each recipient as it is done, of the last one
+        // together with the end of the request.
+        if i + 1 < req.recipients.len()
+            && let Err(e) = server.flush()
+        {
+            warn!("{}: report to queue manager: {e}", req.queue_id);
             return None;
         }
     }
