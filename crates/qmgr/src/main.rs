@@ -83,6 +83,7 @@
 //!
 //! SEE ALSO: cleanup(8), trivial-rewrite(8), master(8).
 
+mod agents;
 mod dsn;
 mod message;
 mod slots;
@@ -124,6 +125,8 @@ pub(crate) struct Settings {
     /// Busy deliveries per destination, across messages.
     pub(crate) slots:
         std::sync::Arc<slots::Slots<(String, String), postern_ipc::deliver::AgentConn>>,
+    /// Delivery agent connections between requests.
+    pub(crate) agents: std::sync::Arc<agents::Agents>,
 }
 
 impl Settings {
@@ -161,6 +164,7 @@ impl Settings {
             },
             config: c.clone(),
             slots: std::sync::Arc::default(),
+            agents: std::sync::Arc::default(),
         }
     }
 
@@ -339,14 +343,9 @@ impl Work {
         }
     }
 
-    /// The next job; `idle` runs before the worker waits for one.
-    fn next(&self, idle: impl Fn()) -> QueueId {
+    /// The next job, when there is one.
+    fn next(&self) -> QueueId {
         let mut jobs = lock(&self.jobs);
-        if jobs.is_empty() {
-            drop(jobs);
-            idle();
-            jobs = lock(&self.jobs);
-        }
         loop {
             if let Some(job) = jobs.pop_front() {
                 return job;
@@ -360,12 +359,10 @@ impl Work {
     /// the process runs.
     fn worker(&self, settings: &Settings) {
         let mut rw = postern_ipc::rewrite::Client::new(&settings.spool, settings.ipc_timeout);
-        let agents = message::KeptAgent::default();
         loop {
-            // An idle worker keeps no delivery agent busy.
-            let id = self.next(|| drop(message::take_agent(&agents)));
+            let id = self.next();
             let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                message::process(settings, &mut rw, &agents, &id)
+                message::process(settings, &mut rw, &id)
             }));
             lock(&self.in_hand).remove(&id);
             if done.is_err() {
@@ -501,6 +498,10 @@ impl TriggerService for Qmgr {
         }
         if self.more.is_some() || self.work.in_hand() > 0 {
             at = at.min(Instant::now() + ACTIVE_POLL);
+        }
+        // Idle agent connections are closed in time.
+        if let Some(t) = self.settings.agents.sweep() {
+            at = at.min(t);
         }
         if self.pending.is_some() {
             let gap = self

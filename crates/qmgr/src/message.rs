@@ -129,14 +129,12 @@ const MAX_THREADS: usize = 32;
 /// `f` gets what the release of a slot handed to this waiter (qmgr: the
 /// delivery agent connection the last delivery to the destination used)
 /// and returns, besides its result, what the release of its own slot
-/// hands on; what nobody takes goes to `keep`. `idle` runs before a wait
-/// for a slot, and whatever was handed over is dropped first: nothing is
-/// held while waiting.
+/// hands on; what nobody takes goes to `keep`. Whatever was handed over
+/// is dropped before a wait for a slot: nothing is held while waiting.
 pub(crate) fn run_concurrently<J, K, R, P>(
     jobs: &[J],
     key: impl Fn(&J) -> (K, usize) + Sync,
     slots: &Slots<K, P>,
-    idle: impl Fn() + Sync,
     f: impl Fn(&J, Option<P>) -> (R, Option<P>) + Sync,
     keep: impl Fn(P) + Sync,
 ) -> Vec<R>
@@ -184,7 +182,6 @@ where
                 Ok(t) => t,
                 Err(waiting) => {
                     drop(carried.take());
-                    idle();
                     // The timeout only guards against a wakeup spent on
                     // another of this message's destinations.
                     carried = slots.wait(&waiting, seen, Duration::from_millis(100));
@@ -237,16 +234,7 @@ fn attr_str(qf: &Envelope, name: &str) -> String {
 }
 
 /// Processes the message `id`, which is in `active/`.
-/// A worker's delivery agent connection kept for its next request
-/// ([`deliver::AgentConn`]).
-pub(crate) type KeptAgent = std::sync::Mutex<Option<deliver::AgentConn>>;
-
-/// Takes the kept agent connection out (dropping it closes it).
-pub(crate) fn take_agent(agents: &KeptAgent) -> Option<deliver::AgentConn> {
-    agents.lock().unwrap_or_else(|p| p.into_inner()).take()
-}
-
-pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, agents: &KeptAgent, id: &QueueId) {
+pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, id: &QueueId) {
     let spool = &s.spool;
     let path = id.path(spool, Queue::Active);
     // The envelope only (Postfix qmgr reads no content): the content is
@@ -375,14 +363,13 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, agents: &KeptAgent
             ((t.clone(), dest), concurrency)
         },
         &s.slots,
-        // No agent is kept waiting while this message waits for a slot:
-        // it could be the one another delivery needs.
-        || drop(take_agent(agents)),
         // The agent connection goes with the destination's slot to the
-        // next delivery there (a worker that kept it for itself would
-        // seldom get that slot: twenty workers wait for two local ones).
+        // next delivery there, or waits among the idle ones for any
+        // delivery over its transport (a worker that kept it for itself
+        // would seldom get a slot: twenty workers wait for two local
+        // ones).
         |(transport, _, req), handed| {
-            let mut kept = handed.or_else(|| take_agent(agents));
+            let mut kept = handed.or_else(|| s.agents.take(transport));
             let result = deliver::deliver(&mut kept, spool, transport, s.ipc_timeout, req);
             let result = match result {
                 Ok(st) => (st, None),
@@ -390,7 +377,7 @@ pub(crate) fn process(s: &Settings, rw: &mut rewrite::Client, agents: &KeptAgent
             };
             (result, kept)
         },
-        |conn| *agents.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn),
+        |conn| s.agents.put(conn),
     );
     for ((transport, members, _), (statuses, err)) in jobs.iter().zip(results) {
         for &i in members {
@@ -816,7 +803,6 @@ mod tests {
                 &jobs,
                 |j| (j.0, 2),
                 &slots,
-                || {},
                 |j, _| {
                     {
                         let mut n = now.lock().unwrap();
@@ -845,14 +831,7 @@ mod tests {
         let peak = peak.into_inner().unwrap();
         assert_eq!(peak[&'a'], 2);
         assert_eq!(peak[&'b'], 2);
-        let one = run_concurrently(
-            &jobs,
-            |j| (j.0, 0),
-            &slots,
-            || {},
-            |j, _| (j.1, None),
-            |()| {},
-        );
+        let one = run_concurrently(&jobs, |j| (j.0, 0), &slots, |j, _| (j.1, None), |()| {});
         assert_eq!(one.len(), 12);
     }
 
