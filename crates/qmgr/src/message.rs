@@ -129,8 +129,9 @@ const MAX_THREADS: usize = 32;
 /// `f` gets what the release of a slot handed to this waiter (qmgr: the
 /// delivery agent connection the last delivery to the destination used)
 /// and returns, besides its result, what the release of its own slot
-/// hands on; what nobody takes goes to `keep`. Whatever was handed over
-/// is dropped before a wait for a slot: nothing is held while waiting.
+/// hands on; what nobody takes goes to `keep`, also what was handed over
+/// to a job that must wait for a slot again: nothing is held while
+/// waiting.
 pub(crate) fn run_concurrently<J, K, R, P>(
     jobs: &[J],
     key: impl Fn(&J) -> (K, usize) + Sync,
@@ -181,7 +182,11 @@ where
             let (i, slot) = match taken {
                 Ok(t) => t,
                 Err(waiting) => {
-                    drop(carried.take());
+                    // Handed over by a release whose slot another delivery
+                    // took first: it goes where any delivery finds it.
+                    if let Some(p) = carried.take() {
+                        keep(p);
+                    }
                     // The timeout only guards against a wakeup spent on
                     // another of this message's destinations.
                     carried = slots.wait(&waiting, seen, Duration::from_millis(100));
