@@ -17,6 +17,7 @@
 //! When syslog cannot be reached the line goes to standard error instead, so
 //! nothing is lost silently.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -256,14 +257,13 @@ pub(crate) fn forget_pid() {
 pub fn log(level: Level, args: fmt::Arguments<'_>) {
     let text = sanitize(&format!("{}{}", level.prefix(), args));
     let pid = pid();
+    // Before the lock: twenty qmgr threads log.
+    let stamp = stamp();
     let mut guard = LOGGER.lock().unwrap_or_else(|e| e.into_inner());
     let Some(logger) = guard.as_mut() else {
         let _ = write_fd(2, format!("postern[{pid}]: {text}\n").as_bytes());
         return;
     };
-    let stamp = crate::time::now_local()
-        .strftime("%b %e %H:%M:%S")
-        .to_string();
     match &mut logger.out {
         Out::Syslog {
             path,
@@ -291,6 +291,28 @@ pub fn log(level: Level, args: fmt::Arguments<'_>) {
             let _ = write_fd(2, format!("{program}: {text}\n").as_bytes());
         }
     }
+}
+
+/// Now as a log time stamp (`Dec  7 22:05:33`), made once a second per
+/// thread: a zone conversion and a strftime cost more than the rest of a
+/// log line.
+fn stamp() -> String {
+    thread_local! {
+        static LAST: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = jiff::Timestamp::now();
+    let second = now.as_second();
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != second {
+            let text = now
+                .to_zoned_datetime(crate::time::local_zone())
+                .strftime("%b %e %H:%M:%S")
+                .to_string();
+            *last = (second, text);
+        }
+        last.1.clone()
+    })
 }
 
 /// Sends to syslog, reconnecting once if the daemon restarted.
@@ -368,6 +390,30 @@ mod tests {
         let s = sanitize(&long);
         assert!(s.len() <= MAX_LINE);
         assert!(s.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn the_time_stamp_is_syslog_style_and_follows_the_clock() {
+        let shape = |s: &str| {
+            let b = s.as_bytes();
+            b.len() == 15 && b[3] == b' ' && b[6] == b' ' && b[9] == b':' && b[12] == b':'
+        };
+        let a = stamp();
+        assert!(shape(&a), "{a:?}");
+        let now = || {
+            crate::time::now_local()
+                .strftime("%b %e %H:%M:%S")
+                .to_string()
+        };
+        // Equal to a fresh one unless a second ticked in between.
+        for _ in 0..3 {
+            let (before, got, after) = (now(), stamp(), now());
+            assert!(
+                got == before || got == after,
+                "{got:?} {before:?} {after:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(400));
+        }
     }
 
     #[test]
