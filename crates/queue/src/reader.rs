@@ -12,7 +12,7 @@
 
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -27,6 +27,10 @@ use crate::{Corruption, Error, Notify};
 
 /// The default largest queue file the reader loads (1 GiB).
 pub const DEFAULT_MAX_FILE_LEN: u64 = 1 << 30;
+
+/// What [`QueueFile::open_envelope`] reads at once from a file's start:
+/// all of a small message's file.
+const ENVELOPE_READ: u64 = 4096;
 
 /// How to read a queue file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -338,13 +342,12 @@ impl QueueFile {
     /// checks it, except the content itself, whose length is taken from
     /// the size record.
     pub fn open_envelope(path: &Path, opts: &ReadOptions) -> Result<Envelope, Error> {
-        use std::io::{Seek, SeekFrom};
         let corrupt = |offset, kind| Error::Corrupt {
             path: Some(path.to_owned()),
             offset,
             kind,
         };
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(path)
@@ -366,35 +369,52 @@ impl QueueFile {
                 },
             ));
         }
+        // One read of the file's start holds the header, the size record
+        // and, for most messages, the envelope and the extracted segment
+        // at the end too; what it does not hold is read where it lies.
+        let truncated = |e: io::Error| match e.kind() {
+            io::ErrorKind::UnexpectedEof => corrupt(0, Corruption::Truncated),
+            _ => Error::io(path, e),
+        };
+        let first = usize::try_from(len.min(ENVELOPE_READ)).unwrap_or(0);
+        let mut start = vec![0u8; first];
+        file.read_exact_at(&mut start, 0).map_err(truncated)?;
         // The header and size records are fixed, so the size record's
         // payload is at a known place.
         let payload_at = usize::try_from(format::SIZE_PAYLOAD_OFFSET).unwrap_or(usize::MAX);
-        let mut head = vec![0u8; payload_at.saturating_add(format::SIZE_PAYLOAD_LEN)];
-        file.read_exact(&mut head).map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => corrupt(0, Corruption::Truncated),
-            _ => Error::io(path, e),
-        })?;
-        let size = head
-            .get(payload_at..)
+        let head_len = payload_at.saturating_add(format::SIZE_PAYLOAD_LEN);
+        if start.len() < head_len {
+            return Err(corrupt(0, Corruption::Truncated));
+        }
+        let size = start
+            .get(payload_at..head_len)
             .and_then(SizeRecord::decode)
             .ok_or(corrupt(SIZE_RECORD_OFFSET, Corruption::BadSizeRecord))?;
         let (data, extracted) = (size.data_offset, size.extracted_offset);
-        if data < at(head.len()) || extracted < data || extracted > len {
+        if data < at(head_len) || extracted < data || extracted > len {
             return Err(corrupt(SIZE_RECORD_OFFSET, Corruption::BadSizeRecord));
         }
         let data_len = usize::try_from(data).unwrap_or(usize::MAX);
+        let ext_at = usize::try_from(extracted).unwrap_or(usize::MAX);
         let tail_len = usize::try_from(len - extracted).unwrap_or(usize::MAX);
-        let mut bytes = head;
-        bytes.resize(data_len, 0);
-        file.read_exact(&mut bytes[payload_at + format::SIZE_PAYLOAD_LEN..])
-            .and_then(|()| file.seek(SeekFrom::Start(extracted)).map(|_| ()))
-            .map_err(|e| Error::io(path, e))?;
-        let mut tail = Vec::with_capacity(tail_len);
-        (&mut file)
-            .take(len - extracted)
-            .read_to_end(&mut tail)
-            .map_err(|e| Error::io(path, e))?;
-        bytes.extend_from_slice(&tail);
+        let mut bytes = Vec::with_capacity(data_len.saturating_add(tail_len));
+        match start.get(..data_len) {
+            Some(envelope) => bytes.extend_from_slice(envelope),
+            None => {
+                bytes.extend_from_slice(&start);
+                bytes.resize(data_len, 0);
+                file.read_exact_at(&mut bytes[first..], at(first))
+                    .map_err(truncated)?;
+            }
+        }
+        match start.get(ext_at..ext_at.saturating_add(tail_len)) {
+            Some(tail) => bytes.extend_from_slice(tail),
+            None => {
+                bytes.resize(data_len.saturating_add(tail_len), 0);
+                file.read_exact_at(&mut bytes[data_len..], extracted)
+                    .map_err(truncated)?;
+            }
+        }
         let cut = Cut {
             at: data_len,
             skipped: extracted - data,

@@ -848,6 +848,40 @@ fn the_envelope_alone_reads_like_the_whole_file() {
     }
 }
 
+/// The envelope reader reads a small file at once, and what lies beyond
+/// its first read where it is: an envelope longer than that read, and a
+/// small file's extracted segment.
+#[test]
+fn long_envelopes_and_small_files_read_like_the_whole_file() {
+    let spool = spool();
+    for (rcpts, body) in [(300, "short\n"), (1, "short\n"), (2, "y\n")] {
+        let mut w = QueueFileWriter::create(spool.path(), Queue::Incoming).unwrap();
+        w.time(t0()).unwrap();
+        w.sender("alice@example.org").unwrap();
+        for i in 0..rcpts {
+            w.recipient(&NewRecipient::new(&format!("rcpt{i}@example.org")))
+                .unwrap();
+        }
+        w.begin_content().unwrap();
+        w.write_content(format!("Subject: s\n\n{body}").as_bytes())
+            .unwrap();
+        w.end_content().unwrap();
+        w.recipient(&NewRecipient::new("extracted@example.org"))
+            .unwrap();
+        let id = w.finish().unwrap();
+        let path = id.path(spool.path(), Queue::Incoming);
+        let len = fs::metadata(&path).unwrap().len();
+        assert_eq!(len > 4096, rcpts == 300, "{len}");
+        let whole = QueueFile::open(&path).unwrap();
+        let env = QueueFile::open_envelope(&path, &ReadOptions::default()).unwrap();
+        assert_eq!(env.recipients, whole.recipients());
+        assert_eq!(env.recipients.len(), rcpts + 1);
+        assert_eq!(env.recipients[rcpts].segment, Segment::Extracted);
+        assert_eq!(&env.size, whole.size());
+        fs::remove_file(&path).unwrap();
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
     #[test]
