@@ -25,9 +25,9 @@
 //!   inode number are fixed (with the message's logs), files that are not
 //!   queue ids go to `corrupt`, non-files are removed;
 //! - `-p`: remove temporary files left by crashed writers: not ready,
-//!   and either a day old (Postfix's rule) or five minutes old with no
-//!   live writer (writers hold a lock on their file, see
-//!   `postern_queue::in_use`);
+//!   five minutes old and held by no live writer (writers hold a lock on
+//!   their file, see `postern_queue::in_use`), or a day old where the
+//!   lock cannot be checked (Postfix's rule); a locked file never;
 //! - `-v`: verbose logging.
 //!
 //! Without an operation, `-s` and `-p` are done. Operations on named

@@ -25,12 +25,18 @@ pub(crate) const MAX_TEMP_AGE: Duration = Duration::from_secs(24 * 3600);
 /// to a writer that has only just created them.
 pub(crate) const MIN_TEMP_AGE: Duration = Duration::from_secs(5 * 60);
 
-/// Whether a non-ready file of `age` at `path` was abandoned: a day old
-/// (Postfix's rule, also when the writer's lock cannot be checked, e.g.
-/// a maildrop file the queue owner may not open), or a few minutes old
-/// with no live writer.
+/// Whether a non-ready file of `age` at `path` was abandoned: a few
+/// minutes old with no live writer, or, when the writer's lock cannot be
+/// checked (e.g. a maildrop file the queue owner may not open), a day old
+/// (Postfix's rule). A file whose writer holds its lock is never
+/// abandoned: its time stamp can be far older than the writer's work (a
+/// reused pool file keeps its old one until the message's first write).
 fn abandoned(path: &Path, age: Duration) -> bool {
-    age > MAX_TEMP_AGE || (age > MIN_TEMP_AGE && matches!(postern_queue::in_use(path), Ok(false)))
+    match postern_queue::in_use(path) {
+        Ok(true) => false,
+        Ok(false) => age > MIN_TEMP_AGE,
+        Err(_) => age > MAX_TEMP_AGE,
+    }
 }
 
 /// Per-message log directories, removed with the message.
@@ -686,11 +692,22 @@ mod tests {
                 .set_modified(minutes)
                 .unwrap();
         }
-        let _writer = nix::fcntl::Flock::lock(
-            fs::File::open(&live).unwrap(),
-            nix::fcntl::FlockArg::LockExclusiveNonblock,
-        )
-        .unwrap();
+        // Two days old but locked: a writer took an old pool file.
+        let reused = s.join("incoming/.tmp.1.6");
+        fs::write(&reused, b"partial").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&reused)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let _writers = [&live, &reused].map(|p| {
+            nix::fcntl::Flock::lock(
+                fs::File::open(p).unwrap(),
+                nix::fcntl::FlockArg::LockExclusiveNonblock,
+            )
+            .unwrap()
+        });
         std::os::unix::fs::symlink("/etc/passwd", s.join("hold/4Y5Lrq3yTsz1Qwm")).unwrap();
         let mass = Mass {
             structure: true,
@@ -718,6 +735,7 @@ mod tests {
         assert!(fresh.exists());
         assert!(!dead.exists());
         assert!(live.exists());
+        assert!(reused.exists());
         assert!(!s.join("hold/4Y5Lrq3yTsz1Qwm").exists());
         assert_eq!((c.corrupt, c.moved, c.renamed, c.purged), (1, 1, 1, 3));
         // A second pass finds nothing to do.
