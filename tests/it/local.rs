@@ -501,3 +501,54 @@ fn kill_9_of_local_under_load_loses_nothing() {
     let log = inst.log_text();
     assert!(log.contains("local pid"), "no local was killed");
 }
+
+/// cleanup names pool files in `incoming/` ahead of its messages
+/// (`postern_queue::prepare`), and gives them back to the pool once no
+/// client came for a second: a quiet queue shows no such files.
+#[test]
+fn files_placed_ahead_of_messages_go_back_when_cleanup_idles() {
+    use postern_tests::load;
+    let (inst, port, maildir) = load::instance();
+    // Two rounds: the first fills the pool, the second takes from it in
+    // batches.
+    let not_ready = || {
+        postern_queue::scan(&inst.queue_dir, postern_queue::Queue::Incoming)
+            .unwrap()
+            .flatten()
+            .filter(|e| matches!(e, postern_queue::Entry::NotReady { .. }))
+            .count()
+    };
+    for round in 0..2 {
+        let accepted = load::send(port, "load@localhost", 60, 1);
+        assert_eq!(accepted.len(), 60);
+        if round == 0 {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while load::maildir_len(&maildir) < 60 {
+                assert!(Instant::now() < deadline, "round one not delivered");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    // Right after the session: files placed for messages that did not
+    // come (the batch had grown).
+    assert!(not_ready() > 0, "no file placed ahead");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(load::queue_empty(&inst.queue_dir) && load::maildir_len(&maildir) >= 120) {
+        assert!(
+            Instant::now() < deadline,
+            "incoming: {:?}",
+            files_in(&inst.queue_dir.join("incoming"))
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(not_ready(), 0);
+    let counts = load::count_maildir(&maildir);
+    assert!(
+        counts.len() == 60 && counts.values().all(|n| *n == 2),
+        "{counts:?}"
+    );
+    assert!(
+        !files_in(&inst.queue_dir.join("pool")).is_empty(),
+        "the files are back in the pool"
+    );
+}

@@ -66,7 +66,10 @@
 //! REDIRECT and FILTER actions are logged and ignored, because the queue
 //! file has no record for them yet. A cleanup process killed in the middle
 //! of a message leaves its unfinished queue file behind (mode 0600, so no
-//! reader takes it); Postfix's cleanup removes it from a signal handler.
+//! reader takes it), and so do the pool files it had placed in `incoming/`
+//! for its next messages (`postern_queue::prepare`); master takes them
+//! back into the pool at its next start, `postsuper -p` removes them.
+//! Postfix's cleanup removes its file from a signal handler.
 //!
 //! # CONFIGURATION PARAMETERS
 //!
@@ -105,6 +108,10 @@ use state::{Cleanup, Next, Settings, State};
 use tables::{IpcRewriter, Tables};
 
 fn main() {
+    // Pool files placed in incoming/ for the next messages go back when
+    // no client came for a while, and at the end.
+    postern_server::single::on_exit(postern_queue::unprepare);
+    postern_server::single::on_idle(postern_queue::RESERVE_AGE, postern_queue::unprepare);
     postern_server::single::run("cleanup", |ctx| {
         let queue_dir = queue_dir(ctx);
         let settings = Settings::from_config(&ctx.config, queue_dir.clone());

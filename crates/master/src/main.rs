@@ -147,6 +147,13 @@ fn main() -> ExitCode {
         }
         Err(LockError::Io(e)) => return fatal(&format!("lock {}: {e}", pid_file.display()), 73),
     };
+    // Before any cleanup runs: files a killed one left in incoming/.
+    let reclaimed = postern_queue::reclaim(&queue_dir);
+    if reclaimed > 0 {
+        info!(
+            "incoming: {reclaimed} unfinished queue files of stopped cleanup processes reclaimed"
+        );
+    }
     let mut master = match supervisor::Master::start(common, verbose, loaded) {
         Ok(m) => m,
         Err(e) => return fatal(&e, 71),

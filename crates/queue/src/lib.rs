@@ -114,7 +114,7 @@ pub use reader::{
     Attr, Content, DEFAULT_MAX_FILE_LEN, Envelope, QueueFile, ReadOptions, Recipient,
     RecipientStatus, WarnTime, is_ready,
 };
-pub use recycle::{POOL_DIR, POOL_MAX, prepare, retire};
+pub use recycle::{POOL_DIR, POOL_MAX, RESERVE_AGE, prepare, reclaim, retire, unprepare};
 pub use scan::{Entry, Rejection, Scan, scan};
 pub use spool::{in_use, lock_shared, move_file, remove, set_next_attempt};
 pub use writer::{DEFAULT_LINE_CHUNK, NewRecipient, QueueFileWriter};

@@ -8,8 +8,8 @@
 //! a scan over the files removed before it. Postern keeps the inodes
 //! instead: qmgr retires a finished file into a small pool, the spool
 //! directory `pool/` ([`retire`]), and cleanup's next new queue file takes
-//! one from there (`take`, called by [`crate::QueueFileWriter::create`]),
-//! written over. The
+//! one from there (`take`, called by [`crate::QueueFileWriter::create`],
+//! or ahead of its messages in batches, [`prepare`]), written over. The
 //! queue id stays unique: it is made of the creation time and the inode
 //! number, and a retired file's old name is gone before the inode is used
 //! again.
@@ -371,58 +371,225 @@ fn next_candidate(dir: &Path, pool_dir: &Path) -> Option<String> {
     pool.candidates.pop()
 }
 
-/// A pool file opened, checked and locked where it lies, for this
-/// process's next queue file ([`prepare`]).
-struct Prepared {
+/// A pool file this process has named in a queue directory under a queue
+/// id: locked, not ready, its name durable ([`prepare`]).
+struct Placed {
     taken: Taken,
-    path: PathBuf,
-    /// The incoming/ directory it is for.
-    dir: PathBuf,
+    id: QueueId,
+    at: Instant,
 }
 
-static PREPARED: Mutex<Option<Prepared>> = Mutex::new(None);
+/// The files placed in one queue directory for this process's next
+/// messages.
+struct Reserve {
+    /// The incoming/ directory they are in.
+    dir: PathBuf,
+    files: std::collections::VecDeque<Placed>,
+    /// How many the next [`prepare`] places: doubled when a batch was
+    /// used up within [`RESERVE_AGE`], halved when one outlived it.
+    batch: usize,
+    /// When the last batch was placed.
+    placed_at: Option<Instant>,
+}
 
-/// Readies a pool file for this process's next new file in the spool's
-/// `incoming/`: opened, checked and locked where it
-/// lies, so that [`crate::QueueFileWriter::create`] then needs one rename
-/// (from `pool/` straight to the queue id) before it can answer with the
-/// id. cleanup calls this after it answered its client, off the client's
-/// path. If the process ends first the file simply stays in the pool;
-/// if another process takes it meanwhile, the rename fails and the
-/// writer makes its file the usual way.
+/// Files placed longer ago than this go back to the pool: their queue
+/// ids tell the time they were placed, not the time of their message.
+pub const RESERVE_AGE: Duration = Duration::from_secs(1);
+
+/// The most files placed at once (one directory fsync for all of them).
+const RESERVE_MAX: usize = 8;
+
+static RESERVES: Mutex<Vec<Reserve>> = Mutex::new(Vec::new());
+
+fn reserves() -> std::sync::MutexGuard<'static, Vec<Reserve>> {
+    RESERVES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Readies pool files for this process's next new files in the spool's
+/// `incoming/`: each is opened, checked and locked where it lies, then
+/// renamed straight to a queue id (not ready, mode 0600, so no reader
+/// takes it) and one fsync of `incoming/` makes the names of the whole
+/// batch durable. [`crate::QueueFileWriter::create`] then takes one with
+/// no rename and no directory fsync of its own: the name a message gets
+/// is on disk before its client has sent it. cleanup calls this after it
+/// answered its client, off the client's path.
+///
+/// A batch is one file at first and grows while messages come faster than
+/// [`RESERVE_AGE`] each; files left that long go back to the pool, and so
+/// do all of them when the process has waited that long for a client or
+/// ends ([`unprepare`]). A process killed
+/// meanwhile leaves them in `incoming/`, not ready: `postsuper -p` removes
+/// them once their lock is gone.
 pub fn prepare(spool: &Path) {
     let dir = spool.join(Queue::Incoming.dir_name());
     let pool_dir = spool.join(POOL_DIR);
-    if PREPARED
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .as_ref()
-        .is_some_and(|p| p.dir == dir)
-    {
+    let mut all = reserves();
+    let i = match all.iter().position(|r| r.dir == dir) {
+        Some(i) => i,
+        None => {
+            if all.len() >= POOLS_MAX {
+                let gone = all.remove(0);
+                give_back(&gone.dir, gone.files);
+            }
+            all.push(Reserve {
+                dir: dir.clone(),
+                files: std::collections::VecDeque::new(),
+                batch: 1,
+                placed_at: None,
+            });
+            all.len() - 1
+        }
+    };
+    let r = &mut all[i];
+    let stale = expire(r);
+    if !r.files.is_empty() {
         return;
     }
-    for _ in 0..MAX_MISSES {
+    if !stale && r.placed_at.is_some_and(|t| t.elapsed() < RESERVE_AGE) {
+        r.batch = (r.batch * 2).min(RESERVE_MAX);
+    }
+    let mut placed = std::collections::VecDeque::new();
+    let mut misses = 0;
+    while placed.len() < r.batch && misses < MAX_MISSES {
         let Some(name) = next_candidate(&dir, &pool_dir) else {
-            return;
+            break;
         };
-        let path = pool_dir.join(&name);
-        if let Some(taken) = open_pool_file(&path).and_then(|f| lock_in_place(f, &path)) {
-            *PREPARED.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some(Prepared { taken, path, dir });
-            return;
+        match place(&dir, &pool_dir.join(&name)) {
+            Some(p) => placed.push_back(p),
+            None => misses += 1,
+        }
+    }
+    if placed.is_empty() {
+        return;
+    }
+    // One fsync for the batch; without it the names are not durable and
+    // the files go back.
+    if postern_util::fs::sync_dir(&dir).is_err() {
+        give_back(&dir, placed);
+        return;
+    }
+    r.files = placed;
+    r.placed_at = Some(Instant::now());
+}
+
+/// Names the pool file `path` in `dir` under a queue id, if it is fit and
+/// no other process holds it.
+fn place(dir: &Path, path: &Path) -> Option<Placed> {
+    let taken = open_pool_file(path).and_then(|f| lock_in_place(f, path))?;
+    let id = crate::writer::name_with(dir, taken.ino, |id| {
+        crate::writer::rename_noreplace_path(path, &dir.join(id))
+    })
+    .ok()?;
+    // Ours now (the rename moved the one inode ever named `path`): only
+    // now may its mode change.
+    if taken
+        .file
+        .set_permissions(Permissions::from_mode(crate::writer::MODE_WRITING))
+        .is_err()
+    {
+        let _ = fs::remove_file(dir.join(id.as_str()));
+        return None;
+    }
+    Some(Placed {
+        taken,
+        id,
+        at: Instant::now(),
+    })
+}
+
+/// Gives the files placed longer than [`RESERVE_AGE`] ago back to the
+/// pool and halves the next batch; returns whether there were any.
+fn expire(r: &mut Reserve) -> bool {
+    let old = r
+        .files
+        .iter()
+        .take_while(|p| p.at.elapsed() >= RESERVE_AGE)
+        .count();
+    if old == 0 {
+        return false;
+    }
+    let gone: std::collections::VecDeque<Placed> = r.files.drain(..old).collect();
+    give_back(&r.dir, gone);
+    r.batch = (r.batch / 2).max(1);
+    true
+}
+
+fn pool_dir_of(dir: &Path) -> PathBuf {
+    dir.parent().unwrap_or(Path::new(".")).join(POOL_DIR)
+}
+
+/// Puts files placed in `dir` back into the pool under their ids (still
+/// locked while they move); one that cannot go back is removed.
+fn give_back(dir: &Path, files: impl IntoIterator<Item = Placed>) {
+    let pool_dir = pool_dir_of(dir);
+    for p in files {
+        let name = if p.taken.len > KEEP_SMALL_MAX {
+            format!("{BLOCKS_PREFIX}{}", p.id.as_str())
+        } else {
+            p.id.as_str().to_string()
+        };
+        let from = dir.join(p.id.as_str());
+        if crate::writer::rename_noreplace_path(&from, &pool_dir.join(name)).is_err() {
+            let _ = fs::remove_file(&from);
         }
     }
 }
 
-/// The file [`prepare`] readied for the queue directory `dir`, with the
-/// path it has in the pool. Its holder renames it out of the pool before
-/// it changes anything in it (see [`lock_in_place`]).
-pub(crate) fn take_prepared(dir: &Path) -> Option<(Taken, PathBuf)> {
-    let mut guard = PREPARED.lock().unwrap_or_else(|p| p.into_inner());
-    if guard.as_ref().is_some_and(|p| p.dir != dir) {
-        return None;
+/// Gives every file [`prepare`] placed back to the pool: cleanup calls
+/// this before it exits.
+pub fn unprepare() {
+    let all = std::mem::take(&mut *reserves());
+    for r in all {
+        give_back(&r.dir, r.files);
     }
-    guard.take().map(|p| (p.taken, p.path))
+}
+
+/// [`unprepare`] for the queue directory `dir` only.
+#[cfg(test)]
+fn unprepare_dir(dir: &Path) {
+    let mut all = reserves();
+    if let Some(i) = all.iter().position(|r| r.dir == dir) {
+        let r = all.remove(i);
+        give_back(&r.dir, r.files);
+    }
+}
+
+/// Moves the files of the spool's `incoming/` that are not ready and that
+/// no writer holds into the pool, or removes them: what a cleanup killed
+/// in the middle of a message, or while it held files placed for its next
+/// ones ([`prepare`]), left behind. master calls this at start; a file a
+/// live writer holds is locked and stays. Returns how many it took.
+pub fn reclaim(spool: &Path) -> usize {
+    let Ok(entries) = crate::scan(spool, Queue::Incoming) else {
+        return 0;
+    };
+    let pool_dir = spool.join(POOL_DIR);
+    let mut n = 0;
+    for entry in entries.flatten() {
+        let crate::Entry::NotReady { id } = entry else {
+            continue;
+        };
+        let path = id.path(spool, Queue::Incoming);
+        if !matches!(crate::in_use(&path), Ok(false)) {
+            continue;
+        }
+        let pooled = fs::set_permissions(&path, Permissions::from_mode(0o600))
+            .and_then(|()| shrink(&path, false))
+            .and_then(|_| crate::writer::rename_noreplace_path(&path, &pool_dir.join(id.as_str())));
+        if pooled.is_ok() || fs::remove_file(&path).is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The next file [`prepare`] placed in the queue directory `dir`, with its
+/// queue id (its name there, already durable).
+pub(crate) fn take_reserved(dir: &Path) -> Option<(Taken, QueueId)> {
+    let mut all = reserves();
+    let r = all.iter_mut().find(|r| r.dir == dir)?;
+    expire(r);
+    r.files.pop_front().map(|p| (p.taken, p.id))
 }
 
 /// Puts `names` in an order of this process and moment (xorshift seeded
@@ -613,34 +780,102 @@ mod tests {
         assert_ne!(incoming_ino(s, &third), ino);
     }
 
+    /// The names in `queue`, sorted.
+    fn names(spool: &Path, queue: &str) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(spool.join(queue))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
     #[test]
-    fn a_prepared_file_goes_from_the_pool_straight_to_its_id() {
+    fn a_prepared_file_is_named_in_incoming_before_its_message() {
         let d = spool();
         let s = d.path();
         let old = message(s, b"Subject: one\n\nfirst\n");
         let (pooled, ino) = delivered(s, &old);
         prepare(s);
-        assert!(pooled.exists(), "readied where it lies");
+        assert!(!pooled.exists(), "moved out of the pool");
+        let placed = names(s, "incoming");
+        assert_eq!(placed.len(), 1);
+        let path = s.join("incoming").join(&placed[0]);
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!((meta.ino(), meta.mode() & 0o777), (ino, 0o600));
+        assert!(crate::in_use(&path).unwrap(), "held by this process");
+        // No scanner takes it for a message.
+        let entries: Vec<_> = crate::scan(s, Queue::Incoming).unwrap().flatten().collect();
+        assert!(matches!(entries[..], [crate::Entry::NotReady { .. }]));
+        // The next message gets that very file under that very name.
         let new = message(s, b"Subject: two\n\nx\n");
-        assert!(!pooled.exists());
-        let path = new.path(s, Queue::Incoming);
-        assert_eq!(fs::metadata(&path).unwrap().ino(), ino);
-        let qf = crate::QueueFile::open(&path).unwrap();
+        assert_eq!(new.as_str(), placed[0]);
+        let qf = crate::QueueFile::open(&new.path(s, Queue::Incoming)).unwrap();
         assert_eq!(qf.content_to_vec(), b"Subject: two\n\nx\n");
-        // No temporary names were left behind.
-        let names: Vec<_> = fs::read_dir(s.join(Queue::Incoming.dir_name()))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, [std::ffi::OsString::from(new.as_str())]);
+        assert_eq!(names(s, "incoming"), [new.as_str()], "nothing else left");
+    }
 
-        // Readied, then taken by another process: the writer makes a new
-        // file instead.
-        let (pooled, _) = delivered(s, &new);
+    #[test]
+    fn batches_grow_while_used_at_once_and_go_back_when_left() {
+        let d = spool();
+        let s = d.path();
+        let ids: Vec<QueueId> = (0..20).map(|_| message(s, b"Subject: s\n\n")).collect();
+        for id in &ids {
+            delivered(s, id);
+        }
+        // Each batch is used up at once: 1, 2, 4, 8, 8 files.
+        let mut sizes = Vec::new();
+        for _ in 0..5 {
+            prepare(s);
+            let placed = names(s, "incoming").len();
+            sizes.push(placed);
+            for _ in 0..placed {
+                let id = message(s, b"Subject: t\n\n");
+                delivered(s, &id);
+            }
+        }
+        assert_eq!(sizes, [1, 2, 4, 8, 8]);
+        // Files left longer than RESERVE_AGE go back to the pool, and the
+        // next batch is smaller.
         prepare(s);
-        fs::rename(&pooled, s.join("elsewhere")).unwrap();
-        let third = message(s, b"Subject: three\n\n");
-        assert_ne!(incoming_ino(s, &third), ino);
+        assert_eq!(names(s, "incoming").len(), 8);
+        let pool_before = names(s, POOL_DIR).len();
+        std::thread::sleep(RESERVE_AGE + Duration::from_millis(50));
+        prepare(s);
+        assert_eq!(names(s, "incoming").len(), 4);
+        assert_eq!(names(s, POOL_DIR).len(), pool_before + 8 - 4);
+        // All of them go back when the process ends.
+        unprepare_dir(&s.join("incoming"));
+        assert!(names(s, "incoming").is_empty());
+        assert_eq!(names(s, POOL_DIR).len(), pool_before + 8);
+    }
+
+    #[test]
+    fn reclaim_takes_what_a_killed_cleanup_left_but_not_held_files() {
+        let d = spool();
+        let s = d.path();
+        for _ in 0..2 {
+            let id = message(s, b"Subject: s\n\n");
+            delivered(s, &id);
+        }
+        prepare(s);
+        let held = names(s, "incoming");
+        assert_eq!(held.len(), 1);
+        // As a killed cleanup leaves one: not ready, nobody's lock.
+        let left_id = QueueId::from_parts(1_700_000_000, 1, 4242);
+        let left = s.join("incoming").join(left_id.as_str());
+        fs::write(&left, b"partial").unwrap();
+        fs::set_permissions(&left, Permissions::from_mode(0o600)).unwrap();
+        // And a ready message, which stays.
+        let ready = message(s, b"Subject: r\n\n");
+        assert_eq!(reclaim(s), 1);
+        assert!(!left.exists());
+        assert!(ready.path(s, Queue::Incoming).exists());
+        assert!(s.join("incoming").join(&held[0]).exists());
+        assert!(
+            names(s, POOL_DIR).contains(&left_id.as_str().to_string()),
+            "into the pool"
+        );
     }
 
     #[test]

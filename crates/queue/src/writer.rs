@@ -134,87 +134,25 @@ impl QueueFileWriter {
         open_dir: fn(&Path) -> std::io::Result<(File, bool)>,
     ) -> Result<QueueFileWriter, Error> {
         let dir_path = spool.join(queue.dir_name());
-        let (dir, dir_syncable) = open_dir(&dir_path).map_err(|e| Error::io(&dir_path, e))?;
-        let temp_name = format!(
-            ".tmp.{}.{}",
-            postern_util::msg::pid(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let temp_path = dir_path.join(&temp_name);
-        // A finished file's inode when there is one (see crate::recycle),
-        // else an unnamed new file, else a new file under a temporary name.
-        let create_named = || {
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(MODE_WRITING)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&temp_path)
-                .map_err(|e| Error::io(&temp_path, e))
-        };
-        // Locks are advisory: a file system without them only loses the
-        // crash detection of `in_use`.
-        let lock_new = |file: &File| {
-            file.try_clone().ok().and_then(|f| {
-                nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()
-            })
-        };
-        let name_by_rename = |inode: u64| {
-            name_with(&dir_path, inode, |id| {
-                rename_noreplace(&dir, &dir_path, &temp_name, id)
-            })
-            .inspect_err(|_| {
-                let _ = fs::remove_file(&temp_path);
-            })
-        };
-        // A pool file this process readied (one rename from pool/ to
-        // the id), else one taken now, else a new one.
-        let prepared = crate::recycle::take_prepared(&dir_path).and_then(|(t, from)| {
-            let id = name_with(&dir_path, t.ino, |id| {
-                rename_noreplace_path(&from, &dir_path.join(id))
-            })
-            .ok()?;
-            // Ours now (the rename moved the one inode ever named
-            // `from`): only now may its mode change.
-            match t.file.set_permissions(Permissions::from_mode(MODE_WRITING)) {
-                Ok(()) => Some((t, id)),
-                Err(_) => {
-                    let _ = fs::remove_file(id.path(spool, queue));
-                    None
-                }
-            }
-        });
-        let (file, lock, id, old_len) = if let Some((t, id)) = prepared {
-            (t.file, Some(t.lock), id, t.len)
-        } else if let Some(t) = crate::recycle::take(&dir_path, &temp_name, MODE_WRITING) {
-            let id = name_by_rename(t.ino)?;
-            (t.file, Some(t.lock), id, t.len)
-        } else {
-            // An unnamed file linked under its id; where the system
-            // refuses the link, a named one as before.
-            let linked = postern_util::fs::unnamed_file(&dir_path, MODE_WRITING).and_then(|file| {
-                let lock = lock_new(&file);
-                let inode = file.metadata().ok()?.ino();
-                let id = name_with(&dir_path, inode, |id| {
-                    postern_util::fs::link_unnamed(&file, &dir, Path::new(id))
-                })
-                .ok()?;
-                Some((file, lock, id))
-            });
-            match linked {
-                Some((file, lock, id)) => (file, lock, id, 0),
-                None => {
-                    let file = create_named()?;
-                    let lock = lock_new(&file);
-                    let inode = file.metadata().map_err(|e| Error::io(&temp_path, e))?.ino();
-                    let id = name_by_rename(inode)?;
-                    (file, lock, id, 0)
-                }
+        // A file this process placed already (its name is durable), else
+        // one made now, whose name the directory's fsync makes durable.
+        let (file, lock, id, old_len, dir_sync) = match crate::recycle::take_reserved(&dir_path) {
+            Some((t, id)) => (t.file, Some(t.lock), id, t.len, None),
+            None => {
+                let (file, lock, id, old_len, dir, syncable) =
+                    Self::make_file(&dir_path, open_dir)?;
+                // The name is in place: its fsync can run while the
+                // content comes.
+                (
+                    file,
+                    lock,
+                    id,
+                    old_len,
+                    syncable.then_some(DirSync::Due(dir)),
+                )
             }
         };
         let path = id.path(spool, queue);
-        // The name is in place: its fsync can run while the content comes.
-        let dir_sync = dir_syncable.then_some(DirSync::Due(dir));
         let mut writer = QueueFileWriter {
             file,
             buf: SPARE_BUF
@@ -246,6 +184,81 @@ impl QueueFileWriter {
         debug_assert_eq!(writer.offset, SIZE_PAYLOAD_OFFSET + SIZE_PAYLOAD_LEN as u64);
         debug_assert_eq!(HEADER_RECORD_LEN, format::SIZE_RECORD_OFFSET);
         Ok(writer)
+    }
+
+    /// A new file named in `dir_path` under its queue id: a pool file
+    /// taken now (see crate::recycle), else an unnamed new file, else a
+    /// new file under a temporary name; with its lock, its old length,
+    /// and the directory's handle and whether it can be fsynced.
+    #[allow(clippy::type_complexity)]
+    fn make_file(
+        dir_path: &Path,
+        open_dir: fn(&Path) -> std::io::Result<(File, bool)>,
+    ) -> Result<
+        (
+            File,
+            Option<nix::fcntl::Flock<File>>,
+            QueueId,
+            u64,
+            File,
+            bool,
+        ),
+        Error,
+    > {
+        let (dir, dir_syncable) = open_dir(dir_path).map_err(|e| Error::io(dir_path, e))?;
+        let temp_name = format!(
+            ".tmp.{}.{}",
+            postern_util::msg::pid(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let temp_path = dir_path.join(&temp_name);
+        let create_named = || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(MODE_WRITING)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&temp_path)
+                .map_err(|e| Error::io(&temp_path, e))
+        };
+        // Locks are advisory: a file system without them only loses the
+        // crash detection of `in_use`.
+        let lock_new = |file: &File| {
+            file.try_clone().ok().and_then(|f| {
+                nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()
+            })
+        };
+        let name_by_rename = |inode: u64| {
+            name_with(dir_path, inode, |id| {
+                rename_noreplace(&dir, dir_path, &temp_name, id)
+            })
+            .inspect_err(|_| {
+                let _ = fs::remove_file(&temp_path);
+            })
+        };
+        if let Some(t) = crate::recycle::take(dir_path, &temp_name, MODE_WRITING) {
+            let id = name_by_rename(t.ino)?;
+            return Ok((t.file, Some(t.lock), id, t.len, dir, dir_syncable));
+        }
+        // An unnamed file linked under its id; where the system refuses
+        // the link, a named one as before.
+        let linked = postern_util::fs::unnamed_file(dir_path, MODE_WRITING).and_then(|file| {
+            let lock = lock_new(&file);
+            let inode = file.metadata().ok()?.ino();
+            let id = name_with(dir_path, inode, |id| {
+                postern_util::fs::link_unnamed(&file, &dir, Path::new(id))
+            })
+            .ok()?;
+            Some((file, lock, id))
+        });
+        if let Some((file, lock, id)) = linked {
+            return Ok((file, lock, id, 0, dir, dir_syncable));
+        }
+        let file = create_named()?;
+        let lock = lock_new(&file);
+        let inode = file.metadata().map_err(|e| Error::io(&temp_path, e))?.ino();
+        let id = name_by_rename(inode)?;
+        Ok((file, lock, id, 0, dir, dir_syncable))
     }
 
     /// The queue id of the file.
@@ -606,7 +619,7 @@ thread_local! {
 /// Names the file with inode number `inode` in the queue directory
 /// `dir_path` with a fresh queue id, by `name` (a rename or a link that
 /// fails with `AlreadyExists` when the id is taken).
-fn name_with(
+pub(crate) fn name_with(
     dir_path: &Path,
     inode: u64,
     name: impl Fn(&str) -> std::io::Result<()>,

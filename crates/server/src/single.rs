@@ -5,7 +5,7 @@
 //! `max_idle` without one, or when master closes the status channel
 //! (reload or stop): never in the middle of a connection.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postern_util::{info, warn};
 
@@ -21,6 +21,18 @@ static ON_EXIT: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>> = std::sync::On
 /// Registers the exit action (the first registration wins).
 pub fn on_exit(f: impl Fn() + Send + Sync + 'static) {
     let _ = ON_EXIT.set(Box::new(f));
+}
+
+/// What to do once the daemon has waited this long for a connection (it
+/// waits on, up to `max_idle`).
+type IdleHook = (Duration, Box<dyn Fn() + Send + Sync>);
+static ON_IDLE: std::sync::OnceLock<IdleHook> = std::sync::OnceLock::new();
+
+/// Registers `f` to run once the daemon has been idle for `after` in a
+/// row (cleanup gives back the pool files it placed for its next
+/// messages); the first registration wins.
+pub fn on_idle(after: Duration, f: impl Fn() + Send + Sync + 'static) {
+    let _ = ON_IDLE.set((after, Box::new(f)));
 }
 
 fn exit() -> ! {
@@ -42,16 +54,28 @@ where
     let max_use = u64::try_from(ctx.config.int("max_use")).unwrap_or(0);
     let mut used: u64 = 0;
     loop {
-        let ready = match endpoint.wait(Some(max_idle)) {
-            Wake::Timeout => {
-                postern_util::debug!("idle timeout -- exiting");
-                exit();
+        let idle_since = Instant::now();
+        let mut hook = ON_IDLE.get();
+        let ready = loop {
+            let left = max_idle.saturating_sub(idle_since.elapsed());
+            let wait = hook.map_or(left, |(after, _)| left.min(*after));
+            match endpoint.wait(Some(wait)) {
+                Wake::Timeout => {
+                    if let Some((_, f)) = hook.take() {
+                        f();
+                        if idle_since.elapsed() < max_idle {
+                            continue;
+                        }
+                    }
+                    postern_util::debug!("idle timeout -- exiting");
+                    exit();
+                }
+                Wake::MasterGone => {
+                    postern_util::debug!("master disconnect -- exiting");
+                    exit();
+                }
+                Wake::Ready(ready) => break ready,
             }
-            Wake::MasterGone => {
-                postern_util::debug!("master disconnect -- exiting");
-                exit();
-            }
-            Wake::Ready(ready) => ready,
         };
         let Some(conn) = ready.iter().find_map(|&i| match endpoint.accept(i) {
             Ok(c) => c,
