@@ -417,9 +417,9 @@ fn reserves() -> std::sync::MutexGuard<'static, Vec<Reserve>> {
 /// A batch is one file at first and grows while messages come faster than
 /// [`RESERVE_AGE`] each; files left that long go back to the pool, and so
 /// do all of them when the process has waited that long for a client or
-/// ends ([`unprepare`]). A process killed
-/// meanwhile leaves them in `incoming/`, not ready: `postsuper -p` removes
-/// them once their lock is gone.
+/// ends ([`unprepare`]). A process killed meanwhile leaves them in
+/// `incoming/`, not ready, where no reader takes them: master reclaims
+/// them at its next start ([`reclaim`]), `postsuper -p` removes them.
 pub fn prepare(spool: &Path) {
     let dir = spool.join(Queue::Incoming.dir_name());
     let pool_dir = spool.join(POOL_DIR);
