@@ -161,11 +161,31 @@ fn pool_names(pool_dir: &Path, max: usize) -> Vec<String> {
     let Ok(entries) = fs::read_dir(pool_dir) else {
         return Vec::new();
     };
-    entries
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| !n.starts_with('.'))
-        .take(max)
-        .collect()
+    // Every large file is listed (they are the ones takers want first,
+    // and at most KEEP_BLOCKS_FILES), small ones fill up to `max`: with
+    // only the first names of a pool grown full of small files, the large
+    // ones were never taken, and every large retired file was emptied
+    // since the large ones were at their limit (64 KiB messages then paid
+    // a block allocation each in cleanup and a truncation in qmgr).
+    let (mut large, mut small) = (Vec::new(), Vec::new());
+    for name in entries.filter_map(|e| e.ok()?.file_name().into_string().ok()) {
+        if name.starts_with('.') {
+            continue;
+        }
+        if is_large(name.as_bytes()) {
+            if large.len() < max {
+                large.push(name);
+            }
+        } else if small.len() < max {
+            small.push(name);
+        }
+        if large.len() >= max && small.len() >= max {
+            break;
+        }
+    }
+    small.truncate(max.saturating_sub(large.len()));
+    large.append(&mut small);
+    large
 }
 
 /// How many files the pool holds, and how many of them are large.
@@ -969,6 +989,26 @@ mod tests {
         let ino = fs::metadata(pool_dir.join(large[0])).unwrap().ino();
         let new = message(s, b"Subject: new\n\n");
         assert_eq!(incoming_ino(s, &new), ino);
+    }
+
+    #[test]
+    fn a_listing_holds_every_large_file_however_many_small_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        for i in 0..50 {
+            fs::write(p.join(format!("small{i:03}")), b"").unwrap();
+        }
+        for i in 0..3 {
+            fs::write(p.join(format!("{BLOCKS_PREFIX}large{i}")), b"").unwrap();
+        }
+        fs::write(p.join(".hidden"), b"").unwrap();
+        let names = pool_names(p, 10);
+        assert_eq!(names.len(), 10);
+        assert_eq!(names.iter().filter(|n| is_large(n.as_bytes())).count(), 3);
+        assert!(!names.iter().any(|n| n.starts_with('.')));
+        // More large files than the listing holds: only large ones.
+        let names = pool_names(p, 2);
+        assert!(names.len() == 2 && names.iter().all(|n| is_large(n.as_bytes())));
     }
 
     #[test]
