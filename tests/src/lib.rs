@@ -555,14 +555,20 @@ pub mod load {
         (inst, accepted, counts, killed)
     }
 
-    /// Whether the queues that hold mail still to deliver are empty
-    /// (hidden names are files being written or kept for reuse, see
-    /// `postern_queue::retire`).
+    /// Whether the queues that hold mail still to deliver are empty:
+    /// hidden names are files being written or kept for reuse (see
+    /// `postern_queue::retire`), not-ready files are being written or
+    /// were placed for messages to come, or left by a killed cleanup (see
+    /// `postern_queue::prepare`); no reader takes either for mail.
     pub fn queue_empty(queue_dir: &Path) -> bool {
+        use std::os::unix::fs::PermissionsExt;
         ["incoming", "active", "deferred"].iter().all(|q| {
             std::fs::read_dir(queue_dir.join(q)).is_ok_and(|rd| {
-                rd.flatten()
-                    .all(|e| e.file_name().as_encoded_bytes().starts_with(b"."))
+                rd.flatten().all(|e| {
+                    e.file_name().as_encoded_bytes().starts_with(b".")
+                        || e.metadata()
+                            .is_ok_and(|m| m.permissions().mode() & 0o100 == 0)
+                })
             })
         })
     }
