@@ -26,6 +26,9 @@
 //!   configuration.
 //! - SIGTERM or SIGINT stops every process (SIGTERM, then SIGKILL after
 //!   five seconds) and exits.
+//! - Before any daemon starts, files in `incoming/` that are not ready
+//!   and that nobody holds locked (what a stopped or killed cleanup left,
+//!   see `postern_queue::reclaim`) go back into the reuse pool.
 //!
 //! SECURITY: master runs as root in production so it can bind privileged
 //! ports and start daemons that drop to `mail_owner` (and chroot). It reads
