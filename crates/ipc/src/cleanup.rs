@@ -285,16 +285,10 @@ impl Idle {
     /// Asks for the next message's queue file, with its request `flags`
     /// (sent at once: cleanup creates the file while the caller goes on,
     /// as after [`Client::connect_lazy`]).
-    pub fn next(mut self, flags: u64) -> Result<Client, Error> {
-        let mut list = AttrList::new();
-        list.put_u64("flags", flags);
-        self.conn.send_attrs(list)?;
-        self.conn.flush()?;
-        Ok(Client {
-            conn: self.conn,
-            queue_id: None,
-            splitter: LineSplitter::new(DEFAULT_CHUNK),
-        })
+    pub fn next(self, flags: u64) -> Result<Client, Error> {
+        let mut client = Client::start_lazy(self.conn, flags)?;
+        client.conn.flush()?;
+        Ok(client)
     }
 }
 

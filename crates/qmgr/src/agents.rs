@@ -49,8 +49,7 @@ impl<C: Agent> Agents<C> {
     /// The most recently used idle connection to `transport`, if any.
     pub(crate) fn take(&self, transport: &str) -> Option<C> {
         let mut idle = self.lock();
-        let now = Instant::now();
-        idle.retain(|(since, _)| now.duration_since(*since) < AGENT_KEEP);
+        close_expired(&mut idle);
         let pos = idle.iter().rposition(|(_, c)| c.transport() == transport)?;
         Some(idle.remove(pos).1)
     }
@@ -67,10 +66,15 @@ impl<C: Agent> Agents<C> {
     /// Closes what waited too long; returns when the next one will have.
     pub(crate) fn sweep(&self) -> Option<Instant> {
         let mut idle = self.lock();
-        let now = Instant::now();
-        idle.retain(|(since, _)| now.duration_since(*since) < AGENT_KEEP);
+        close_expired(&mut idle);
         idle.iter().map(|(since, _)| *since + AGENT_KEEP).min()
     }
+}
+
+/// Drops (closes) the connections idle for [`AGENT_KEEP`] or longer.
+fn close_expired<C>(idle: &mut Vec<(Instant, C)>) {
+    let now = Instant::now();
+    idle.retain(|(since, _)| now.duration_since(*since) < AGENT_KEEP);
 }
 
 #[cfg(test)]

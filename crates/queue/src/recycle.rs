@@ -38,6 +38,7 @@
 //! - anyone may remove pool files (`rm pool/*` is safe while Postern
 //!   runs); that only shrinks the pool.
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -209,6 +210,16 @@ fn is_large(name: &[u8]) -> bool {
     name.first() == Some(&(BLOCKS_PREFIX as u8))
 }
 
+/// The pool name of the retired file `id`: the id, with [`BLOCKS_PREFIX`]
+/// when it keeps blocks beyond [`KEEP_SMALL_MAX`].
+fn pool_name(id: &QueueId, large: bool) -> String {
+    if large {
+        format!("{BLOCKS_PREFIX}{}", id.as_str())
+    } else {
+        id.as_str().to_string()
+    }
+}
+
 /// Takes the file `id` out of `from` once every recipient is done: into
 /// the pool when it has room, else removed ([`crate::remove`]).
 pub fn retire(spool: &Path, id: &QueueId, from: Queue) -> Result<(), Error> {
@@ -243,12 +254,7 @@ fn retire_within(spool: &Path, id: &QueueId, from: Queue, limits: Limits) -> Res
         let kept = fs::set_permissions(&old, Permissions::from_mode(0o600))
             .and_then(|()| shrink(&old, n.large < limits.keep_blocks))
             .and_then(|large| {
-                let name = if large {
-                    format!("{BLOCKS_PREFIX}{}", id.as_str())
-                } else {
-                    id.as_str().to_string()
-                };
-                fs::rename(&old, pool_dir.join(name)).map(|()| large)
+                fs::rename(&old, pool_dir.join(pool_name(id, large))).map(|()| large)
             });
         if let Ok(large) = kept {
             let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
@@ -404,7 +410,7 @@ struct Placed {
 struct Reserve {
     /// The incoming/ directory they are in.
     dir: PathBuf,
-    files: std::collections::VecDeque<Placed>,
+    files: VecDeque<Placed>,
     /// How many the next [`prepare`] places: doubled when a batch was
     /// used up within [`RESERVE_AGE`], halved when one outlived it.
     batch: usize,
@@ -453,7 +459,7 @@ pub fn prepare(spool: &Path) {
             }
             all.push(Reserve {
                 dir: dir.clone(),
-                files: std::collections::VecDeque::new(),
+                files: VecDeque::new(),
                 batch: 1,
                 placed_at: None,
             });
@@ -468,7 +474,7 @@ pub fn prepare(spool: &Path) {
     if !stale && r.placed_at.is_some_and(|t| t.elapsed() < RESERVE_AGE) {
         r.batch = (r.batch * 2).min(RESERVE_MAX);
     }
-    let mut placed = std::collections::VecDeque::new();
+    let mut placed = VecDeque::new();
     let mut misses = 0;
     while placed.len() < r.batch && misses < MAX_MISSES {
         let Some(name) = next_candidate(&dir, &pool_dir) else {
@@ -528,7 +534,7 @@ fn expire(r: &mut Reserve) -> bool {
     if old == 0 {
         return false;
     }
-    let gone: std::collections::VecDeque<Placed> = r.files.drain(..old).collect();
+    let gone: VecDeque<Placed> = r.files.drain(..old).collect();
     give_back(&r.dir, gone);
     r.batch = (r.batch / 2).max(1);
     true
@@ -543,11 +549,7 @@ fn pool_dir_of(dir: &Path) -> PathBuf {
 fn give_back(dir: &Path, files: impl IntoIterator<Item = Placed>) {
     let pool_dir = pool_dir_of(dir);
     for p in files {
-        let name = if p.taken.len > KEEP_SMALL_MAX {
-            format!("{BLOCKS_PREFIX}{}", p.id.as_str())
-        } else {
-            p.id.as_str().to_string()
-        };
+        let name = pool_name(&p.id, p.taken.len > KEEP_SMALL_MAX);
         let from = dir.join(p.id.as_str());
         if crate::writer::rename_noreplace_path(&from, &pool_dir.join(name)).is_err() {
             let _ = fs::remove_file(&from);
@@ -595,7 +597,9 @@ pub fn reclaim(spool: &Path) -> usize {
         }
         let pooled = fs::set_permissions(&path, Permissions::from_mode(0o600))
             .and_then(|()| shrink(&path, false))
-            .and_then(|_| crate::writer::rename_noreplace_path(&path, &pool_dir.join(id.as_str())));
+            .and_then(|large| {
+                crate::writer::rename_noreplace_path(&path, &pool_dir.join(pool_name(&id, large)))
+            });
         if pooled.is_ok() || fs::remove_file(&path).is_ok() {
             n += 1;
         }

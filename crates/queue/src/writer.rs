@@ -115,6 +115,35 @@ pub struct QueueFileWriter {
     _lock: Option<nix::fcntl::Flock<File>>,
 }
 
+/// A queue file made for a writer, named under its id.
+struct Made {
+    file: File,
+    lock: Option<nix::fcntl::Flock<File>>,
+    id: QueueId,
+    /// Its length when taken from the reuse pool (0 for a new one).
+    old_len: u64,
+    /// The directory's fsync still due for the name, if it can be done.
+    dir_sync: Option<DirSync>,
+}
+
+impl Made {
+    fn new(
+        file: File,
+        lock: Option<nix::fcntl::Flock<File>>,
+        id: QueueId,
+        old_len: u64,
+        dir_sync: Option<DirSync>,
+    ) -> Made {
+        Made {
+            file,
+            lock,
+            id,
+            old_len,
+            dir_sync,
+        }
+    }
+}
+
 impl QueueFileWriter {
     /// Creates a new queue file in `queue` under the spool root `spool`
     /// and writes its header and size records.
@@ -136,21 +165,15 @@ impl QueueFileWriter {
         let dir_path = spool.join(queue.dir_name());
         // A file this process placed already (its name is durable), else
         // one made now, whose name the directory's fsync makes durable.
-        let (file, lock, id, old_len, dir_sync) = match crate::recycle::take_reserved(&dir_path) {
-            Some((t, id)) => (t.file, Some(t.lock), id, t.len, None),
-            None => {
-                let (file, lock, id, old_len, dir, syncable) =
-                    Self::make_file(&dir_path, open_dir)?;
-                // The name is in place: its fsync can run while the
-                // content comes.
-                (
-                    file,
-                    lock,
-                    id,
-                    old_len,
-                    syncable.then_some(DirSync::Due(dir)),
-                )
-            }
+        let Made {
+            file,
+            lock,
+            id,
+            old_len,
+            dir_sync,
+        } = match crate::recycle::take_reserved(&dir_path) {
+            Some((t, id)) => Made::new(t.file, Some(t.lock), id, t.len, None),
+            None => Self::make_file(&dir_path, open_dir)?,
         };
         let path = id.path(spool, queue);
         let mut writer = QueueFileWriter {
@@ -188,24 +211,14 @@ impl QueueFileWriter {
 
     /// A new file named in `dir_path` under its queue id: a pool file
     /// taken now (see crate::recycle), else an unnamed new file, else a
-    /// new file under a temporary name; with its lock, its old length,
-    /// and the directory's handle and whether it can be fsynced.
-    #[allow(clippy::type_complexity)]
+    /// new file under a temporary name. Its name is in place: the
+    /// directory's fsync can run while the content comes.
     fn make_file(
         dir_path: &Path,
         open_dir: fn(&Path) -> std::io::Result<(File, bool)>,
-    ) -> Result<
-        (
-            File,
-            Option<nix::fcntl::Flock<File>>,
-            QueueId,
-            u64,
-            File,
-            bool,
-        ),
-        Error,
-    > {
+    ) -> Result<Made, Error> {
         let (dir, dir_syncable) = open_dir(dir_path).map_err(|e| Error::io(dir_path, e))?;
+        let due = |dir| dir_syncable.then_some(DirSync::Due(dir));
         let temp_name = format!(
             ".tmp.{}.{}",
             postern_util::msg::pid(),
@@ -238,7 +251,7 @@ impl QueueFileWriter {
         };
         if let Some(t) = crate::recycle::take(dir_path, &temp_name, MODE_WRITING) {
             let id = name_by_rename(t.ino)?;
-            return Ok((t.file, Some(t.lock), id, t.len, dir, dir_syncable));
+            return Ok(Made::new(t.file, Some(t.lock), id, t.len, due(dir)));
         }
         // An unnamed file linked under its id; where the system refuses
         // the link, a named one as before.
@@ -252,13 +265,13 @@ impl QueueFileWriter {
             Some((file, lock, id))
         });
         if let Some((file, lock, id)) = linked {
-            return Ok((file, lock, id, 0, dir, dir_syncable));
+            return Ok(Made::new(file, lock, id, 0, due(dir)));
         }
         let file = create_named()?;
         let lock = lock_new(&file);
         let inode = file.metadata().map_err(|e| Error::io(&temp_path, e))?.ino();
         let id = name_by_rename(inode)?;
-        Ok((file, lock, id, 0, dir, dir_syncable))
+        Ok(Made::new(file, lock, id, 0, due(dir)))
     }
 
     /// The queue id of the file.
